@@ -1,0 +1,23 @@
+// The only place that knows which optional backends this build has.
+#include "backends/reference/reference_backend.h"
+#include "backends/registry.h"
+#ifdef CAPBENCH_HAVE_TORCH
+#include "backends/torch/torch_backend.h"
+#endif
+
+namespace capbench {
+
+const Registry& builtin_registry() {
+  static const Registry registry = [] {
+    Registry r;
+    r.add({"reference", "cpu", "plain C++ loops, fp64 accumulation: the oracle", true,
+           [](const BackendOptions&) { return std::make_unique<ReferenceBackend>(); }});
+#ifdef CAPBENCH_HAVE_TORCH
+    register_torch_backends(r);
+#endif
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace capbench

@@ -1,0 +1,413 @@
+// The libtorch backend: every op through ATen, on the CPU (Debian's libtorch 1.13) or, with a
+// CUDA libtorch 2.x, on a GPU. Tensor views are wrapped with from_blob (no copies, no ownership);
+// device memory comes from ATen's allocator (the caching allocator on CUDA).
+//
+// Attention is written as explicit matmuls with grouped-query heads folded into the query rows
+// ([B, K, G·T, D] against [B, K, S, D]), so K/V are never repeated in memory.
+#include "backends/torch/torch_backend.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "backends/shape_checks.h"
+
+#ifdef CAPBENCH_TORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace capbench {
+namespace {
+
+at::ScalarType scalar_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return at::kFloat;
+    case DType::bf16:
+      return at::kBFloat16;
+    case DType::f16:
+      return at::kHalf;
+    case DType::i32:
+      return at::kInt;
+  }
+  throw std::invalid_argument("unknown dtype");
+}
+
+class TorchBackend final : public Backend {
+ public:
+  TorchBackend(at::Device device, const BackendOptions& options) : device_(device) {
+    if (device.is_cpu()) {
+      threads_ = options.threads > 0 ? options.threads
+                                     : static_cast<int>(std::thread::hardware_concurrency());
+      at::set_num_threads(threads_);
+    }
+  }
+
+  DeviceInfo device_info() const override {
+    DeviceInfo info;
+    info.backend = device_.is_cpu() ? "torch" : "torch:cuda";
+    info.device_kind = device_.is_cpu() ? "cpu" : "cuda";
+    info.threads = device_.is_cpu() ? threads_ : 0;
+    info.library_version = std::string("libtorch ") + TORCH_VERSION;
+    info.name = host_cpu_name();
+#ifdef CAPBENCH_TORCH_CUDA
+    if (device_.is_cuda()) {
+      const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
+      info.name = prop->name;
+      info.memory_bytes = prop->totalGlobalMem;
+    }
+#endif
+    return info;
+  }
+
+  Support supports(OpId op, DType dtype) const override {
+    if (dtype != DType::f32)
+      return Support::no("the torch backend runs fp32 only so far (bf16 comes with the CUDA work)");
+    return Support::yes();
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  void* alloc(size_t bytes) override {
+    at::Tensor t = at::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))},
+                             at::TensorOptions().dtype(at::kByte).device(device_));
+    void* p = t.data_ptr();
+    std::lock_guard<std::mutex> lock(mutex_);
+    allocations_.emplace(p, std::move(t));
+    return p;
+  }
+  void free(void* ptr) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    allocations_.erase(ptr);
+  }
+  void copy_to_device(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    bytes_view(dst, bytes).copy_(host_bytes(const_cast<void*>(src), bytes));
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    host_bytes(dst, bytes).copy_(bytes_view(const_cast<void*>(src), bytes));
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    bytes_view(dst, bytes).copy_(bytes_view(const_cast<void*>(src), bytes));
+  }
+  void fill(const Tensor& t, float value) override {
+    wrap(t).fill_(value);
+  }
+
+  // ---- ops ----------------------------------------------------------------------------------
+
+  void embedding_fwd(const Tensor& out, const Tensor& tokens, const Tensor& table) override {
+    check_embedding(out, tokens, table);
+    at::Tensor y = wrap2d(out);
+    at::index_select_out(y, wrap(table), 0, wrap(tokens).reshape({-1}));
+  }
+
+  void embedding_bwd(const Tensor& dtable, const Tensor& dout, const Tensor& tokens) override {
+    check_embedding(dout, tokens, dtable);
+    wrap(dtable).index_add_(0, wrap(tokens).reshape({-1}), wrap2d(dout));
+  }
+
+  void rmsnorm_fwd(const Tensor& out, const Tensor& rstd, const Tensor& in, const Tensor& weight,
+                   const RmsNormArgs& args) override {
+    check_rmsnorm(out, rstd, in, weight);
+    const at::Tensor x = wrap2d(in);
+    const at::Tensor r = (x.square().mean(-1, /*keepdim=*/true) + args.eps).rsqrt_();
+    at::Tensor y = wrap2d(out);
+    at::mul_out(y, x * r, wrap(weight));
+    wrap(rstd).copy_(r.squeeze(-1));
+  }
+
+  void rmsnorm_bwd(const Tensor& din, const Tensor& dweight, const Tensor& dout, const Tensor& in,
+                   const Tensor& weight, const Tensor& rstd) override {
+    check_rmsnorm(dout, rstd, in, weight);
+    check_same_shape(din, in, "rmsnorm_bwd din");
+    const at::Tensor x = wrap2d(in), dy = wrap2d(dout);
+    const at::Tensor r = wrap(rstd).unsqueeze(-1);
+    const at::Tensor wdy = dy * wrap(weight);
+    const at::Tensor dot = (wdy * x).sum(-1, /*keepdim=*/true);
+    const double inv_c = 1.0 / static_cast<double>(in.cols());
+    wrap2d(din).add_(wdy * r - x * (r * r * r * dot * inv_c));
+    wrap(dweight).add_((dy * x * r).sum(0));
+  }
+
+  void matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) override {
+    check_matmul(c, a, b, args);
+    at::Tensor A = wrap2d(a), B = wrap2d(b);
+    if (args.trans_a) A = A.t();
+    if (args.trans_b) B = B.t();
+    at::Tensor C = wrap2d(c);
+    if (args.beta == 0.0f) {
+      at::mm_out(C, A, B);
+      if (args.alpha != 1.0f) C.mul_(args.alpha);
+    } else {
+      C.addmm_(A, B, args.beta, args.alpha);
+    }
+  }
+
+  void rope_fwd(const Tensor& out, const Tensor& in, const RopeArgs& args) override {
+    check_rope(out, in);
+    rotate(out, in, args, 1.0);
+  }
+
+  void rope_bwd(const Tensor& din, const Tensor& dout, const RopeArgs& args) override {
+    check_rope(din, dout);
+    rotate(din, dout, args, -1.0);
+  }
+
+  void attention_fwd(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                     const Tensor& v, const AttentionArgs& args) override {
+    check_attention(out, lse, q, k, v);
+    Grouped g(q, k);
+    const at::Tensor qg = g.fold(wrap(q)), kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
+    at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).mul_(g.scale);
+    if (args.causal) scores.masked_fill_(causal_mask(g, 0, g.s), -INFINITY);
+    const at::Tensor l = scores.logsumexp(-1, /*keepdim=*/true);
+    const at::Tensor o = at::matmul((scores - l).exp_(), vt);
+    wrap(out).copy_(g.unfold(o));
+    wrap(lse).copy_(l.reshape({g.b, g.h, g.t}));
+  }
+
+  void attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                     const Tensor& lse, const AttentionArgs& args) override {
+    check_attention(out, lse, q, k, v);
+    check_same_shape(dq, q, "attention_bwd dq");
+    check_same_shape(dk, k, "attention_bwd dk");
+    check_same_shape(dv, v, "attention_bwd dv");
+    check_same_shape(dout, out, "attention_bwd dout");
+    Grouped g(q, k);
+    const at::Tensor qg = g.fold(wrap(q)), dog = g.fold(wrap(dout));
+    const at::Tensor kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
+    at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).mul_(g.scale);
+    if (args.causal) scores.masked_fill_(causal_mask(g, 0, g.s), -INFINITY);
+    const at::Tensor l = wrap(lse).reshape({g.b, g.kv, g.group * g.t, 1});
+    const at::Tensor p = (scores - l).exp_();
+    const at::Tensor dp = at::matmul(dog, vt.transpose(-1, -2));
+    const at::Tensor ds = p * (dp - (p * dp).sum(-1, /*keepdim=*/true)) * g.scale;
+    wrap(dv).copy_(at::matmul(p.transpose(-1, -2), dog).permute({0, 2, 1, 3}));
+    wrap(dq).copy_(g.unfold(at::matmul(ds, kt)));
+    wrap(dk).copy_(at::matmul(ds.transpose(-1, -2), qg).permute({0, 2, 1, 3}));
+  }
+
+  void kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                 const KvAppendArgs& args) override {
+    check_kv_append(k_cache, v_cache, k, v, args);
+    wrap(k_cache).narrow(1, args.pos, k.dim(1)).copy_(wrap(k));
+    wrap(v_cache).narrow(1, args.pos, v.dim(1)).copy_(wrap(v));
+  }
+
+  void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
+                        const Tensor& v_cache, const DecodeArgs& args) override {
+    check_attention_decode(out, q, k_cache, v_cache, args);
+    Grouped g(q, k_cache);
+    const int64_t ctx = args.pos + g.t;
+    const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
+    const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
+    at::Tensor scores = at::matmul(g.fold(wrap(q)), kt.transpose(-1, -2)).mul_(g.scale);
+    if (g.t > 1) scores.masked_fill_(causal_mask(g, args.pos, ctx), -INFINITY);
+    wrap(out).copy_(g.unfold(at::matmul(scores.softmax(-1), vt)));
+  }
+
+  void swiglu_fwd(const Tensor& out, const Tensor& gate_up) override {
+    check_swiglu(out, gate_up);
+    const int64_t f = out.cols();
+    const at::Tensor gu = wrap2d(gate_up);
+    at::Tensor y = wrap2d(out);
+    at::mul_out(y, at::silu(gu.narrow(1, 0, f)), gu.narrow(1, f, f));
+  }
+
+  void swiglu_bwd(const Tensor& dgate_up, const Tensor& dout, const Tensor& gate_up) override {
+    check_swiglu(dout, gate_up);
+    check_same_shape(dgate_up, gate_up, "swiglu_bwd dgate_up");
+    const int64_t f = dout.cols();
+    const at::Tensor gu = wrap2d(gate_up), dy = wrap2d(dout), dgu = wrap2d(dgate_up);
+    const at::Tensor g = gu.narrow(1, 0, f), u = gu.narrow(1, f, f);
+    const at::Tensor sg = at::sigmoid(g);
+    at::Tensor dg = dgu.narrow(1, 0, f), du = dgu.narrow(1, f, f);
+    at::mul_out(du, dy, g * sg);
+    at::mul_out(dg, dy * u, sg * (1 + g * (1 - sg)));
+  }
+
+  void add(const Tensor& out, const Tensor& a, const Tensor& b) override {
+    check_same_shape(out, a, "add a");
+    check_same_shape(out, b, "add b");
+    at::Tensor y = wrap(out);
+    at::add_out(y, wrap(a), wrap(b));
+  }
+
+  void cross_entropy_fwd_bwd(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                             const Tensor& targets, const CrossEntropyArgs& args) override {
+    check_cross_entropy(losses, dlogits, logits, targets);
+    const at::Tensor x = wrap2d(logits);
+    const at::Tensor tgt = wrap(targets).to(at::kLong).unsqueeze(1);
+    const at::Tensor l = x.logsumexp(-1, /*keepdim=*/true);
+    wrap(losses).copy_((l - x.gather(1, tgt)).squeeze(1));
+    at::Tensor d = wrap2d(dlogits);
+    at::exp_out(d, x - l);
+    d.scatter_add_(1, tgt, at::full({x.size(0), 1}, -1.0f, x.options()));
+    d.mul_(args.dloss_scale);
+  }
+
+  void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
+             const AdamWArgs& args) override {
+    check_adamw(params, grads, m, v);
+    const at::Tensor p = wrap(params), g = wrap(grads), mt = wrap(m), vt = wrap(v);
+    const double bc1 = 1.0 - std::pow(static_cast<double>(args.beta1), args.step);
+    const double bc2 = 1.0 - std::pow(static_cast<double>(args.beta2), args.step);
+    mt.mul_(args.beta1).add_(g, 1.0 - args.beta1);
+    vt.mul_(args.beta2).addcmul_(g, g, 1.0 - args.beta2);
+    const at::Tensor denom = (vt / bc2).sqrt_().add_(args.eps);
+    p.mul_(1.0 - static_cast<double>(args.lr) * args.weight_decay);
+    p.addcdiv_(mt, denom, -static_cast<double>(args.lr) / bc1);
+  }
+
+  // ---- timeline -----------------------------------------------------------------------------
+
+  void synchronize() override {
+#ifdef CAPBENCH_TORCH_CUDA
+    if (device_.is_cuda()) cudaDeviceSynchronize();
+#endif
+  }
+  // Device-side pacing kernels come with the throttle; until then only the CPU paces.
+  int pace_slots() const override {
+    return device_.is_cpu() ? HostPacer::kSlots : 0;
+  }
+  void stamp(int slot) override {
+    require_host_pacing();
+    pacer_.stamp(slot);
+  }
+  void pace(int slot, const PaceRule& rule) override {
+    require_host_pacing();
+    pacer_.pace(slot, rule);
+  }
+
+ private:
+  // Grouped-query geometry: K kv heads, G = H/K query heads per kv head, T queries, S keys.
+  struct Grouped {
+    int64_t b, t, h, kv, group, d, s;
+    double scale;
+    Grouped(const Tensor& q, const Tensor& k)
+        : b(q.dim(0)),
+          t(q.dim(1)),
+          h(q.dim(2)),
+          kv(k.dim(2)),
+          group(q.dim(2) / k.dim(2)),
+          d(q.dim(3)),
+          s(k.dim(1)),
+          scale(1.0 / std::sqrt(static_cast<double>(q.dim(3)))) {}
+    // [B,T,H,D] -> [B,K,G·T,D], rows ordered (g, t): head h = k·G + g.
+    at::Tensor fold(const at::Tensor& x) const {
+      return x.view({b, t, kv, group, d}).permute({0, 2, 3, 1, 4}).reshape({b, kv, group * t, d});
+    }
+    // [B,K,G·T,D] -> [B,T,H,D]
+    at::Tensor unfold(const at::Tensor& x) const {
+      return x.view({b, kv, group, t, d}).permute({0, 3, 1, 2, 4}).reshape({b, t, h, d});
+    }
+  };
+
+  static at::Tensor heads_first(const at::Tensor& x) {
+    return x.permute({0, 2, 1, 3});
+  }
+
+  // True where query row (g, t) at position pos+t must not see key j: j > pos + t.
+  at::Tensor causal_mask(const Grouped& g, int64_t pos, int64_t keys) const {
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(device_);
+    const at::Tensor qpos = at::arange(g.t, opts).add_(pos).repeat({g.group}).unsqueeze(1);
+    return at::arange(keys, opts).unsqueeze(0) > qpos;
+  }
+
+  // Rotation by +angle (direction 1) or -angle (-1) of each (2i, 2i+1) pair. Angles are computed
+  // in double on the host, as the reference does, then cached per position range.
+  void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, double direction) {
+    const int64_t t = in.dim(1), hd = in.dim(3);
+    const auto [cos, sin] = rope_tables(args.pos_offset, t, hd, args.theta);
+    const at::Tensor x = wrap(in).view({in.dim(0), t, in.dim(2), hd / 2, 2});
+    const at::Tensor x0 = x.select(-1, 0), x1 = x.select(-1, 1);
+    const at::Tensor c = cos.view({1, t, 1, hd / 2}), s = sin.view({1, t, 1, hd / 2}) * direction;
+    const at::Tensor y = wrap(out).view({in.dim(0), t, in.dim(2), hd / 2, 2});
+    at::Tensor y0 = y.select(-1, 0), y1 = y.select(-1, 1);
+    at::sub_out(y0, x0 * c, x1 * s);
+    at::add_out(y1, x0 * s, x1 * c);
+  }
+
+  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t pos, int64_t t, int64_t hd, float theta) {
+    if (!rope_cos_.defined() || rope_hd_ != hd || rope_theta_ != theta ||
+        rope_positions_ < pos + t) {
+      const int64_t n = std::max<int64_t>(pos + t, 2 * rope_positions_);
+      std::vector<float> c(static_cast<size_t>(n * hd / 2)), s(c.size());
+      for (int64_t p = 0; p < n; ++p)
+        for (int64_t i = 0; i < hd / 2; ++i) {
+          const double a = static_cast<double>(p) *
+                           std::pow(static_cast<double>(theta),
+                                    -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+          c[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(std::cos(a));
+          s[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(std::sin(a));
+        }
+      const auto host = at::TensorOptions().dtype(at::kFloat);
+      rope_cos_ = at::from_blob(c.data(), {n, hd / 2}, host).to(device_);
+      rope_sin_ = at::from_blob(s.data(), {n, hd / 2}, host).to(device_);
+      if (device_.is_cpu()) rope_cos_ = rope_cos_.clone(), rope_sin_ = rope_sin_.clone();
+      rope_hd_ = hd;
+      rope_theta_ = theta;
+      rope_positions_ = n;
+    }
+    return {rope_cos_.narrow(0, pos, t), rope_sin_.narrow(0, pos, t)};
+  }
+
+  void require_host_pacing() const {
+    if (!device_.is_cpu())
+      throw std::runtime_error("torch:cuda has no device-side pacing yet (the throttle adds it)");
+  }
+
+  at::Tensor wrap(const Tensor& t) const {
+    std::vector<int64_t> sizes(t.shape.begin(), t.shape.begin() + t.rank);
+    return at::from_blob(t.data, sizes,
+                         at::TensorOptions().dtype(scalar_type(t.dtype)).device(device_));
+  }
+  at::Tensor wrap2d(const Tensor& t) const {
+    return wrap(t.reshaped({t.rows(), t.cols()}));
+  }
+  at::Tensor bytes_view(void* p, size_t n) const {
+    return at::from_blob(p, {static_cast<int64_t>(n)},
+                         at::TensorOptions().dtype(at::kByte).device(device_));
+  }
+  static at::Tensor host_bytes(void* p, size_t n) {
+    return at::from_blob(p, {static_cast<int64_t>(n)}, at::TensorOptions().dtype(at::kByte));
+  }
+
+  at::Device device_;
+  int threads_ = 0;
+  std::mutex mutex_;
+  std::unordered_map<void*, at::Tensor> allocations_;
+  HostPacer pacer_;
+  at::Tensor rope_cos_, rope_sin_;
+  int64_t rope_hd_ = 0, rope_positions_ = 0;
+  float rope_theta_ = 0;
+};
+
+}  // namespace
+
+void register_torch_backends(Registry& registry) {
+  registry.add({"torch", "cpu", "libtorch (ATen) on the CPU", false,
+                [](const BackendOptions& o) -> std::unique_ptr<Backend> {
+                  return std::make_unique<TorchBackend>(at::Device(at::kCPU), o);
+                }});
+#ifdef CAPBENCH_TORCH_CUDA
+  if (at::hasCUDA())
+    registry.add({"torch:cuda", "cuda", "libtorch (ATen) on the GPU", false,
+                  [](const BackendOptions& o) -> std::unique_ptr<Backend> {
+                    return std::make_unique<TorchBackend>(at::Device(at::kCUDA, 0), o);
+                  }});
+#endif
+}
+
+}  // namespace capbench

@@ -1,0 +1,166 @@
+#include "harness/calibrate.h"
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+
+#include "harness/json_access.h"
+#include "harness/report.h"
+
+namespace capbench {
+namespace {
+
+double timed(Backend& be, const std::function<void()>& fn) {
+  be.synchronize();
+  const double t0 = host_seconds_now();
+  fn();
+  be.synchronize();
+  return host_seconds_now() - t0;
+}
+
+}  // namespace
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json to_json(const Calibration& c) {
+  return {{"device", c.device},         {"backend", c.backend},
+          {"threads", c.threads},       {"gemm_flops", c.gemm_flops},
+          {"gemm_n", c.gemm_n},         {"copy_bytes_per_s", c.copy_bytes_per_s},
+          {"copy_bytes", c.copy_bytes}, {"measured_utc", c.measured_utc}};
+}
+
+Calibration measure_calibration(Backend& be,
+                                const std::function<void(const std::string&)>& progress) {
+  const DeviceInfo info = be.device_info();
+  const bool gpu = info.device_kind != "cpu";
+  Calibration c;
+  c.device = info.name;
+  c.backend = info.backend;
+  c.threads = info.threads;
+  c.measured_utc = utc_now_iso8601();
+
+  // GEMM: grow n until one call takes long enough to time well, then keep the best of several.
+  const int64_t max_n = gpu ? 8192 : 2048;
+  int64_t n = 256;
+  double one = 0;
+  for (;;) {
+    DeviceBuffer a(be, static_cast<size_t>(n * n) * 4), b(be, static_cast<size_t>(n * n) * 4),
+        cbuf(be, static_cast<size_t>(n * n) * 4);
+    const Tensor ta = a.view(DType::f32, {n, n}), tb = b.view(DType::f32, {n, n}),
+                 tc = cbuf.view(DType::f32, {n, n});
+    be.fill(ta, 0.5f);
+    be.fill(tb, 0.25f);
+    auto gemm = [&] { be.matmul(tc, ta, tb, MatmulArgs{}); };
+    one = timed(be, gemm);
+    if (one > 0.05 || n >= max_n) {
+      if (progress) progress(fmt::format("calibrate: GEMM {}^3 fp32", n));
+      double best = one;
+      const double budget = std::max(0.5, 5 * one);
+      double spent = 0;
+      for (int rep = 0; rep < 20 && spent < budget; ++rep) {
+        const double t = timed(be, gemm);
+        best = std::min(best, t);
+        spent += t;
+      }
+      c.gemm_n = n;
+      c.gemm_flops = 2.0 * static_cast<double>(n) * n * n / best;
+      break;
+    }
+    n *= 2;
+  }
+
+  // Copy: larger than any last-level cache.
+  const size_t bytes = gpu ? (size_t{1} << 30) : (size_t{256} << 20);
+  if (progress) progress(fmt::format("calibrate: copy {} MiB", bytes >> 20));
+  DeviceBuffer src(be, bytes), dst(be, bytes);
+  be.fill(src.view(DType::f32, {static_cast<int64_t>(bytes / 4)}), 1.0f);
+  be.fill(dst.view(DType::f32, {static_cast<int64_t>(bytes / 4)}), 0.0f);
+  double best = 1e30;
+  for (int rep = 0; rep < 8; ++rep)
+    best = std::min(best, timed(be, [&] { be.copy(dst.data(), src.data(), bytes); }));
+  c.copy_bytes = static_cast<double>(bytes);
+  c.copy_bytes_per_s = 2.0 * static_cast<double>(bytes) / best;
+  return c;
+}
+
+std::string cache_dir() {
+  if (const char* env = std::getenv("CAPBENCH_CACHE_DIR"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/capbench";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/capbench";
+  return ".cache/capbench";
+}
+
+std::string calibration_key(const DeviceInfo& info) {
+  return fmt::format("{}|{}|threads={}", info.name, info.backend, info.threads);
+}
+
+static std::string calibration_file() {
+  return cache_dir() + "/calibration.json";
+}
+
+std::optional<Calibration> cached_calibration(const std::string& key) {
+  const std::string file = calibration_file();
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    const json doc = load_json_file(file);
+    if (!doc.contains(key)) return std::nullopt;
+    const JsonView v(doc.at(key), file, "$[\"" + key + "\"]");
+    Calibration c;
+    c.device = v.at("device").as_string();
+    c.backend = v.at("backend").as_string();
+    c.threads = v.at("threads").as_nonnegative_int();
+    c.gemm_flops = v.at("gemm_flops").as_positive_number();
+    c.gemm_n = v.at("gemm_n").as_positive_int();
+    c.copy_bytes_per_s = v.at("copy_bytes_per_s").as_positive_number();
+    c.copy_bytes = v.at("copy_bytes").as_positive_number();
+    c.measured_utc = v.get_string("measured_utc", "");
+    return c;
+  } catch (const ConfigError&) {
+    return std::nullopt;  // a damaged cache is measured again, not fatal
+  }
+}
+
+void store_calibration(const std::string& key, const Calibration& c) {
+  const std::string file = calibration_file();
+  std::filesystem::create_directories(cache_dir());
+  json doc = json::object();
+  if (std::filesystem::exists(file)) {
+    try {
+      doc = load_json_file(file);
+      if (!doc.is_object()) doc = json::object();
+    } catch (const ConfigError&) {
+      doc = json::object();
+    }
+  }
+  doc[key] = to_json(c);
+  write_text_atomic(doc.dump(2) + "\n", file);
+}
+
+Calibration device_calibration(const Registry& registry, const std::string& device_kind,
+                               const BackendOptions& options, bool force,
+                               const std::function<void(const std::string&)>& progress) {
+  const BackendEntry* chosen = nullptr;
+  for (const BackendEntry& e : registry.entries())
+    if (e.device_kind == device_kind && (!chosen || (chosen->oracle && !e.oracle))) chosen = &e;
+  if (!chosen) throw std::runtime_error("no backend for device kind " + device_kind);
+  auto backend = chosen->make(options);
+  const std::string key = calibration_key(backend->device_info());
+  if (!force)
+    if (auto hit = cached_calibration(key)) return *hit;
+  Calibration c = measure_calibration(*backend, progress);
+  store_calibration(key, c);
+  return c;
+}
+
+}  // namespace capbench

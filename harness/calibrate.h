@@ -1,0 +1,45 @@
+// Host calibration: the peak rates MFU, MBU and the roofline divide by, measured through a
+// backend (a large GEMM; a large device-to-device copy, counted as read + write), cached per
+// (device, backend, threads) so runs do not pay for it each time.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "backends/registry.h"
+
+namespace capbench {
+
+struct Calibration {
+  std::string device;   // DeviceInfo::name
+  std::string backend;  // which backend measured it
+  int64_t threads = 0;
+  double gemm_flops = 0;        // best of the repetitions
+  int64_t gemm_n = 0;           // n of the n×n×n fp32 GEMM
+  double copy_bytes_per_s = 0;  // best of the repetitions, read + write
+  double copy_bytes = 0;        // size of one copy
+  std::string measured_utc;
+};
+
+nlohmann::json to_json(const Calibration& c);
+
+Calibration measure_calibration(Backend& backend,
+                                const std::function<void(const std::string&)>& progress = {});
+
+// $CAPBENCH_CACHE_DIR, else $XDG_CACHE_HOME/capbench, else ~/.cache/capbench.
+std::string cache_dir();
+std::string calibration_key(const DeviceInfo& info);
+std::optional<Calibration> cached_calibration(const std::string& key);
+void store_calibration(const std::string& key, const Calibration& c);
+
+// The peaks of a device kind: measured with the preferred backend for it (the first non-oracle
+// backend of that kind, since the oracle's loops are not the hardware's peak), cached.
+Calibration device_calibration(const Registry& registry, const std::string& device_kind,
+                               const BackendOptions& options, bool force,
+                               const std::function<void(const std::string&)>& progress = {});
+
+std::string utc_now_iso8601();
+
+}  // namespace capbench

@@ -1,0 +1,64 @@
+#include "harness/host_info.h"
+
+#include <sys/utsname.h>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+namespace capbench {
+namespace {
+
+std::string os_pretty_name() {
+  std::ifstream in("/etc/os-release");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("PRETTY_NAME=", 0) == 0) {
+      std::string v = line.substr(12);
+      if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+      return v;
+    }
+  return "unknown";
+}
+
+// The variables that decide how the CPU libraries thread; they change results severalfold.
+nlohmann::json threading_env() {
+  nlohmann::json env = nlohmann::json::object();
+  for (const char* name : {"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS",
+                           "MKL_NUM_THREADS", "GOMP_SPINCOUNT"})
+    if (const char* v = std::getenv(name)) env[name] = v;
+  return env;
+}
+
+}  // namespace
+
+nlohmann::json host_info(const Registry& registry) {
+  utsname u{};
+  uname(&u);
+  nlohmann::json backends = nlohmann::json::array();
+  for (const BackendEntry& e : registry.entries()) {
+    nlohmann::json b = {{"name", e.name}, {"device_kind", e.device_kind}};
+    try {
+      const DeviceInfo info = e.make(BackendOptions{})->device_info();
+      b["device"] = info.name;
+      b["library"] = info.library_version;
+    } catch (const std::exception& err) {
+      b["error"] = err.what();
+    }
+    backends.push_back(b);
+  }
+  return {{"cpu", host_cpu_name()},
+          {"logical_cores", std::thread::hardware_concurrency()},
+          {"os", os_pretty_name()},
+          {"kernel", std::string(u.sysname) + " " + u.release},
+          {"machine", u.machine},
+          {"hostname", u.nodename},
+#ifdef __clang__
+          {"compiler", std::string("clang ") + __clang_version__},
+#else
+          {"compiler", std::string("g++ ") + __VERSION__},
+#endif
+          {"threading_env", threading_env()},
+          {"backends", backends}};
+}
+
+}  // namespace capbench

@@ -1,0 +1,225 @@
+// capbench: the command line. Bad input (a config, a flag, a file) is one line on stderr naming
+// the file, the JSON path and what was expected, and exit code 2, before any run starts.
+#include <fmt/format.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include "build_info.h"
+#include "harness/calibrate.h"
+#include "harness/console.h"
+#include "harness/errors.h"
+#include "harness/json_access.h"
+#include "harness/runner.h"
+#include "harness/suite.h"
+
+namespace fs = std::filesystem;
+using namespace capbench;
+
+namespace {
+
+struct RunOptions {
+  std::string suite = std::string(CAPBENCH_SOURCE_DIR) + "/configs/suites/quick.json";
+  std::string out;
+  std::string config_dir = default_config_dir();
+  bool no_calibrate = false;
+  bool show_ops = false;
+  SuiteOverrides ov;
+};
+
+void require_writable_parent(const std::string& path) {
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent))
+    throw UsageError("--out " + path + ": folder " + parent.string() + " does not exist");
+}
+
+int cmd_run(const RunOptions& o) {
+  const Registry& registry = builtin_registry();
+  if (!o.out.empty()) require_writable_parent(o.out);
+  const Suite suite = load_suite(o.suite, o.ov, o.config_dir, registry);
+
+  Progress progress = Progress::for_stderr();
+  SuiteContext context;
+  context.registry = &registry;
+  if (!o.no_calibrate) {
+    std::set<std::string> kinds;
+    for (const RunSpec& s : suite.runs)
+      if (const BackendEntry* e = registry.find(s.backend)) kinds.insert(e->device_kind);
+    for (const std::string& kind : kinds) {
+      progress.begin(0, 1, "calibrating " + kind);
+      context.peaks[kind] = device_calibration(
+          registry, kind, BackendOptions{static_cast<int>(o.ov.threads.value_or(0))}, false,
+          [&](const std::string& s) { progress.update(s); });
+      progress.end(fmt::format("GEMM {:.1f} GFLOP/s, copy {:.1f} GB/s",
+                               context.peaks[kind].gemm_flops / 1e9,
+                               context.peaks[kind].copy_bytes_per_s / 1e9));
+    }
+  }
+  const Report report = run_suite(suite, context, progress);
+  print_summary_table(stdout, report);
+  if (o.show_ops) print_op_breakdown(stdout, report);
+  if (!o.out.empty()) {
+    write_report_atomic(report, o.out);
+    fmt::print("report: {}\n", o.out);
+  }
+  for (const RunRecord& r : report.runs)
+    if (r.status == "failed") return 1;
+  return 0;
+}
+
+int cmd_list(const std::string& config_dir) {
+  const Registry& registry = builtin_registry();
+  fmt::print("backends in this build:\n");
+  for (const BackendEntry& e : registry.entries()) {
+    std::string device;
+    try {
+      device = e.make(BackendOptions{})->device_info().name;
+    } catch (const std::exception& err) {
+      device = std::string("unavailable: ") + err.what();
+    }
+    fmt::print("  {:<12} {:<5} {}{} — {}\n", e.name, e.device_kind, e.description,
+               e.oracle ? " (oracle)" : "", device);
+  }
+  for (const char* kind : {"models", "suites"}) {
+    fmt::print("{} in {}/{}:\n", kind, config_dir, kind);
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(config_dir + "/" + kind, ec))
+      if (f.path().extension() == ".json") names.push_back(f.path().stem().string());
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) fmt::print("  {}\n", n);
+  }
+  fmt::print("workloads: train_step, inference\n");
+  return 0;
+}
+
+int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
+  const Registry& registry = builtin_registry();
+  const BackendEntry* e = registry.find(backend_name);
+  if (!e) throw UsageError("--backend: no backend \"" + backend_name + "\" in this build");
+  auto backend = e->make(BackendOptions{threads});
+  const std::string key = calibration_key(backend->device_info());
+  std::optional<Calibration> c = force ? std::nullopt : cached_calibration(key);
+  const bool cached = c.has_value();
+  if (!c) {
+    Progress progress = Progress::for_stderr();
+    progress.begin(0, 1, "calibrating " + backend_name);
+    c = measure_calibration(*backend, [&](const std::string& s) { progress.update(s); });
+    progress.end("done");
+    store_calibration(key, *c);
+  }
+  fmt::print(
+      "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n"
+      "  copy {} MiB:  {:.1f} GB/s (read + write)\n  cache: {}/calibration.json\n",
+      c->backend, c->device, c->threads, cached ? " [cached]" : "", c->gemm_n, c->gemm_flops / 1e9,
+      static_cast<int64_t>(c->copy_bytes) >> 20, c->copy_bytes_per_s / 1e9, cache_dir());
+  return 0;
+}
+
+int cmd_show(const std::string& path, bool ops) {
+  const Report report = read_report(path);
+  fmt::print("{} — capbench {} ({}), {}\n", report.suite, report.capbench_version,
+             report.git_revision, report.created_utc);
+  print_summary_table(stdout, report);
+  if (ops) print_op_breakdown(stdout, report);
+  return 0;
+}
+
+}  // namespace
+
+// libgomp (under ATen) spins idle worker threads by default; on a small CPU they steal cycles
+// from OpenBLAS's own threads. Measured on 2 cores (small train step, torch): 1530 ms with
+// spinning, 613-722 ms with OMP_WAIT_POLICY=PASSIVE. libgomp reads the variable when it is
+// loaded, before main, so capbench re-executes itself once with it set, unless the user set it.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);
+  // If re-execution fails, carry on with the default policy: slower, not wrong.
+}
+
+int main(int argc, char** argv) {
+  ensure_passive_openmp(argv);
+  CLI::App app{"capbench: LLM training and inference throughput across backends and chips"};
+  app.set_version_flag("--version",
+                       fmt::format("capbench {} ({})", CAPBENCH_VERSION, CAPBENCH_GIT_REVISION));
+  app.require_subcommand(1);
+
+  RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run a suite of workloads and write a JSON report");
+  run_cmd->add_option("suite", run.suite, "Suite file (default: configs/suites/quick.json)");
+  run_cmd->add_option("--out,-o", run.out, "Write the JSON report here (atomically)");
+  run_cmd->add_option("--config-dir", run.config_dir,
+                      "Folder with models/ and suites/ (default: $CAPBENCH_CONFIG_DIR or the "
+                      "source tree's configs/)");
+  run_cmd->add_option("--backend", run.ov.backend,
+                      "Run every entry on this backend (a name, or cpu/cuda for all of a kind)");
+  run_cmd->add_option("--model", run.ov.model, "Run every entry on this model (name or path)");
+  run_cmd->add_option("--workload", run.ov.workload,
+                      "Keep only entries of this workload (train_step or inference)");
+  run_cmd->add_option("--batch", run.ov.batch, "Batch size");
+  run_cmd->add_option("--seq", run.ov.seq, "Training sequence length (and prompt, if no --prompt)");
+  run_cmd->add_option("--prompt", run.ov.prompt, "Inference prompt length");
+  run_cmd->add_option("--decode-steps", run.ov.decode_steps, "Inference decode steps");
+  run_cmd->add_option("--dtype", run.ov.dtype, "fp32, bf16 or fp16");
+  run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
+  run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");
+  run_cmd->add_option("--min-time", run.ov.min_time_s, "Minimum timed seconds per run");
+  run_cmd->add_option("--cv-bound", run.ov.cv_bound, "Largest CV of a valid run");
+  run_cmd->add_option("--threads", run.ov.threads, "CPU threads (0: all cores)");
+  run_cmd->add_option("--seed", run.ov.seed, "Seed of weights and data");
+  run_cmd->add_flag("--no-calibrate", run.no_calibrate,
+                    "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
+  run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");
+
+  std::string list_config_dir = default_config_dir();
+  CLI::App* list_cmd = app.add_subcommand("list", "Show the backends, models and suites");
+  list_cmd->add_option("--config-dir", list_config_dir, "Folder with models/ and suites/");
+
+  std::string cal_backend = "torch";
+  int cal_threads = 0;
+  bool cal_force = false;
+  CLI::App* cal_cmd =
+      app.add_subcommand("calibrate", "Measure a backend's GEMM peak and copy bandwidth");
+  cal_cmd->add_option("--backend", cal_backend, "Backend to measure (default: torch)");
+  cal_cmd->add_option("--threads", cal_threads, "CPU threads (0: all cores)");
+  cal_cmd->add_flag("--force", cal_force, "Measure again even if a cached result exists");
+
+  std::string show_path;
+  bool show_ops = false;
+  CLI::App* show_cmd = app.add_subcommand("show", "Print the tables of a JSON report");
+  show_cmd->add_option("report", show_path, "Report file")->required();
+  show_cmd->add_flag("--ops", show_ops, "Also print the per-op breakdown");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitBadInput;
+  }
+
+  try {
+    if (*run_cmd) return cmd_run(run);
+    if (*list_cmd) return cmd_list(list_config_dir);
+    if (*cal_cmd) return cmd_calibrate(cal_backend, cal_threads, cal_force);
+    if (*show_cmd) return cmd_show(show_path, show_ops);
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    return kExitBadInput;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,88 @@
+// The run record and the JSON report (schema v1, documented in reports/README.md). JSON is
+// canonical; the console table and later formats are derived from it. Writers never leave a half
+// file (temp file + rename); readers ignore fields they do not know.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "harness/statistics.h"
+
+namespace capbench {
+
+constexpr int kReportSchemaVersion = 1;
+
+struct RunKey {
+  std::string workload, model, backend, device, dtype;
+  int64_t batch = 0, seq = 0, prompt = 0, decode_steps = 0, threads = 0;
+  std::string emulation_profile;  // empty: no emulation
+  std::string emulation_mode;
+  std::string parallel_layout = "single";
+  int64_t world = 1;
+  // Canonical one-line form; two runs match when these are equal.
+  std::string to_string() const;
+};
+
+struct OpRecord {
+  std::string op;
+  int64_t calls = 0;
+  double seconds = 0;           // measured, op by op with synchronisation around each
+  double flops = 0, bytes = 0;  // from the cost model
+  double roofline_seconds = 0;  // predicted on the calibrated peaks; 0 when none
+  std::string bound;            // "compute" | "memory" | "" (no peaks known)
+};
+
+struct Canary {
+  std::string name;
+  bool passed = false;
+  std::string detail;
+  std::vector<double> values;
+};
+
+struct RooflinePrediction {
+  bool available = false;
+  double seconds = 0;  // of the primary unit (a train step; one decode step)
+  std::string bound;
+  double peak_flops = 0, peak_bytes_per_s = 0;
+  std::string peaks_source;
+};
+
+struct RunRecord {
+  RunKey key;
+  std::string status = "ok";  // ok | skipped | failed
+  std::string reason;
+  std::string primary;  // the sample series that compare and the table use
+  std::map<std::string, std::vector<double>> samples;  // seconds
+  std::map<std::string, Stats> stats;
+  std::map<std::string, double> metrics;
+  RooflinePrediction roofline;
+  std::vector<OpRecord> ops;
+  std::string ops_unit;  // what one pass of the per-op breakdown covers
+  std::vector<Canary> canaries;
+  Validity validity;
+  std::map<std::string, double> memory;  // bytes
+  nlohmann::json device = nlohmann::json::object();
+  nlohmann::json settings = nlohmann::json::object();
+  double harness_overhead = 0;  // fraction of timed work spent in the runner itself
+};
+
+struct Report {
+  int schema_version = kReportSchemaVersion;
+  std::string capbench_version, git_revision, created_utc, suite;
+  nlohmann::json host = nlohmann::json::object();
+  nlohmann::json calibration = nlohmann::json::object();
+  std::vector<RunRecord> runs;
+};
+
+nlohmann::json to_json(const Report& report);
+nlohmann::json to_json(const RunRecord& run);
+// Throws ConfigError (file, JSON path, expected) on a malformed report or another schema.
+Report report_from_json(const nlohmann::json& doc, const std::string& file);
+Report read_report(const std::string& path);
+// Writes path.tmp, then renames it over path: a reader never sees half a report.
+void write_report_atomic(const Report& report, const std::string& path);
+void write_text_atomic(const std::string& text, const std::string& path);
+
+}  // namespace capbench

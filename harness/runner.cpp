@@ -1,0 +1,379 @@
+#include "harness/runner.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+#include <cmath>
+#include <new>
+
+#include "build_info.h"
+#include "harness/host_info.h"
+#include "workloads/cost_model.h"
+#include "workloads/inference.h"
+#include "workloads/train_step.h"
+
+namespace capbench {
+
+// ---- per-op profiler ------------------------------------------------------------------------
+
+void OpProfiler::start(double peak_flops, double peak_bytes_per_s) {
+  entries_ = {};
+  peak_flops_ = peak_flops;
+  peak_bytes_per_s_ = peak_bytes_per_s;
+  enabled_ = true;
+}
+
+void OpProfiler::around_op(OpId op, const OpCost& cost, const std::function<void()>& call) {
+  if (!enabled_) {
+    call();
+    return;
+  }
+  inner_.synchronize();
+  const double t0 = host_seconds_now();
+  call();
+  inner_.synchronize();
+  Entry& e = entries_[static_cast<size_t>(op)];
+  e.calls += 1;
+  e.seconds += host_seconds_now() - t0;
+  e.flops += cost.flops;
+  e.bytes += cost.bytes;
+  e.roofline_seconds += roofline(cost, peak_flops_, peak_bytes_per_s_).seconds;
+}
+
+// ---- progress -------------------------------------------------------------------------------
+
+Progress Progress::for_stderr() {
+  return Progress(isatty(STDERR_FILENO) == 1);
+}
+
+void Progress::begin(size_t index, size_t total, const std::string& label) {
+  prefix_ = fmt::format("[{}/{}] {}", index + 1, total, label);
+  if (enabled_) fmt::print(stderr, "\r\033[K{} ...", prefix_);
+}
+
+void Progress::update(const std::string& status) {
+  if (enabled_) fmt::print(stderr, "\r\033[K{}: {}", prefix_, status);
+}
+
+void Progress::end(const std::string& outcome) {
+  if (enabled_) fmt::print(stderr, "\r\033[K{}: {}\n", prefix_, outcome);
+}
+
+// ---- one run --------------------------------------------------------------------------------
+
+namespace {
+
+struct Peaks {
+  double flops = 0, bytes_per_s = 0;
+  std::string source;
+};
+
+// The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met (or a cap
+// is hit). `rep` runs one repetition, appending its samples, and returns the seconds it spent
+// outside the samples on purpose (canary reads), which are not the runner's overhead.
+struct LoopResult {
+  int64_t reps = 0;
+  double wall = 0, sampled = 0, excluded = 0;
+};
+
+LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
+                      const std::function<double(bool warmup, double* sampled)>& rep) {
+  for (int64_t i = 0; i < rs.warmup; ++i) {
+    progress.update(fmt::format("warm-up {}/{}", i + 1, rs.warmup));
+    double ignored = 0;
+    rep(true, &ignored);
+  }
+  LoopResult r;
+  const double start = host_seconds_now();
+  for (;;) {
+    double sampled = 0;
+    r.excluded += rep(false, &sampled);
+    r.sampled += sampled;
+    r.reps += 1;
+    r.wall = host_seconds_now() - start;
+    const bool enough = r.reps >= rs.min_reps && r.wall >= rs.min_time_s;
+    if (enough || r.reps >= rs.max_reps || r.wall >= rs.max_time_s) break;
+    progress.update(fmt::format("rep {} ({:.1f} s)", r.reps, r.wall));
+  }
+  return r;
+}
+
+double timed(Backend& be, const std::function<void()>& fn) {
+  const double t0 = host_seconds_now();
+  fn();
+  be.synchronize();
+  return host_seconds_now() - t0;
+}
+
+void put_metric(RunRecord& r, const std::string& name, double value) {
+  if (std::isfinite(value)) r.metrics[name] = value;
+}
+
+std::vector<OpRecord> op_records(const OpProfiler& prof, bool have_peaks) {
+  std::vector<OpRecord> out;
+  for (int i = 0; i < kOpCount; ++i) {
+    const OpProfiler::Entry& e = prof.entries()[static_cast<size_t>(i)];
+    if (e.calls == 0) continue;
+    OpRecord o;
+    o.op = op_name(static_cast<OpId>(i));
+    o.calls = e.calls;
+    o.seconds = e.seconds;
+    o.flops = e.flops;
+    o.bytes = e.bytes;
+    if (have_peaks) o.roofline_seconds = e.roofline_seconds;
+    out.push_back(o);
+  }
+  return out;
+}
+
+// Fills the bound of each op and the run's roofline prediction for `units` units of work.
+void roofline_prediction(RunRecord& r, const Peaks& peaks, double units) {
+  if (peaks.flops <= 0 || peaks.bytes_per_s <= 0) return;
+  OpCost total;
+  double seconds = 0;
+  for (OpRecord& o : r.ops) {
+    o.bound = roofline({o.flops, o.bytes}, peaks.flops, peaks.bytes_per_s).compute_bound ? "compute"
+                                                                                         : "memory";
+    total += OpCost{o.flops, o.bytes};
+    seconds += o.roofline_seconds;
+  }
+  r.roofline.available = true;
+  r.roofline.seconds = seconds / units;
+  r.roofline.bound =
+      roofline(total, peaks.flops, peaks.bytes_per_s).compute_bound ? "compute" : "memory";
+  r.roofline.peak_flops = peaks.flops;
+  r.roofline.peak_bytes_per_s = peaks.bytes_per_s;
+  r.roofline.peaks_source = peaks.source;
+}
+
+void finish_stats(RunRecord& r, const RunnerSettings& rs) {
+  for (const auto& [name, values] : r.samples) r.stats[name] = summarize(values);
+  r.validity = judge(r.stats.at(r.primary), ValidityRules{rs.min_reps, rs.cv_bound});
+}
+
+void run_train(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress& progress,
+               RunRecord& r) {
+  AdamWArgs opt;
+  opt.lr = static_cast<float>(spec.learning_rate);
+  TrainStep work(be, spec.model, spec.batch, spec.seq, spec.seed, opt);
+  r.memory["parameters_and_optimizer_bytes"] = static_cast<double>(work.model().bytes());
+  r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
+
+  std::vector<double> losses, steps;
+  const LoopResult loop = timed_loop(spec.runner, progress, [&](bool warmup, double* sampled) {
+    const double t = timed(be, [&] { work.run(); });
+    if (!warmup) steps.push_back(t);
+    *sampled = warmup ? 0 : t;
+    const double t0 = host_seconds_now();
+    losses.push_back(work.loss());  // the canary's read, outside the timed step
+    return host_seconds_now() - t0;
+  });
+  r.primary = "step_s";
+  r.samples["step_s"] = steps;
+  r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
+
+  Canary canary{"loss_falls", false, "", losses};
+  bool finite = true;
+  for (double l : losses) finite = finite && std::isfinite(l);
+  canary.passed = finite && losses.size() >= 2 && losses.back() < losses.front();
+  canary.detail = fmt::format("loss {:.4f} -> {:.4f} over {} steps{}", losses.front(),
+                              losses.back(), losses.size(), finite ? "" : " (non-finite loss)");
+  r.canaries.push_back(canary);
+
+  progress.update("per-op breakdown");
+  be.start(peaks.flops, peaks.bytes_per_s);
+  work.run();
+  be.synchronize();
+  be.stop();
+  r.ops = op_records(be, peaks.flops > 0);
+  r.ops_unit = "one train step";
+  roofline_prediction(r, peaks, 1.0);
+
+  finish_stats(r, spec.runner);
+  const double step = r.stats.at("step_s").median;
+  const double flops = train_step_model_flops(spec.model, spec.batch, spec.seq);
+  put_metric(r, "step_ms", step * 1e3);
+  put_metric(r, "tokens_per_s", static_cast<double>(work.tokens_per_step()) / step);
+  put_metric(r, "model_flops_per_step", flops);
+  put_metric(r, "achieved_flops_per_s", flops / step);
+  if (peaks.flops > 0) put_metric(r, "mfu", flops / step / peaks.flops);
+  put_metric(r, "final_loss", losses.back());
+  if (!canary.passed) {
+    r.status = "failed";
+    r.reason = "canary loss_falls failed: " + canary.detail;
+  }
+}
+
+void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress& progress,
+                   RunRecord& r) {
+  Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed);
+  r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
+  r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
+
+  std::vector<double> prefill, decode;
+  const LoopResult loop = timed_loop(spec.runner, progress, [&](bool warmup, double* sampled) {
+    const double tp = timed(be, [&] { work.prefill(); });
+    double sum = tp;
+    if (!warmup) prefill.push_back(tp);
+    for (int64_t s = 0; s < spec.decode_steps; ++s) {
+      const double td = timed(be, [&] { work.decode(s); });
+      if (!warmup) decode.push_back(td);
+      sum += td;
+    }
+    *sampled = warmup ? 0 : sum;
+    return 0.0;
+  });
+  r.primary = spec.decode_steps > 0 ? "decode_step_s" : "prefill_s";
+  r.samples["prefill_s"] = prefill;
+  if (spec.decode_steps > 0) r.samples["decode_step_s"] = decode;
+  r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
+
+  progress.update("canary: decode vs full forward");
+  const double err = work.kv_consistency_error();
+  const double tolerance = spec.dtype == DType::f32 ? 1e-4 : 2e-2;
+  Canary canary{"kv_cache_matches_full_forward",
+                err <= tolerance,
+                fmt::format("max |incremental - full| / max |logit| = {:.3g} (tolerance {:.0e})",
+                            err, tolerance),
+                {err}};
+  r.canaries.push_back(canary);
+
+  progress.update("per-op breakdown");
+  be.start(peaks.flops, peaks.bytes_per_s);
+  work.prefill();
+  be.synchronize();
+  const auto after_prefill = be.entries();
+  for (int64_t s = 0; s < spec.decode_steps; ++s) work.decode(s);
+  be.synchronize();
+  be.stop();
+  r.ops = op_records(be, peaks.flops > 0);
+  r.ops_unit = fmt::format("one prefill + {} decode steps", spec.decode_steps);
+  double prefill_roofline = 0;
+  for (const auto& e : after_prefill) prefill_roofline += e.roofline_seconds;
+  roofline_prediction(r, peaks, 1.0);
+  if (r.roofline.available) {
+    const double decode_total = r.roofline.seconds - prefill_roofline;
+    put_metric(r, "roofline_prefill_s", prefill_roofline);
+    if (spec.decode_steps > 0) {
+      r.roofline.seconds = decode_total / static_cast<double>(spec.decode_steps);
+      put_metric(r, "roofline_decode_step_s", r.roofline.seconds);
+    } else {
+      r.roofline.seconds = prefill_roofline;
+    }
+  }
+
+  finish_stats(r, spec.runner);
+  const double ttft = r.stats.at("prefill_s").median;
+  const double prompt_tokens = static_cast<double>(spec.batch * spec.prompt);
+  put_metric(r, "ttft_ms", ttft * 1e3);
+  put_metric(r, "prefill_tokens_per_s", prompt_tokens / ttft);
+  const double prefill_flops = forward_model_flops(spec.model, spec.batch, spec.prompt, 0);
+  if (peaks.flops > 0) put_metric(r, "prefill_mfu", prefill_flops / ttft / peaks.flops);
+  if (spec.decode_steps > 0) {
+    const double tpot = r.stats.at("decode_step_s").median;
+    // Mean cache length over the decode steps: positions P+1 .. P+D are read.
+    const int64_t mean_ctx = spec.prompt + (spec.decode_steps + 1) / 2;
+    const double bytes =
+        decode_step_min_bytes(spec.model, spec.batch, mean_ctx, spec.dtype, spec.dtype);
+    put_metric(r, "tpot_ms", tpot * 1e3);
+    put_metric(r, "decode_tokens_per_s", static_cast<double>(spec.batch) / tpot);
+    put_metric(r, "decode_bytes_per_step", bytes);
+    put_metric(r, "decode_bytes_per_s", bytes / tpot);
+    if (peaks.bytes_per_s > 0) put_metric(r, "mbu", bytes / tpot / peaks.bytes_per_s);
+  }
+  if (!canary.passed) {
+    r.status = "failed";
+    r.reason = "canary kv_cache_matches_full_forward failed: " + canary.detail;
+  }
+}
+
+}  // namespace
+
+RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress& progress) {
+  RunRecord r;
+  r.key.workload = spec.workload;
+  r.key.model = spec.model.name;
+  r.key.backend = spec.backend.empty() ? "(none)" : spec.backend;
+  r.key.dtype = dtype_name(spec.dtype);
+  r.key.batch = spec.batch;
+  r.key.seq = spec.seq;
+  r.key.prompt = spec.prompt;
+  r.key.decode_steps = spec.decode_steps;
+  r.key.threads = spec.threads;
+  r.settings = {{"warmup", spec.runner.warmup},
+                {"min_reps", spec.runner.min_reps},
+                {"max_reps", spec.runner.max_reps},
+                {"min_time_s", spec.runner.min_time_s},
+                {"max_time_s", spec.runner.max_time_s},
+                {"cv_bound", spec.runner.cv_bound},
+                {"seed", spec.seed},
+                {"learning_rate", spec.learning_rate},
+                {"origin", spec.origin}};
+  if (spec.backend.empty()) {
+    r.status = "skipped";
+    r.reason = spec.no_backend_reason;
+    return r;
+  }
+  try {
+    const BackendEntry* entry = context.registry->find(spec.backend);
+    if (!entry) throw std::runtime_error("backend " + spec.backend + " is not in this build");
+    auto backend = entry->make(BackendOptions{static_cast<int>(spec.threads)});
+    const DeviceInfo info = backend->device_info();
+    r.key.device = info.name;
+    r.key.threads = info.threads;
+    r.device = {{"backend", info.backend}, {"kind", info.device_kind},
+                {"name", info.name},       {"memory_bytes", info.memory_bytes},
+                {"threads", info.threads}, {"library", info.library_version}};
+    for (int op = 0; op < kOpCount; ++op) {
+      const Support s = backend->supports(static_cast<OpId>(op), spec.dtype);
+      if (!s.ok) {
+        r.status = "skipped";
+        r.reason = fmt::format("{} does not support {} in {}: {}", spec.backend,
+                               op_name(static_cast<OpId>(op)), dtype_name(spec.dtype), s.reason);
+        return r;
+      }
+    }
+    Peaks peaks;
+    if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
+      peaks.flops = it->second.gemm_flops;
+      peaks.bytes_per_s = it->second.copy_bytes_per_s;
+      peaks.source = fmt::format("calibrated with {} on {} ({})", it->second.backend,
+                                 it->second.device, it->second.measured_utc);
+    } else if (info.peak_flops > 0) {
+      peaks = {info.peak_flops, info.peak_bytes_per_s, "backend device_info"};
+    }
+    OpProfiler profiled(*backend);
+    if (spec.workload == "train_step")
+      run_train(spec, profiled, peaks, progress, r);
+    else
+      run_inference(spec, profiled, peaks, progress, r);
+  } catch (const std::bad_alloc&) {
+    r.status = "failed";
+    r.reason = "out of memory";
+  } catch (const std::exception& e) {
+    r.status = "failed";
+    r.reason = e.what();
+  }
+  return r;
+}
+
+Report run_suite(const Suite& suite, const SuiteContext& context, Progress& progress) {
+  Report report;
+  report.capbench_version = CAPBENCH_VERSION;
+  report.git_revision = CAPBENCH_GIT_REVISION;
+  report.created_utc = utc_now_iso8601();
+  report.suite = suite.name;
+  report.host = host_info(*context.registry);
+  for (const auto& [kind, c] : context.peaks) report.calibration[kind] = to_json(c);
+  for (size_t i = 0; i < suite.runs.size(); ++i) {
+    const RunSpec& spec = suite.runs[i];
+    progress.begin(i, suite.runs.size(),
+                   fmt::format("{} {} {}", spec.backend.empty() ? "-" : spec.backend,
+                               spec.model.name, spec.workload));
+    RunRecord r = execute_run(spec, context, progress);
+    progress.end(r.status == "ok" ? "ok" : r.status + ": " + r.reason);
+    report.runs.push_back(std::move(r));
+  }
+  return report;
+}
+
+}  // namespace capbench

@@ -1,0 +1,65 @@
+// Runs a suite: for each run spec, warm-up, then repetitions until both a minimum count and a
+// minimum time are met; statistics, metrics, canaries, the per-op breakdown and the roofline
+// prediction go into one RunRecord. A run that throws is recorded as failed and the suite goes on.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "backends/forwarding.h"
+#include "harness/calibrate.h"
+#include "harness/report.h"
+#include "harness/suite.h"
+
+namespace capbench {
+
+// Times every op, with a synchronisation on each side, while enabled; forwards untouched
+// otherwise. The timed repetitions run with it disabled; one extra pass runs with it enabled.
+class OpProfiler final : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  struct Entry {
+    int64_t calls = 0;
+    double seconds = 0, flops = 0, bytes = 0, roofline_seconds = 0;
+  };
+  void start(double peak_flops, double peak_bytes_per_s);
+  void stop() { enabled_ = false; }
+  const std::array<Entry, kOpCount>& entries() const { return entries_; }
+
+ protected:
+  void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
+
+ private:
+  bool enabled_ = false;
+  double peak_flops_ = 0, peak_bytes_per_s_ = 0;
+  std::array<Entry, kOpCount> entries_{};
+};
+
+// Progress lines on stderr, only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  static Progress for_stderr();
+  void begin(size_t index, size_t total, const std::string& label);
+  void update(const std::string& status);
+  void end(const std::string& outcome);
+  bool enabled() const { return enabled_; }
+
+ private:
+  bool enabled_;
+  std::string prefix_;
+};
+
+struct SuiteContext {
+  const Registry* registry = nullptr;
+  // Peaks per device kind ("cpu", "cuda"); missing when not calibrated.
+  std::map<std::string, Calibration> peaks;
+};
+
+RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress& progress);
+
+Report run_suite(const Suite& suite, const SuiteContext& context, Progress& progress);
+
+}  // namespace capbench

@@ -1,0 +1,175 @@
+#include "harness/suite.h"
+
+#include <fmt/format.h>
+#include <cstdlib>
+
+#include "harness/json_access.h"
+
+namespace capbench {
+
+const char* const kWorkloads[2] = {"train_step", "inference"};
+
+namespace {
+
+bool known_workload(const std::string& w) {
+  return w == kWorkloads[0] || w == kWorkloads[1];
+}
+
+RunnerSettings runner_settings(const JsonView& v, RunnerSettings base) {
+  base.warmup = v.get_nonnegative_int("warmup", base.warmup);
+  base.min_reps = v.get_positive_int("min_reps", base.min_reps);
+  base.max_reps = v.get_positive_int("max_reps", base.max_reps);
+  if (v.has("min_time_s")) base.min_time_s = v.at("min_time_s").as_number();
+  if (v.has("max_time_s")) base.max_time_s = v.at("max_time_s").as_positive_number();
+  if (v.has("cv_bound")) base.cv_bound = v.at("cv_bound").as_positive_number();
+  if (base.min_time_s < 0) v.at("min_time_s").fail("a non-negative number of seconds");
+  if (base.max_reps < base.min_reps)
+    v.at("max_reps").fail(fmt::format("at least min_reps ({})", base.min_reps));
+  return base;
+}
+
+// Backend names a run entry lists: registry names, or "cpu" / "cuda" for every non-oracle
+// backend of that device kind this build has.
+std::vector<std::string> expand_backends(const std::vector<std::string>& names,
+                                         const JsonView& where, const Registry& registry) {
+  std::vector<std::string> out;
+  for (const std::string& name : names) {
+    if (name == "cpu" || name == "cuda") {
+      for (const BackendEntry& e : registry.entries())
+        if (e.device_kind == name && !e.oracle) out.push_back(e.name);
+    } else if (registry.find(name)) {
+      out.push_back(name);
+    } else {
+      std::string known;
+      for (const std::string& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
+      where.fail(
+          fmt::format("a backend of this build ({}) or \"cpu\"/\"cuda\", got \"{}\"", known, name));
+    }
+  }
+  return out;
+}
+
+// A length beyond the model's max_seq: a ConfigError at the field when the suite file set it,
+// a UsageError when a command-line override did.
+void check_lengths(const RunSpec& s, const JsonView& entry, bool from_overrides) {
+  const bool train = s.workload == "train_step";
+  const int64_t length = train ? s.seq : s.prompt + s.decode_steps;
+  if (length <= s.model.max_seq) return;
+  const std::string what =
+      fmt::format("{} at most the max_seq of model {} ({}), got {}",
+                  train ? "seq" : "prompt + decode_steps", s.model.name, s.model.max_seq, length);
+  if (from_overrides) throw UsageError(s.origin + ": " + what);
+  entry.at(train ? "seq" : "prompt").fail(what);
+}
+
+}  // namespace
+
+std::string default_config_dir() {
+  if (const char* env = std::getenv("CAPBENCH_CONFIG_DIR"); env && *env) return env;
+  return std::string(CAPBENCH_SOURCE_DIR) + "/configs";
+}
+
+Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::string& config_dir,
+                 const Registry& registry) {
+  const json doc = load_json_file(path);
+  const JsonView root = JsonView(doc, path).object();
+  Suite suite;
+  suite.file = path;
+  suite.name = root.get_string("name", path);
+  suite.description = root.get_string("description", "");
+
+  const json empty = json::object();
+  const JsonView defaults =
+      root.has("defaults") ? root.at("defaults").object() : JsonView(empty, path, "$.defaults");
+  RunnerSettings base = runner_settings(defaults, RunnerSettings{});
+
+  // Command-line values are checked like file values, but reported as usage errors.
+  auto positive = [](const std::optional<int64_t>& v, const char* flag) {
+    if (v && *v <= 0)
+      throw UsageError(fmt::format("{} must be a positive integer, got {}", flag, *v));
+  };
+  positive(ov.batch, "--batch");
+  positive(ov.seq, "--seq");
+  positive(ov.prompt, "--prompt");
+  positive(ov.reps, "--reps");
+  if (ov.decode_steps && *ov.decode_steps < 0)
+    throw UsageError(fmt::format("--decode-steps must be non-negative, got {}", *ov.decode_steps));
+  if (ov.workload && !known_workload(*ov.workload))
+    throw UsageError("--workload must be train_step or inference, got \"" + *ov.workload + "\"");
+  if (ov.backend && *ov.backend != "cpu" && *ov.backend != "cuda" && !registry.find(*ov.backend))
+    throw UsageError("--backend: no backend \"" + *ov.backend +
+                     "\" in this build (capbench list shows them)");
+  DType override_dtype = DType::f32;
+  if (ov.dtype && !parse_dtype(*ov.dtype, &override_dtype))
+    throw UsageError("--dtype must be fp32, bf16 or fp16, got \"" + *ov.dtype + "\"");
+  std::optional<ModelConfig> override_model;
+  if (ov.model) override_model = load_model_config(*ov.model, config_dir);
+
+  const std::vector<JsonView> entries = root.at("runs").items();
+  if (entries.empty()) root.at("runs").fail("at least one run");
+  for (const JsonView& raw_entry : entries) {
+    const JsonView e = raw_entry.object();
+    RunSpec s;
+    s.workload = e.at("workload").as_string();
+    if (!known_workload(s.workload))
+      e.at("workload").fail("\"train_step\" or \"inference\", got \"" + s.workload + "\"");
+    if (ov.workload && *ov.workload != s.workload) continue;
+    s.origin = path + " " + e.path();
+    s.runner = runner_settings(e, base);
+    if (ov.reps) s.runner.min_reps = s.runner.max_reps = *ov.reps, s.runner.min_time_s = 0;
+    if (ov.warmup) s.runner.warmup = *ov.warmup;
+    if (ov.min_time_s) s.runner.min_time_s = *ov.min_time_s;
+    if (ov.cv_bound) s.runner.cv_bound = *ov.cv_bound;
+
+    if (override_model) {
+      s.model = *override_model;
+    } else {
+      const JsonView m = e.at("model");
+      try {
+        s.model = load_model_config(m.as_string(), config_dir);
+      } catch (const ConfigError& err) {
+        if (err.json_path() != "$") throw;  // an error inside the model file itself
+        m.fail("a model in " + config_dir + "/models (" + err.what() + ")");
+      }
+    }
+    s.batch = ov.batch.value_or(e.get_positive_int("batch", defaults.get_positive_int("batch", 1)));
+    if (s.workload == "train_step") {
+      s.seq = ov.seq.value_or(e.at("seq").as_positive_int());
+    } else {
+      s.prompt = ov.prompt.value_or(ov.seq.value_or(e.at("prompt").as_positive_int()));
+      s.decode_steps = ov.decode_steps.value_or(e.at("decode_steps").as_nonnegative_int());
+    }
+    check_lengths(s, e, ov.seq || ov.prompt || ov.decode_steps || override_model);
+    const std::string dtype_text =
+        ov.dtype.value_or(e.get_string("dtype", defaults.get_string("dtype", "fp32")));
+    if (!parse_dtype(dtype_text, &s.dtype) || s.dtype == DType::i32)
+      (e.has("dtype") ? e.at("dtype") : defaults.at("dtype"))
+          .fail("fp32, bf16 or fp16, got \"" + dtype_text + "\"");
+    s.threads = ov.threads.value_or(
+        e.get_nonnegative_int("threads", defaults.get_nonnegative_int("threads", 0)));
+    s.seed = static_cast<uint64_t>(
+        ov.seed.value_or(e.get_nonnegative_int("seed", defaults.get_nonnegative_int("seed", 1))));
+    s.learning_rate = e.get_number("learning_rate", defaults.get_number("learning_rate", 1e-3));
+
+    std::vector<std::string> backends;
+    if (ov.backend)
+      backends = expand_backends({*ov.backend}, root, registry);
+    else
+      backends = expand_backends(e.at("backends").as_string_list(), e.at("backends"), registry);
+    if (backends.empty()) {
+      s.no_backend_reason = "no backend of this build matches " +
+                            (ov.backend ? *ov.backend : e.at("backends").raw().dump());
+      suite.runs.push_back(s);
+    }
+    for (const std::string& b : backends) {
+      RunSpec one = s;
+      one.backend = b;
+      suite.runs.push_back(one);
+    }
+  }
+  if (suite.runs.empty())
+    throw UsageError("no run of " + path + " matches --workload " + ov.workload.value_or(""));
+  return suite;
+}
+
+}  // namespace capbench

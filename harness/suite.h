@@ -1,0 +1,60 @@
+// Suite files (configs/suites/*.json) and the run specifications they expand to. Everything is
+// validated before the first run starts, so bad input never leaves a partial report behind.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/registry.h"
+#include "harness/statistics.h"
+#include "workloads/model_config.h"
+
+namespace capbench {
+
+struct RunnerSettings {
+  int64_t warmup = 1;
+  int64_t min_reps = 5;
+  int64_t max_reps = 200;
+  double min_time_s = 1.0;
+  double max_time_s = 120.0;
+  double cv_bound = 0.10;
+};
+
+struct RunSpec {
+  std::string workload;  // "train_step" | "inference"
+  ModelConfig model;
+  std::string backend;  // a registry name; empty when nothing matched (see no_backend_reason)
+  std::string no_backend_reason;
+  int64_t batch = 1, seq = 0, prompt = 0, decode_steps = 0;
+  DType dtype = DType::f32;
+  int64_t threads = 0;
+  uint64_t seed = 1;
+  double learning_rate = 1e-3;
+  RunnerSettings runner;
+  std::string origin;  // "suite.json $.runs[2]": where the spec came from
+};
+
+// Command-line overrides applied to every run of a suite.
+struct SuiteOverrides {
+  std::optional<std::string> backend, model, workload, dtype;
+  std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
+  std::optional<double> min_time_s, cv_bound;
+};
+
+struct Suite {
+  std::string name, file, description;
+  std::vector<RunSpec> runs;
+};
+
+extern const char* const kWorkloads[2];
+
+// Loads and expands a suite. Throws ConfigError (bad file content) or UsageError (bad override).
+// config_dir holds models/ (and later devices/).
+Suite load_suite(const std::string& path, const SuiteOverrides& overrides,
+                 const std::string& config_dir, const Registry& registry);
+
+// The configs/ folder: $CAPBENCH_CONFIG_DIR, else the source tree's.
+std::string default_config_dir();
+
+}  // namespace capbench

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages capbench builds against, skipping those already present.
+# Optional backends (libtorch, oneDNN) are installed too; the build turns a backend off with one
+# configure message if its package is missing, so a failed optional install is not fatal.
+set -euo pipefail
+
+required=(cmake ninja-build g++ make pkg-config nlohmann-json3-dev libgtest-dev libcli11-dev
+          libfmt-dev libsqlite3-dev ccache)
+optional=(libtorch-dev libopenblas-dev libdnnl-dev)
+
+missing() {
+  local out=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || out+=("$p")
+  done
+  echo "${out[@]:-}"
+}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_required=$(missing "${required[@]}")
+need_optional=$(missing "${optional[@]}")
+if [ -z "$need_required" ] && [ -z "$need_optional" ]; then
+  exit 0
+fi
+echo "install-deps: installing ${need_required} ${need_optional}" >&2
+export DEBIAN_FRONTEND=noninteractive
+as_root apt-get update -qq
+if [ -n "$need_required" ]; then
+  # shellcheck disable=SC2086
+  as_root apt-get install -y -qq --no-install-recommends $need_required >/dev/null
+fi
+if [ -n "$need_optional" ]; then
+  # shellcheck disable=SC2086
+  as_root apt-get install -y -qq --no-install-recommends $need_optional >/dev/null ||
+    echo "install-deps: optional packages failed to install (${need_optional}); those backends will be off" >&2
+fi

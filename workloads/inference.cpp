@@ -1,0 +1,86 @@
+#include "workloads/inference.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "workloads/train_step.h"
+
+namespace capbench {
+
+Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
+                     int64_t decode_steps, uint64_t seed)
+    : be_(backend),
+      model_(backend, cfg, seed, /*training=*/false),
+      batch_(batch),
+      prompt_(prompt),
+      decode_steps_(decode_steps),
+      // prompt + 1 rows lets the consistency canary run one full forward over P+1 tokens.
+      graph_(model_, batch, prompt + 1, std::max(prompt + decode_steps, prompt + 1)),
+      store_(backend) {
+  std::vector<int32_t> stream, unused;
+  synthetic_batch(cfg, batch, prompt + std::max<int64_t>(decode_steps, 1), seed + 1, &stream,
+                  &unused);
+  const int64_t total = prompt + std::max<int64_t>(decode_steps, 1);
+  std::vector<int32_t> prompt_host, decode_host(static_cast<size_t>(decode_steps * batch)),
+      check_host;
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto row = stream.begin() + b * total;
+    prompt_host.insert(prompt_host.end(), row, row + prompt);
+    check_host.insert(check_host.end(), row, row + prompt + 1);
+    for (int64_t s = 0; s < decode_steps; ++s)
+      decode_host[static_cast<size_t>(s * batch + b)] = row[prompt + s];
+  }
+  prompt_tokens_ = store_.make(DType::i32, {batch, prompt});
+  check_tokens_ = store_.make(DType::i32, {batch, prompt + 1});
+  be_.copy_to_device(prompt_tokens_.data, prompt_host.data(), prompt_tokens_.bytes());
+  be_.copy_to_device(check_tokens_.data, check_host.data(), check_tokens_.bytes());
+  if (decode_steps > 0) {
+    decode_tokens_ = store_.make(DType::i32, {decode_steps, batch});
+    be_.copy_to_device(decode_tokens_.data, decode_host.data(), decode_tokens_.bytes());
+  }
+}
+
+Tensor Inference::prefill() {
+  return graph_.forward(prompt_tokens_, 0);
+}
+
+Tensor Inference::decode(int64_t step) {
+  const Tensor tokens(decode_tokens_.as<int32_t>() + step * batch_, DType::i32, {batch_, 1});
+  return graph_.forward(tokens, prompt_ + step);
+}
+
+double Inference::kv_consistency_error() {
+  const int64_t vocab = model_.config().vocab;
+  prefill();
+  // The token after the prompt is column P of check_tokens_; gather it per sequence.
+  std::vector<int32_t> check_host(static_cast<size_t>(batch_ * (prompt_ + 1)));
+  be_.copy_to_host(check_host.data(), check_tokens_.data, check_tokens_.bytes());
+  std::vector<int32_t> next(static_cast<size_t>(batch_));
+  for (int64_t b = 0; b < batch_; ++b)
+    next[static_cast<size_t>(b)] = check_host[static_cast<size_t>(b * (prompt_ + 1) + prompt_)];
+  TensorStore scratch(be_);
+  const Tensor next_dev = scratch.make(DType::i32, {batch_, 1});
+  be_.copy_to_device(next_dev.data, next.data(), next_dev.bytes());
+  const Tensor inc = graph_.forward(next_dev, prompt_);
+  std::vector<float> incremental(static_cast<size_t>(batch_ * vocab));
+  be_.copy_to_host(incremental.data(), inc.data, incremental.size() * sizeof(float));
+
+  const Tensor full = graph_.forward(check_tokens_, 0);
+  std::vector<float> full_host(static_cast<size_t>(full.numel()));
+  be_.copy_to_host(full_host.data(), full.data, full.bytes());
+  double max_diff = 0, max_abs = 0;
+  for (int64_t b = 0; b < batch_; ++b)
+    for (int64_t j = 0; j < vocab; ++j) {
+      const double f = full_host[static_cast<size_t>((b * (prompt_ + 1) + prompt_) * vocab + j)];
+      const double i = incremental[static_cast<size_t>(b * vocab + j)];
+      max_diff = std::max(max_diff, std::fabs(f - i));
+      max_abs = std::max(max_abs, std::fabs(f));
+    }
+  return max_abs > 0 ? max_diff / max_abs : max_diff;
+}
+
+size_t Inference::memory_bytes() const {
+  return model_.bytes() + graph_.activation_bytes() + store_.bytes();
+}
+
+}  // namespace capbench

@@ -1,0 +1,38 @@
+// The inference workload: prefill a prompt batch (time to first token), then decode one token
+// per sequence per step over a preallocated KV cache. Decode inputs are fixed token ids drawn up
+// front (no sampling), so no step waits on the host.
+#pragma once
+
+#include "workloads/transformer.h"
+
+namespace capbench {
+
+class Inference {
+ public:
+  Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
+            int64_t decode_steps, uint64_t seed);
+  Tensor prefill();             // logits [B·P, V]
+  Tensor decode(int64_t step);  // step in [0, decode_steps): logits [B, V]
+  // Decode-vs-full-forward canary: prefill, one decode step, then one forward over the prompt
+  // plus that token; returns the largest |difference| of the new position's logits, relative
+  // to the largest |logit|.
+  double kv_consistency_error();
+
+  int64_t batch() const { return batch_; }
+  int64_t prompt() const { return prompt_; }
+  int64_t decode_steps() const { return decode_steps_; }
+  Model& model() { return model_; }
+  size_t memory_bytes() const;
+
+ private:
+  Backend& be_;
+  Model model_;
+  int64_t batch_, prompt_, decode_steps_;
+  InferenceGraph graph_;
+  TensorStore store_;
+  Tensor prompt_tokens_;  // [B,P]
+  Tensor decode_tokens_;  // [D,B]: step-major so each step's [B,1] is contiguous
+  Tensor check_tokens_;   // [B,P+1]: the prompt plus the first decode token
+};
+
+}  // namespace capbench

@@ -1,0 +1,49 @@
+// A Llama-style decoder's shape: RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, untied
+// embedding and head.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace capbench {
+
+struct ModelConfig {
+  std::string name;
+  int64_t d_model = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t d_ff = 0;
+  int64_t vocab = 0;
+  int64_t max_seq = 0;
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+
+  int64_t head_dim() const { return d_model / n_heads; }
+  int64_t q_dim() const { return n_heads * head_dim(); }
+  int64_t kv_dim() const { return n_kv_heads * head_dim(); }
+};
+
+// One parameter tensor of the flat buffer, in layout order.
+struct ParamSpec {
+  std::string name;  // "layers.3.wq"
+  std::vector<int64_t> shape;
+  int64_t offset = 0;  // elements from the start of the flat buffer
+  enum class Init { ones, normal, normal_scaled } init = Init::normal;
+};
+
+// Every parameter in flat-buffer order: embedding, per layer (attn_norm, wq, wk, wv, wo,
+// mlp_norm, w_gate_up, w_down), final_norm, head.
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
+int64_t param_count(const ModelConfig& cfg);
+// Parameters that take part in matmuls (all but the embedding table): the N of 6·N·tokens.
+int64_t matmul_param_count(const ModelConfig& cfg);
+
+// Loads configs/models/NAME.json (or a path ending in .json) and validates it; throws
+// ConfigError naming the file and field.
+ModelConfig load_model_config(const std::string& name_or_path, const std::string& config_dir);
+std::string model_config_path(const std::string& name_or_path, const std::string& config_dir);
+
+}  // namespace capbench

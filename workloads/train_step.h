@@ -1,0 +1,35 @@
+// The training workload: forward, loss, backward, AdamW over the flat buffers.
+#pragma once
+
+#include <memory>
+
+#include "workloads/transformer.h"
+
+namespace capbench {
+
+// A learnable synthetic stream: each sequence starts at a random token and continues with
+// next = (5·prev + 17) mod V, so a model can drive the loss down within a few steps.
+// tokens and targets are [B·T] each; targets are tokens shifted by one.
+void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
+                     std::vector<int32_t>* tokens, std::vector<int32_t>* targets);
+
+class TrainStep {
+ public:
+  TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
+            AdamWArgs optimizer = {});
+  // One whole step, queued on the backend with no host synchronisation.
+  void run();
+  double loss() { return graph_.mean_loss(); }  // of the last step's forward
+  Model& model() { return model_; }
+  TrainGraph& graph() { return graph_; }
+  int64_t tokens_per_step() const { return graph_.batch() * graph_.seq(); }
+  size_t memory_bytes() const { return model_.bytes() + graph_.activation_bytes(); }
+
+ private:
+  Model model_;
+  TrainGraph graph_;
+  AdamWArgs optimizer_;
+  int64_t step_ = 0;
+};
+
+}  // namespace capbench

@@ -1,0 +1,405 @@
+#include "workloads/transformer.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace capbench {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Standard normal from a counter: deterministic per (seed, index), independent of tensor order.
+float counter_normal(uint64_t seed, uint64_t index) {
+  const uint64_t r = splitmix64(seed * 0x100000001B3ull ^ splitmix64(index));
+  const double u1 = (static_cast<double>(r >> 40) + 1.0) / 16777217.0;  // (0, 1]
+  const double u2 = static_cast<double>(r & 0xFFFFFF) / 16777216.0;
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
+void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
+                 int64_t n) {
+  const double std_dev = 0.02;
+  const double scaled = std_dev / std::sqrt(2.0 * static_cast<double>(cfg.n_layers));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (spec.init) {
+      case ParamSpec::Init::ones:
+        out[i] = 1.0f;
+        break;
+      case ParamSpec::Init::normal:
+        out[i] = static_cast<float>(std_dev * counter_normal(seed, spec.offset + i));
+        break;
+      case ParamSpec::Init::normal_scaled:
+        out[i] = static_cast<float>(scaled * counter_normal(seed, spec.offset + i));
+        break;
+    }
+  }
+}
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+}  // namespace
+
+Tensor TensorStore::make(DType dtype, std::initializer_list<int64_t> dims) {
+  Tensor probe(nullptr, dtype, dims);
+  return Tensor(raw(probe.bytes()), dtype, dims);
+}
+
+void* TensorStore::raw(size_t bytes) {
+  buffers_.emplace_back(backend_, bytes);
+  bytes_ += bytes;
+  return buffers_.back().data();
+}
+
+Weights weight_views(const ModelConfig& cfg, void* flat_base) {
+  float* base = static_cast<float*>(flat_base);
+  const std::vector<ParamSpec> specs = param_specs(cfg);
+  size_t i = 0;
+  auto next = [&]() {
+    const ParamSpec& s = specs.at(i++);
+    Tensor t;
+    t.data = base + s.offset;
+    t.dtype = DType::f32;
+    t.rank = static_cast<int>(s.shape.size());
+    for (size_t d = 0; d < s.shape.size(); ++d) t.shape[d] = s.shape[d];
+    return t;
+  };
+  Weights w;
+  w.embedding = next();
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    LayerWeights lw;
+    lw.attn_norm = next();
+    lw.wq = next();
+    lw.wk = next();
+    lw.wv = next();
+    lw.wo = next();
+    lw.mlp_norm = next();
+    lw.w_gate_up = next();
+    lw.w_down = next();
+    w.layers.push_back(lw);
+  }
+  w.final_norm = next();
+  w.head = next();
+  return w;
+}
+
+std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
+  std::vector<float> out(static_cast<size_t>(param_count(cfg)));
+  for (const ParamSpec& s : param_specs(cfg))
+    init_values(cfg, s, seed, out.data() + s.offset, numel_of(s.shape));
+  return out;
+}
+
+Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training)
+    : backend_(backend), cfg_(cfg), store_(backend) {
+  const int64_t n = param_count(cfg);
+  params_ = store_.make(DType::f32, {n});
+  weights_ = weight_views(cfg, params_.data);
+  // Upload tensor by tensor, so host memory stays at one tensor even for a 70B-shaped model.
+  std::vector<float> host;
+  for (const ParamSpec& s : param_specs(cfg)) {
+    const int64_t count = numel_of(s.shape);
+    host.resize(static_cast<size_t>(count));
+    init_values(cfg, s, seed, host.data(), count);
+    backend.copy_to_device(params_.as<float>() + s.offset, host.data(),
+                           sizeof(float) * static_cast<size_t>(count));
+  }
+  if (training) {
+    grad_flat_ = store_.make(DType::f32, {n});
+    m_ = store_.make(DType::f32, {n});
+    v_ = store_.make(DType::f32, {n});
+    grads_ = weight_views(cfg, grad_flat_.data);
+    backend.fill(grad_flat_, 0.0f);
+    backend.fill(m_, 0.0f);
+    backend.fill(v_, 0.0f);
+  }
+}
+
+std::vector<float> Model::download(const Tensor& flat) const {
+  std::vector<float> host(static_cast<size_t>(flat.numel()));
+  backend_.copy_to_host(host.data(), flat.data, flat.bytes());
+  return host;
+}
+
+void Model::upload_params(const std::vector<float>& host) {
+  if (static_cast<int64_t>(host.size()) != params_.numel())
+    throw std::invalid_argument("upload_params: size differs from the model's parameter count");
+  backend_.copy_to_device(params_.data, host.data(), params_.bytes());
+}
+
+void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
+                   const Tensor& in, const Tensor& out, int64_t batch, int64_t seq, int64_t pos,
+                   KvCache* cache, int64_t layer) {
+  const int64_t hd = cfg.head_dim();
+  const RmsNormArgs norm{static_cast<float>(cfg.norm_eps)};
+  const RopeArgs rope{pos, static_cast<float>(cfg.rope_theta)};
+  const MatmulArgs linear{false, true, 1.0f, 0.0f};  // y = x · Wᵀ
+
+  be.rmsnorm_fwd(a.ln1, a.rstd1, in, w.attn_norm, norm);
+  be.matmul(a.q_lin, a.ln1, w.wq, linear);
+  be.matmul(a.k_lin, a.ln1, w.wk, linear);
+  be.matmul(a.v, a.ln1, w.wv, linear);
+  const Tensor q4 = a.q.reshaped({batch, seq, cfg.n_heads, hd});
+  const Tensor k4 = a.k.reshaped({batch, seq, cfg.n_kv_heads, hd});
+  const Tensor v4 = a.v.reshaped({batch, seq, cfg.n_kv_heads, hd});
+  const Tensor att4 = a.att.reshaped({batch, seq, cfg.n_heads, hd});
+  be.rope_fwd(q4, a.q_lin.reshaped({batch, seq, cfg.n_heads, hd}), rope);
+  be.rope_fwd(k4, a.k_lin.reshaped({batch, seq, cfg.n_kv_heads, hd}), rope);
+  if (cache) {
+    const Tensor& kc = cache->k[static_cast<size_t>(layer)];
+    const Tensor& vc = cache->v[static_cast<size_t>(layer)];
+    be.kv_append(kc, vc, k4, v4, KvAppendArgs{pos});
+    if (pos == 0)
+      be.attention_fwd(att4, a.lse, q4, k4, v4, AttentionArgs{});
+    else
+      be.attention_decode(att4, q4, kc, vc, DecodeArgs{pos});
+  } else {
+    be.attention_fwd(att4, a.lse, q4, k4, v4, AttentionArgs{});
+  }
+  be.matmul(a.o, a.att, w.wo, linear);
+  be.add(a.mid, in, a.o);
+  be.rmsnorm_fwd(a.ln2, a.rstd2, a.mid, w.mlp_norm, norm);
+  be.matmul(a.gate_up, a.ln2, w.w_gate_up, linear);
+  be.swiglu_fwd(a.h, a.gate_up);
+  be.matmul(a.m, a.h, w.w_down, linear);
+  be.add(out, a.mid, a.m);
+}
+
+// ---- training -------------------------------------------------------------------------------
+
+TrainGraph::TrainGraph(Model& model, int64_t batch, int64_t seq)
+    : model_(model), be_(model.backend()), batch_(batch), seq_(seq), store_(model.backend()) {
+  const ModelConfig& cfg = model.config();
+  if (seq > cfg.max_seq) throw std::invalid_argument("sequence longer than the model's max_seq");
+  if (model.grads_flat().data == nullptr)
+    throw std::invalid_argument("TrainGraph needs a model built with training state");
+  const int64_t n = batch * seq, c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim();
+  const int64_t f = cfg.d_ff, v = cfg.vocab;
+  const DType dt = DType::f32;
+  tokens_ = store_.make(DType::i32, {batch, seq});
+  targets_ = store_.make(DType::i32, {n});
+  for (int64_t l = 0; l <= cfg.n_layers; ++l) resid_.push_back(store_.make(dt, {n, c}));
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    LayerActs a;
+    a.ln1 = store_.make(dt, {n, c});
+    a.rstd1 = store_.make(DType::f32, {n});
+    a.q_lin = store_.make(dt, {n, qd});
+    a.k_lin = store_.make(dt, {n, kd});
+    a.q = store_.make(dt, {n, qd});
+    a.k = store_.make(dt, {n, kd});
+    a.v = store_.make(dt, {n, kd});
+    a.att = store_.make(dt, {n, qd});
+    a.lse = store_.make(DType::f32, {batch, cfg.n_heads, seq});
+    a.o = store_.make(dt, {n, c});
+    a.mid = store_.make(dt, {n, c});
+    a.ln2 = store_.make(dt, {n, c});
+    a.rstd2 = store_.make(DType::f32, {n});
+    a.gate_up = store_.make(dt, {n, 2 * f});
+    a.h = store_.make(dt, {n, f});
+    a.m = store_.make(dt, {n, c});
+    acts_.push_back(a);
+  }
+  lnf_ = store_.make(dt, {n, c});
+  rstdf_ = store_.make(DType::f32, {n});
+  logits_ = store_.make(dt, {n, v});
+  dlogits_ = store_.make(dt, {n, v});
+  losses_ = store_.make(DType::f32, {n});
+  dresid_ = store_.make(dt, {n, c});
+  dln_ = store_.make(dt, {n, c});
+  datt_ = store_.make(dt, {n, qd});
+  dq_ = store_.make(dt, {n, qd});
+  dk_ = store_.make(dt, {n, kd});
+  dv_ = store_.make(dt, {n, kd});
+  dq_lin_ = store_.make(dt, {n, qd});
+  dk_lin_ = store_.make(dt, {n, kd});
+  dh_ = store_.make(dt, {n, f});
+  dgate_up_ = store_.make(dt, {n, 2 * f});
+}
+
+void TrainGraph::set_batch(const std::vector<int32_t>& tokens,
+                           const std::vector<int32_t>& targets) {
+  if (static_cast<int64_t>(tokens.size()) != tokens_.numel() ||
+      static_cast<int64_t>(targets.size()) != targets_.numel())
+    throw std::invalid_argument("set_batch: expected B·T tokens and targets");
+  be_.copy_to_device(tokens_.data, tokens.data(), tokens_.bytes());
+  be_.copy_to_device(targets_.data, targets.data(), targets_.bytes());
+}
+
+void TrainGraph::forward() {
+  const ModelConfig& cfg = model_.config();
+  const Weights& w = model_.weights();
+  const int64_t n = batch_ * seq_;
+  be_.embedding_fwd(resid_[0].reshaped({batch_, seq_, cfg.d_model}), tokens_, w.embedding);
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const size_t i = static_cast<size_t>(l);
+    layer_forward(be_, cfg, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0,
+                  nullptr, l);
+  }
+  be_.rmsnorm_fwd(lnf_, rstdf_, resid_.back(), w.final_norm,
+                  RmsNormArgs{static_cast<float>(cfg.norm_eps)});
+  be_.matmul(logits_, lnf_, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
+  be_.cross_entropy_fwd_bwd(losses_, dlogits_, logits_, targets_,
+                            CrossEntropyArgs{1.0f / static_cast<float>(n)});
+}
+
+void TrainGraph::backward() {
+  const ModelConfig& cfg = model_.config();
+  const Weights& w = model_.weights();
+  const Weights& g = model_.grads();
+  const int64_t hd = cfg.head_dim();
+  const MatmulArgs dx{false, false, 1.0f, 0.0f};      // dX = dY · W
+  const MatmulArgs dx_acc{false, false, 1.0f, 1.0f};  // dX += dY · W
+  const MatmulArgs dw{true, false, 1.0f, 1.0f};       // dW += dYᵀ · X
+
+  be_.fill(model_.grads_flat(), 0.0f);
+  // Head and final norm. dresid starts at zero and accumulates through every rmsnorm_bwd.
+  be_.matmul(dln_, dlogits_, w.head, dx);
+  be_.matmul(g.head, dlogits_, lnf_, dw);
+  be_.fill(dresid_, 0.0f);
+  be_.rmsnorm_bwd(dresid_, g.final_norm, dln_, resid_.back(), w.final_norm, rstdf_);
+
+  for (int64_t l = cfg.n_layers - 1; l >= 0; --l) {
+    const size_t i = static_cast<size_t>(l);
+    const LayerActs& a = acts_[i];
+    const LayerWeights& lw = w.layers[i];
+    const LayerWeights& lg = g.layers[i];
+    const RopeArgs rope{0, static_cast<float>(cfg.rope_theta)};
+    // MLP: dresid is d(out) = d(m); it becomes d(mid) after the norm's backward.
+    be_.matmul(dh_, dresid_, lw.w_down, dx);
+    be_.matmul(lg.w_down, dresid_, a.h, dw);
+    be_.swiglu_bwd(dgate_up_, dh_, a.gate_up);
+    be_.matmul(dln_, dgate_up_, lw.w_gate_up, dx);
+    be_.matmul(lg.w_gate_up, dgate_up_, a.ln2, dw);
+    be_.rmsnorm_bwd(dresid_, lg.mlp_norm, dln_, a.mid, lw.mlp_norm, a.rstd2);
+    // Attention: dresid is d(mid) = d(o); it becomes d(in).
+    be_.matmul(datt_, dresid_, lw.wo, dx);
+    be_.matmul(lg.wo, dresid_, a.att, dw);
+    const auto h4 = [&](const Tensor& t, int64_t heads) {
+      return t.reshaped({batch_, seq_, heads, hd});
+    };
+    be_.attention_bwd(h4(dq_, cfg.n_heads), h4(dk_, cfg.n_kv_heads), h4(dv_, cfg.n_kv_heads),
+                      h4(datt_, cfg.n_heads), h4(a.q, cfg.n_heads), h4(a.k, cfg.n_kv_heads),
+                      h4(a.v, cfg.n_kv_heads), h4(a.att, cfg.n_heads), a.lse, AttentionArgs{});
+    be_.rope_bwd(h4(dq_lin_, cfg.n_heads), h4(dq_, cfg.n_heads), rope);
+    be_.rope_bwd(h4(dk_lin_, cfg.n_kv_heads), h4(dk_, cfg.n_kv_heads), rope);
+    be_.matmul(dln_, dq_lin_, lw.wq, dx);
+    be_.matmul(dln_, dk_lin_, lw.wk, dx_acc);
+    be_.matmul(dln_, dv_, lw.wv, dx_acc);
+    be_.matmul(lg.wq, dq_lin_, a.ln1, dw);
+    be_.matmul(lg.wk, dk_lin_, a.ln1, dw);
+    be_.matmul(lg.wv, dv_, a.ln1, dw);
+    be_.rmsnorm_bwd(dresid_, lg.attn_norm, dln_, resid_[i], lw.attn_norm, a.rstd1);
+  }
+  be_.embedding_bwd(g.embedding, dresid_.reshaped({batch_, seq_, cfg.d_model}), tokens_);
+}
+
+void TrainGraph::optimizer_step(const AdamWArgs& args) {
+  be_.adamw(model_.params_flat(), model_.grads_flat(), model_.m_flat(), model_.v_flat(), args);
+}
+
+double TrainGraph::mean_loss() {
+  std::vector<float> host(static_cast<size_t>(losses_.numel()));
+  be_.copy_to_host(host.data(), losses_.data, losses_.bytes());
+  double sum = 0;
+  for (float x : host) sum += x;
+  return sum / static_cast<double>(host.size());
+}
+
+// ---- inference ------------------------------------------------------------------------------
+
+InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_tokens,
+                               int64_t capacity)
+    : model_(model),
+      be_(model.backend()),
+      batch_(batch),
+      max_rows_(batch * max_new_tokens),
+      store_(model.backend()) {
+  const ModelConfig& cfg = model.config();
+  if (capacity > cfg.max_seq) throw std::invalid_argument("cache longer than the model's max_seq");
+  const size_t r = static_cast<size_t>(max_rows_), f4 = sizeof(float);
+  const size_t c = static_cast<size_t>(cfg.d_model), qd = static_cast<size_t>(cfg.q_dim());
+  const size_t kd = static_cast<size_t>(cfg.kv_dim()), f = static_cast<size_t>(cfg.d_ff);
+  s_.ln1 = store_.raw(r * c * f4);
+  s_.rstd1 = store_.raw(r * f4);
+  s_.q_lin = store_.raw(r * qd * f4);
+  s_.k_lin = store_.raw(r * kd * f4);
+  s_.q = store_.raw(r * qd * f4);
+  s_.k = store_.raw(r * kd * f4);
+  s_.v = store_.raw(r * kd * f4);
+  s_.att = store_.raw(r * qd * f4);
+  s_.lse = store_.raw(r * static_cast<size_t>(cfg.n_heads) * f4);
+  s_.o = store_.raw(r * c * f4);
+  s_.mid = store_.raw(r * c * f4);
+  s_.ln2 = store_.raw(r * c * f4);
+  s_.rstd2 = store_.raw(r * f4);
+  s_.gate_up = store_.raw(r * 2 * f * f4);
+  s_.h = store_.raw(r * f * f4);
+  s_.m = store_.raw(r * c * f4);
+  s_.resid_a = store_.raw(r * c * f4);
+  s_.resid_b = store_.raw(r * c * f4);
+  s_.lnf = store_.raw(r * c * f4);
+  s_.rstdf = store_.raw(r * f4);
+  s_.logits = store_.raw(r * static_cast<size_t>(cfg.vocab) * f4);
+  cache_.capacity = capacity;
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    cache_.k.push_back(store_.make(DType::f32, {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.v.push_back(store_.make(DType::f32, {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+  }
+}
+
+LayerActs InferenceGraph::views(int64_t rows, int64_t seq) const {
+  const ModelConfig& cfg = model_.config();
+  const DType dt = DType::f32;
+  const int64_t c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim(), f = cfg.d_ff;
+  LayerActs a;
+  a.ln1 = Tensor(s_.ln1, dt, {rows, c});
+  a.rstd1 = Tensor(s_.rstd1, DType::f32, {rows});
+  a.q_lin = Tensor(s_.q_lin, dt, {rows, qd});
+  a.k_lin = Tensor(s_.k_lin, dt, {rows, kd});
+  a.q = Tensor(s_.q, dt, {rows, qd});
+  a.k = Tensor(s_.k, dt, {rows, kd});
+  a.v = Tensor(s_.v, dt, {rows, kd});
+  a.att = Tensor(s_.att, dt, {rows, qd});
+  a.lse = Tensor(s_.lse, DType::f32, {rows / seq, cfg.n_heads, seq});
+  a.o = Tensor(s_.o, dt, {rows, c});
+  a.mid = Tensor(s_.mid, dt, {rows, c});
+  a.ln2 = Tensor(s_.ln2, dt, {rows, c});
+  a.rstd2 = Tensor(s_.rstd2, DType::f32, {rows});
+  a.gate_up = Tensor(s_.gate_up, dt, {rows, 2 * f});
+  a.h = Tensor(s_.h, dt, {rows, f});
+  a.m = Tensor(s_.m, dt, {rows, c});
+  return a;
+}
+
+Tensor InferenceGraph::forward(const Tensor& tokens, int64_t pos) {
+  const ModelConfig& cfg = model_.config();
+  const Weights& w = model_.weights();
+  const int64_t batch = tokens.dim(0), seq = tokens.dim(1), rows = batch * seq;
+  if (batch != batch_ || rows > max_rows_ || pos + seq > cache_.capacity)
+    throw std::invalid_argument("InferenceGraph::forward: " + tokens.shape_string() + " at pos " +
+                                std::to_string(pos) + " exceeds the graph's sizes");
+  const LayerActs a = views(rows, seq);
+  Tensor x(s_.resid_a, DType::f32, {rows, cfg.d_model});
+  Tensor y(s_.resid_b, DType::f32, {rows, cfg.d_model});
+  be_.embedding_fwd(x.reshaped({batch, seq, cfg.d_model}), tokens, w.embedding);
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    layer_forward(be_, cfg, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
+    std::swap(x, y);
+  }
+  const Tensor lnf(s_.lnf, DType::f32, {rows, cfg.d_model});
+  const Tensor rstdf(s_.rstdf, DType::f32, {rows});
+  const Tensor logits(s_.logits, DType::f32, {rows, cfg.vocab});
+  be_.rmsnorm_fwd(lnf, rstdf, x, w.final_norm, RmsNormArgs{static_cast<float>(cfg.norm_eps)});
+  be_.matmul(logits, lnf, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
+  return logits;
+}
+
+}  // namespace capbench

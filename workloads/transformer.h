@@ -1,0 +1,138 @@
+// The Llama-style decoder written once against the Backend interface, llm.c style: explicit
+// forward and backward per layer, parameters / gradients / AdamW moments each in one flat buffer
+// with per-layer views into it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backends/backend.h"
+#include "workloads/model_config.h"
+
+namespace capbench {
+
+// Device allocations that live as long as the owner; hands out tensor views.
+class TensorStore {
+ public:
+  explicit TensorStore(Backend& backend) : backend_(backend) {}
+  Tensor make(DType dtype, std::initializer_list<int64_t> dims);
+  void* raw(size_t bytes);
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Backend& backend_;
+  std::vector<DeviceBuffer> buffers_;
+  size_t bytes_ = 0;
+};
+
+struct LayerWeights {
+  Tensor attn_norm, wq, wk, wv, wo, mlp_norm, w_gate_up, w_down;
+};
+struct Weights {
+  Tensor embedding, final_norm, head;
+  std::vector<LayerWeights> layers;
+};
+// Views of one flat fp32 buffer (parameters, or gradients: same layout).
+Weights weight_views(const ModelConfig& cfg, void* flat_base);
+
+// Deterministic initial parameters: normal(0, 0.02), output projections scaled by 1/sqrt(2L),
+// norm weights 1.
+std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed);
+
+// Parameters (+ gradients and AdamW moments when training) on a backend.
+class Model {
+ public:
+  Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training);
+  const ModelConfig& config() const { return cfg_; }
+  Backend& backend() const { return backend_; }
+  const Weights& weights() const { return weights_; }
+  const Weights& grads() const { return grads_; }
+  Tensor params_flat() const { return params_; }
+  Tensor grads_flat() const { return grad_flat_; }
+  Tensor m_flat() const { return m_; }
+  Tensor v_flat() const { return v_; }
+  std::vector<float> download(const Tensor& flat) const;
+  void upload_params(const std::vector<float>& host);
+  size_t bytes() const { return store_.bytes(); }
+
+ private:
+  Backend& backend_;
+  ModelConfig cfg_;
+  TensorStore store_;
+  Tensor params_, grad_flat_, m_, v_;
+  Weights weights_, grads_;
+};
+
+// Activations of one layer for N = B·T rows. Training keeps one per layer (saved for backward);
+// inference reuses one for every layer.
+struct LayerActs {
+  Tensor ln1, rstd1, q_lin, k_lin, q, k, v, att, lse, o, mid, ln2, rstd2, gate_up, h, m;
+};
+
+// Per-layer KV cache, [B, S, K, D] each.
+struct KvCache {
+  std::vector<Tensor> k, v;
+  int64_t capacity = 0;
+};
+
+// One decoder layer forward: out = in + attn(norm(in)); out += mlp(norm(out)).
+// Tokens sit at positions pos .. pos+T-1. Without a cache (training) attention runs over the new
+// tokens alone; with one, the new k/v are appended first, and attention runs with the prefill
+// kernel when pos == 0 and over the cache otherwise.
+void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
+                   const Tensor& in /*[N,C]*/, const Tensor& out /*[N,C]*/, int64_t batch,
+                   int64_t seq, int64_t pos, KvCache* cache, int64_t layer);
+
+// Training: forward with saved activations, fused loss, explicit backward.
+class TrainGraph {
+ public:
+  TrainGraph(Model& model, int64_t batch, int64_t seq);
+  // tokens and targets: [B·T] each, host memory.
+  void set_batch(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets);
+  void forward();   // logits, per-row losses and dlogits
+  void backward();  // zeroes gradients, then fills them
+  void optimizer_step(const AdamWArgs& args);
+  double mean_loss();  // copies the losses to the host: a synchronisation
+  Tensor logits() const { return logits_; }
+  size_t activation_bytes() const { return store_.bytes(); }
+  int64_t batch() const { return batch_; }
+  int64_t seq() const { return seq_; }
+
+ private:
+  Model& model_;
+  Backend& be_;
+  int64_t batch_, seq_;
+  TensorStore store_;
+  Tensor tokens_, targets_;
+  std::vector<Tensor> resid_;  // L+1 of [N,C]
+  std::vector<LayerActs> acts_;
+  Tensor lnf_, rstdf_, logits_, dlogits_, losses_;
+  // Backward scratch, shared by all layers.
+  Tensor dresid_, dln_, datt_, dq_, dk_, dv_, dq_lin_, dk_lin_, dh_, dgate_up_;
+};
+
+// Inference: prefill then decode steps over a preallocated KV cache.
+class InferenceGraph {
+ public:
+  // Rows per call at most batch · max_new_tokens; cache capacity `capacity` tokens.
+  InferenceGraph(Model& model, int64_t batch, int64_t max_new_tokens, int64_t capacity);
+  // tokens: device [B,T] i32 at positions pos..pos+T-1; returns logits [B·T, V].
+  Tensor forward(const Tensor& tokens, int64_t pos);
+  size_t activation_bytes() const { return store_.bytes(); }
+  const KvCache& cache() const { return cache_; }
+
+ private:
+  LayerActs views(int64_t rows, int64_t seq) const;
+  Model& model_;
+  Backend& be_;
+  int64_t batch_, max_rows_;
+  TensorStore store_;
+  KvCache cache_;
+  // Raw scratch, viewed per call with the call's row count.
+  struct Scratch {
+    void *ln1, *rstd1, *q_lin, *k_lin, *q, *k, *v, *att, *lse, *o, *mid, *ln2, *rstd2, *gate_up, *h,
+        *m, *resid_a, *resid_b, *lnf, *rstdf, *logits;
+  } s_{};
+};
+
+}  // namespace capbench
