@@ -1,0 +1,219 @@
+// The command line as a user meets it: bad input gives exit code 2 and one message naming the
+// file, the JSON path and what was expected, and leaves no report behind; a good run writes a
+// whole report.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "harness/report.h"
+
+namespace capbench {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("capbench_cli_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "models");
+    fs::copy_file(fs::path(CAPBENCH_SOURCE_DIR) / "configs/models/tiny.json",
+                  dir_ / "models/tiny.json");
+    report_ = (dir_ / "report.json").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+
+  // Runs capbench with the test's own config folder and cache, and --out into the test folder.
+  Result run(const std::string& args) {
+    const std::string cmd = "CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
+                            CAPBENCH_BINARY + "' " + args + " 2>&1";
+    Result r;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    if (!pipe) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+    const int status = pclose(pipe);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  }
+  Result run_suite(const std::string& suite_file, const std::string& extra = "") {
+    return run("run '" + suite_file + "' --config-dir '" + dir_.string() + "' --out '" + report_ +
+               "' --no-calibrate " + extra);
+  }
+  std::string suite_with(const std::string& run_entry) {
+    return write("suite.json", R"({"name": "t", "runs": [)" + run_entry + "]}");
+  }
+
+  // Exit code 2, one line naming file, path and expectation; no report written.
+  void expect_bad_input(const Result& r, const std::string& file, const std::string& path,
+                        const std::string& expected) {
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << "file not named: " << r.output;
+    EXPECT_NE(r.output.find(path), std::string::npos) << "JSON path not named: " << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << "expectation missing: " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(report_)) << "a report was left behind";
+    EXPECT_FALSE(fs::exists(report_ + ".tmp")) << "a temporary report was left behind";
+  }
+
+  fs::path dir_;
+  std::string report_;
+};
+
+const char* kGoodTrain =
+    R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8})";
+
+TEST_F(Cli, UnknownBackend) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": ["warp-drive"], "batch": 2, "seq": 8})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].backends", "expected a backend of this build");
+}
+
+TEST_F(Cli, UnknownModel) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "gpt-9", "backends": "reference", "batch": 2, "seq": 8})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].model", "expected a model in");
+}
+
+TEST_F(Cli, UnknownWorkload) {
+  const std::string f = suite_with(
+      R"({"workload": "juggle", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].workload", "\"train_step\" or \"inference\"");
+}
+
+TEST_F(Cli, MissingField) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "field is missing");
+}
+
+TEST_F(Cli, MistypedField) {
+  const std::string f = suite_with(
+      R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": "two", "prompt": 4, "decode_steps": 2})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].batch", "expected a positive integer");
+}
+
+TEST_F(Cli, NegativeSize) {
+  const std::string f = suite_with(
+      R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": 1, "prompt": -4, "decode_steps": 2})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].prompt", "expected a positive integer");
+}
+
+TEST_F(Cli, ZeroSize) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 0})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "expected a positive integer");
+}
+
+TEST_F(Cli, SequenceLongerThanMaxSeq) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 65})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "max_seq of model tiny (64), got 65");
+}
+
+TEST_F(Cli, PromptPlusDecodeLongerThanMaxSeq) {
+  const std::string f = suite_with(
+      R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": 1, "prompt": 60, "decode_steps": 5})");
+  expect_bad_input(run_suite(f), f, "$.runs[0].prompt", "max_seq of model tiny (64), got 65");
+}
+
+TEST_F(Cli, UnreadableFile) {
+  const std::string f = (dir_ / "does-not-exist.json").string();
+  expect_bad_input(run_suite(f), f, ": $:", "expected a readable file");
+}
+
+TEST_F(Cli, NotJson) {
+  const std::string f = write("suite.json", "{\"name\": \"t\", \"runs\": [");
+  expect_bad_input(run_suite(f), f, ": $:", "expected valid JSON");
+}
+
+TEST_F(Cli, BadModelFileNamesTheModelFile) {
+  write(
+      "models/broken.json",
+      R"({"d_model": 64, "n_layers": 2, "n_heads": 0, "n_kv_heads": 2, "d_ff": 8, "vocab": 10, "max_seq": 8})");
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "broken", "backends": "reference", "batch": 2, "seq": 8})");
+  expect_bad_input(run_suite(f), (dir_ / "models/broken.json").string(), "$.n_heads",
+                   "expected a positive integer");
+}
+
+TEST_F(Cli, IndivisibleHeadsAreRejected) {
+  write(
+      "models/odd.json",
+      R"({"d_model": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 3, "d_ff": 8, "vocab": 10, "max_seq": 8})");
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "odd", "backends": "reference", "batch": 2, "seq": 8})");
+  expect_bad_input(run_suite(f), "odd.json", "$.n_kv_heads", "a divisor of n_heads");
+}
+
+TEST_F(Cli, BadOverrides) {
+  const std::string f = suite_with(kGoodTrain);
+  for (const char* args : {"--backend warp-drive", "--batch 0", "--seq -3", "--workload juggle",
+                           "--dtype fp8", "--seq 65", "--model nosuch"}) {
+    const Result r = run_suite(f, args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
+    EXPECT_FALSE(fs::exists(report_)) << args;
+  }
+}
+
+TEST_F(Cli, UnknownFlagIsBadInput) {
+  const Result r = run("run --no-such-flag");
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
+TEST_F(Cli, GoodRunWritesAWholeReport) {
+  const std::string f = suite_with(
+      std::string(kGoodTrain) +
+      R"(, {"workload": "inference", "model": "tiny", "backends": "reference", "batch": 1, "prompt": 5, "decode_steps": 3})");
+  const Result r = run_suite(f, "--reps 3 --warmup 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  for (const RunRecord& run : rep.runs) {
+    EXPECT_EQ(run.status, "ok") << run.reason;
+    EXPECT_EQ(run.stats.at(run.primary).n, run.key.workload == "train_step" ? 3 : 9);
+    ASSERT_FALSE(run.canaries.empty());
+    EXPECT_TRUE(run.canaries[0].passed) << run.canaries[0].detail;
+    EXPECT_FALSE(run.ops.empty());
+    EXPECT_GT(run.metrics.count("tokens_per_s") + run.metrics.count("decode_tokens_per_s"), 0u);
+  }
+  EXPECT_EQ(rep.schema_version, 1);
+  EXPECT_NE(r.output.find("reference"), std::string::npos) << "the table names the backend";
+}
+
+TEST_F(Cli, ListShowsTheReference) {
+  const Result r = run("list --config-dir '" + dir_.string() + "'");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("reference"), std::string::npos);
+  EXPECT_NE(r.output.find("tiny"), std::string::npos);
+}
+
+TEST_F(Cli, HelpOnEverySubcommand) {
+  for (const char* sub : {"", "run ", "list ", "calibrate ", "show "}) {
+    const Result r = run(std::string(sub) + "--help");
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace capbench

@@ -1,0 +1,260 @@
+// Conformance: every op of every backend of this build, forward and backward, against the
+// reference backend on fresh random inputs of several shapes (odd sizes included). Outputs start
+// as the same random garbage on both sides, so a backend that accumulates where it should
+// overwrite (or the reverse) fails too.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "backends/reference/reference_backend.h"
+#include "test_util.h"
+
+namespace capbench::testing {
+namespace {
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    test_ = make_backend(GetParam());
+    const Support s = test_->supports(OpId::matmul, DType::f32);
+    if (!s.ok) GTEST_SKIP() << GetParam() << " does not run fp32: " << s.reason;
+  }
+  Mirror make(DType dtype, std::initializer_list<int64_t> dims) {
+    return Mirror(ref_, *test_, dtype, dims);
+  }
+  Mirror random(std::initializer_list<int64_t> dims, float scale = 1.0f) {
+    Mirror m = make(DType::f32, dims);
+    m.randomize(rng_, scale);
+    return m;
+  }
+  Mirror tokens(std::initializer_list<int64_t> dims, int64_t vocab) {
+    Mirror m = make(DType::i32, dims);
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
+    std::vector<int32_t> v(static_cast<size_t>(m.numel()));
+    for (int32_t& x : v) x = dist(rng_);
+    m.set_ints(v);
+    return m;
+  }
+  void expect_close(const Mirror& m, const std::string& what, double tol = kTolF32) {
+    const double err = m.error();
+    EXPECT_LE(err, tol) << GetParam() << " " << what;
+    // Guard against comparing two untouched buffers: the oracle must have written its output,
+    // which started as the same random garbage on both sides.
+    EXPECT_NE(m.host_a(), m.initial()) << what << ": the oracle left its output untouched";
+  }
+
+  ReferenceBackend ref_;
+  std::unique_ptr<Backend> test_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+struct AttnShape {
+  int64_t b, t, h, k, d;
+};
+const AttnShape kAttnShapes[] = {
+    {1, 1, 4, 4, 8}, {2, 5, 4, 2, 6}, {1, 17, 6, 1, 10}, {3, 9, 8, 4, 16}};
+
+TEST_P(Conformance, Matmul) {
+  const int64_t dims[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 48, 96}};
+  for (const auto& d : dims)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 1.0f}) {
+          const int64_t m = d[0], n = d[1], k = d[2];
+          Mirror a = ta ? random({k, m}) : random({m, k});
+          Mirror b = tb ? random({n, k}) : random({k, n});
+          Mirror c = random({m, n});
+          const MatmulArgs args{ta == 1, tb == 1, beta == 0.0f ? 1.0f : 0.5f, beta};
+          ref_.matmul(c.a(), a.a(), b.a(), args);
+          test_->matmul(c.b(), a.b(), b.b(), args);
+          expect_close(c, "matmul " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                              std::to_string(k) + " ta=" + std::to_string(ta) +
+                              " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta));
+        }
+}
+
+TEST_P(Conformance, EmbeddingForwardBackward) {
+  for (auto [b, t, v, c] : {std::array<int64_t, 4>{1, 1, 5, 8}, {2, 7, 11, 13}, {3, 16, 50, 32}}) {
+    Mirror tok = tokens({b, t}, v);
+    Mirror table = random({v, c});
+    Mirror out = random({b, t, c});
+    ref_.embedding_fwd(out.a(), tok.a(), table.a());
+    test_->embedding_fwd(out.b(), tok.b(), table.b());
+    expect_close(out, "embedding_fwd");
+    Mirror dout = random({b, t, c});
+    Mirror dtable = random({v, c});  // accumulates: starts non-zero on purpose
+    ref_.embedding_bwd(dtable.a(), dout.a(), tok.a());
+    test_->embedding_bwd(dtable.b(), dout.b(), tok.b());
+    expect_close(dtable, "embedding_bwd");
+  }
+}
+
+TEST_P(Conformance, RmsNormForwardBackward) {
+  for (auto [n, c] : {std::array<int64_t, 2>{1, 8}, {7, 37}, {33, 64}}) {
+    Mirror in = random({n, c});
+    Mirror w = random({c});
+    Mirror out = random({n, c});
+    Mirror rstd = random({n});
+    ref_.rmsnorm_fwd(out.a(), rstd.a(), in.a(), w.a(), RmsNormArgs{1e-5f});
+    test_->rmsnorm_fwd(out.b(), rstd.b(), in.b(), w.b(), RmsNormArgs{1e-5f});
+    expect_close(out, "rmsnorm_fwd out");
+    expect_close(rstd, "rmsnorm_fwd rstd");
+    Mirror dout = random({n, c});
+    Mirror din = random({n, c});  // both gradients accumulate
+    Mirror dw = random({c});
+    ref_.rmsnorm_bwd(din.a(), dw.a(), dout.a(), in.a(), w.a(), rstd.a());
+    test_->rmsnorm_bwd(din.b(), dw.b(), dout.b(), in.b(), w.b(), rstd.b());
+    expect_close(din, "rmsnorm_bwd din");
+    expect_close(dw, "rmsnorm_bwd dweight");
+  }
+}
+
+TEST_P(Conformance, RopeForwardBackward) {
+  for (const AttnShape& s : kAttnShapes)
+    for (int64_t pos : {0, 3, 1000}) {
+      const RopeArgs args{pos, 10000.0f};
+      Mirror in = random({s.b, s.t, s.h, s.d});
+      Mirror out = random({s.b, s.t, s.h, s.d});
+      ref_.rope_fwd(out.a(), in.a(), args);
+      test_->rope_fwd(out.b(), in.b(), args);
+      expect_close(out, "rope_fwd pos " + std::to_string(pos));
+      Mirror din = random({s.b, s.t, s.h, s.d});
+      ref_.rope_bwd(din.a(), out.a(), args);
+      test_->rope_bwd(din.b(), out.b(), args);
+      expect_close(din, "rope_bwd pos " + std::to_string(pos));
+    }
+}
+
+TEST_P(Conformance, AttentionForwardBackward) {
+  for (const AttnShape& s : kAttnShapes) {
+    const std::string shape = " b" + std::to_string(s.b) + " t" + std::to_string(s.t) + " h" +
+                              std::to_string(s.h) + "/" + std::to_string(s.k) + " d" +
+                              std::to_string(s.d);
+    Mirror q = random({s.b, s.t, s.h, s.d});
+    Mirror k = random({s.b, s.t, s.k, s.d});
+    Mirror v = random({s.b, s.t, s.k, s.d});
+    Mirror out = random({s.b, s.t, s.h, s.d});
+    Mirror lse = random({s.b, s.h, s.t});
+    ref_.attention_fwd(out.a(), lse.a(), q.a(), k.a(), v.a(), AttentionArgs{});
+    test_->attention_fwd(out.b(), lse.b(), q.b(), k.b(), v.b(), AttentionArgs{});
+    expect_close(out, "attention_fwd out" + shape);
+    expect_close(lse, "attention_fwd lse" + shape);
+    Mirror dout = random({s.b, s.t, s.h, s.d});
+    Mirror dq = random({s.b, s.t, s.h, s.d});
+    Mirror dk = random({s.b, s.t, s.k, s.d});
+    Mirror dv = random({s.b, s.t, s.k, s.d});
+    // Both sides use the oracle's saved out and lse, so the backward is tested on its own.
+    test_->copy_to_device(out.b().data, out.host_a().data(), out.b().bytes());
+    test_->copy_to_device(lse.b().data, lse.host_a().data(), lse.b().bytes());
+    ref_.attention_bwd(dq.a(), dk.a(), dv.a(), dout.a(), q.a(), k.a(), v.a(), out.a(), lse.a(),
+                       AttentionArgs{});
+    test_->attention_bwd(dq.b(), dk.b(), dv.b(), dout.b(), q.b(), k.b(), v.b(), out.b(), lse.b(),
+                         AttentionArgs{});
+    expect_close(dq, "attention_bwd dq" + shape);
+    expect_close(dk, "attention_bwd dk" + shape);
+    expect_close(dv, "attention_bwd dv" + shape);
+  }
+}
+
+TEST_P(Conformance, KvAppendAndDecode) {
+  for (const AttnShape& s : kAttnShapes)
+    for (int64_t pos : {0, 1, 6}) {
+      const int64_t cap = pos + s.t + 2;
+      Mirror kc = random({s.b, cap, s.k, s.d});
+      Mirror vc = random({s.b, cap, s.k, s.d});
+      Mirror k = random({s.b, s.t, s.k, s.d});
+      Mirror v = random({s.b, s.t, s.k, s.d});
+      ref_.kv_append(kc.a(), vc.a(), k.a(), v.a(), KvAppendArgs{pos});
+      test_->kv_append(kc.b(), vc.b(), k.b(), v.b(), KvAppendArgs{pos});
+      expect_close(kc, "kv_append k");
+      expect_close(vc, "kv_append v");
+      Mirror q = random({s.b, s.t, s.h, s.d});
+      Mirror out = random({s.b, s.t, s.h, s.d});
+      ref_.attention_decode(out.a(), q.a(), kc.a(), vc.a(), DecodeArgs{pos});
+      test_->attention_decode(out.b(), q.b(), kc.b(), vc.b(), DecodeArgs{pos});
+      expect_close(out, "attention_decode t" + std::to_string(s.t) + " pos " + std::to_string(pos));
+    }
+}
+
+TEST_P(Conformance, SwigluForwardBackward) {
+  for (auto [n, f] : {std::array<int64_t, 2>{1, 4}, {9, 23}, {32, 176}}) {
+    Mirror gu = random({n, 2 * f}, 2.0f);
+    Mirror out = random({n, f});
+    ref_.swiglu_fwd(out.a(), gu.a());
+    test_->swiglu_fwd(out.b(), gu.b());
+    expect_close(out, "swiglu_fwd");
+    Mirror dout = random({n, f});
+    Mirror dgu = random({n, 2 * f});
+    ref_.swiglu_bwd(dgu.a(), dout.a(), gu.a());
+    test_->swiglu_bwd(dgu.b(), dout.b(), gu.b());
+    expect_close(dgu, "swiglu_bwd");
+  }
+}
+
+TEST_P(Conformance, Add) {
+  for (int64_t n : {1, 17, 1000}) {
+    Mirror a = random({n}), b = random({n}), out = random({n});
+    ref_.add(out.a(), a.a(), b.a());
+    test_->add(out.b(), a.b(), b.b());
+    expect_close(out, "add");
+  }
+}
+
+TEST_P(Conformance, CrossEntropyForwardBackward) {
+  for (auto [n, v] : {std::array<int64_t, 2>{1, 3}, {13, 101}, {32, 256}}) {
+    Mirror logits = random({n, v}, 3.0f);
+    Mirror tgt = tokens({n}, v);
+    Mirror losses = random({n});
+    Mirror dlogits = random({n, v});
+    const CrossEntropyArgs args{1.0f / static_cast<float>(n)};
+    ref_.cross_entropy_fwd_bwd(losses.a(), dlogits.a(), logits.a(), tgt.a(), args);
+    test_->cross_entropy_fwd_bwd(losses.b(), dlogits.b(), logits.b(), tgt.b(), args);
+    expect_close(losses, "cross_entropy losses");
+    expect_close(dlogits, "cross_entropy dlogits");
+  }
+}
+
+TEST_P(Conformance, AdamW) {
+  for (int64_t n : {1, 33, 4097})
+    for (int64_t step : {1, 10}) {
+      Mirror p = random({n}), g = random({n}, 0.1f), m = random({n}, 0.01f);
+      Mirror v = make(DType::f32, {n});
+      std::vector<float> vh = random_floats(rng_, n, 0.01f);
+      for (float& x : vh) x = x * x;  // second moments are non-negative
+      v.set(vh);
+      const AdamWArgs args{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step};
+      ref_.adamw(p.a(), g.a(), m.a(), v.a(), args);
+      test_->adamw(p.b(), g.b(), m.b(), v.b(), args);
+      expect_close(p, "adamw params");
+      expect_close(m, "adamw m");
+      expect_close(v, "adamw v");
+    }
+}
+
+TEST_P(Conformance, CapabilityQueryAnswersEveryOp) {
+  // Every op must give a definite answer for fp32, with a reason whenever it says no.
+  for (int op = 0; op < kOpCount; ++op)
+    for (DType dt : {DType::f32, DType::bf16}) {
+      const Support s = test_->supports(static_cast<OpId>(op), dt);
+      if (!s.ok) {
+        EXPECT_FALSE(s.reason.empty()) << op_name(static_cast<OpId>(op));
+      }
+      if (dt == DType::f32) {
+        EXPECT_TRUE(s.ok) << op_name(static_cast<OpId>(op));
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::ValuesIn(backends_under_test()),
+                         backend_test_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Conformance);
+
+TEST(ConformanceCoverage, SomeBackendIsTestedAgainstTheOracle) {
+  if (backends_under_test().empty())
+    GTEST_SKIP() << "this build has only the reference backend (libtorch not found): no "
+                    "conformance to check";
+  EXPECT_NE(builtin_registry().find("reference"), nullptr);
+}
+
+}  // namespace
+}  // namespace capbench::testing

@@ -1,0 +1,161 @@
+// Small pieces: statistics, the cost model, the parameter layout, host pacing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backends/reference/reference_backend.h"
+#include "harness/statistics.h"
+#include "harness/suite.h"
+#include "workloads/cost_model.h"
+#include "workloads/transformer.h"
+
+namespace capbench {
+namespace {
+
+TEST(Statistics, PercentilesInterpolateLikeNumpy) {
+  // numpy.percentile([1, 2, 3, 4], q) with its default linear interpolation.
+  const std::vector<double> v = {4, 1, 3, 2};
+  EXPECT_DOUBLE_EQ(percentile(v, 50), 2.5);
+  EXPECT_DOUBLE_EQ(percentile(v, 90), 3.7);
+  EXPECT_DOUBLE_EQ(percentile(v, 99), 3.97);
+  EXPECT_DOUBLE_EQ(percentile(v, 0), 1.0);
+  EXPECT_DOUBLE_EQ(percentile(v, 100), 4.0);
+}
+
+TEST(Statistics, SummaryUsesSampleStandardDeviation) {
+  const Stats s = summarize({2, 4, 4, 4, 5, 5, 7, 9});
+  EXPECT_EQ(s.n, 8);
+  EXPECT_DOUBLE_EQ(s.mean, 5.0);
+  EXPECT_DOUBLE_EQ(s.median, 4.5);
+  EXPECT_NEAR(s.stdev, std::sqrt(32.0 / 7.0), 1e-12);
+  EXPECT_NEAR(s.cv, std::sqrt(32.0 / 7.0) / 5.0, 1e-12);
+  EXPECT_DOUBLE_EQ(s.min, 2.0);
+  EXPECT_DOUBLE_EQ(s.max, 9.0);
+}
+
+TEST(Statistics, VerdictNamesEachReason) {
+  const Stats noisy = summarize({1.0, 2.0, 1.0});
+  const Validity v = judge(noisy, ValidityRules{5, 0.1});
+  EXPECT_FALSE(v.valid);
+  EXPECT_EQ(v.reasons.size(), 2u);  // too few repetitions, CV too high
+  EXPECT_TRUE(judge(summarize({1.0, 1.01, 0.99, 1.0, 1.0}), ValidityRules{5, 0.1}).valid);
+}
+
+ModelConfig toy() {
+  ModelConfig c;
+  c.d_model = 8;
+  c.n_layers = 3;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.d_ff = 12;
+  c.vocab = 10;
+  c.max_seq = 16;
+  return c;
+}
+
+TEST(ParamLayout, SpecsTileTheFlatBufferExactly) {
+  const ModelConfig cfg = toy();
+  int64_t expected_offset = 0;
+  for (const ParamSpec& s : param_specs(cfg)) {
+    EXPECT_EQ(s.offset, expected_offset) << s.name;
+    int64_t n = 1;
+    for (int64_t d : s.shape) n *= d;
+    expected_offset += n;
+  }
+  EXPECT_EQ(expected_offset, param_count(cfg));
+  // Hand count: 2·V·C + L·(2C + 2·C·C + 2·C·kv + 3·F·C) + C, kv = 2 heads × 2 dims.
+  EXPECT_EQ(param_count(cfg), 2 * 10 * 8 + 3 * (16 + 128 + 64 + 288) + 8);
+  EXPECT_EQ(matmul_param_count(cfg), 3 * (128 + 64 + 288) + 80);
+}
+
+TEST(ParamLayout, InitialValuesAreDeterministicAndScaled) {
+  const ModelConfig cfg = toy();
+  const std::vector<float> a = initial_params(cfg, 5), b = initial_params(cfg, 5);
+  const std::vector<float> c = initial_params(cfg, 6);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  const ParamSpec norm = param_specs(cfg)[1];  // layers.0.attn_norm
+  EXPECT_EQ(norm.name, "layers.0.attn_norm");
+  EXPECT_EQ(a[static_cast<size_t>(norm.offset)], 1.0f);
+  double ss = 0;
+  for (int64_t i = 0; i < 80; ++i) ss += a[static_cast<size_t>(i)] * a[static_cast<size_t>(i)];
+  EXPECT_NEAR(std::sqrt(ss / 80), 0.02, 0.006);  // embedding std 0.02
+}
+
+TEST(CostModel, MatmulCountsTwoFlopsPerMultiplyAdd) {
+  const Tensor c(nullptr, DType::f32, {6, 5}), a(nullptr, DType::f32, {7, 6}),
+      b(nullptr, DType::f32, {5, 7});
+  const OpCost cost = matmul_cost(c, a, b, MatmulArgs{true, true, 1, 0});
+  EXPECT_DOUBLE_EQ(cost.flops, 2.0 * 6 * 5 * 7);
+  EXPECT_DOUBLE_EQ(cost.bytes, 4.0 * (42 + 35 + 30));
+  const OpCost acc = matmul_cost(c, a, b, MatmulArgs{true, true, 1, 1});
+  EXPECT_DOUBLE_EQ(acc.bytes, 4.0 * (42 + 35 + 60));  // C read and written
+}
+
+TEST(CostModel, CausalAttentionVisitsHalfThePairs) {
+  const Tensor q(nullptr, DType::f32, {2, 8, 4, 16}), k(nullptr, DType::f32, {2, 8, 2, 16});
+  const Tensor lse(nullptr, DType::f32, {2, 4, 8});
+  const OpCost causal = attention_fwd_cost(q, lse, q, k, k, AttentionArgs{true});
+  const OpCost full = attention_fwd_cost(q, lse, q, k, k, AttentionArgs{false});
+  EXPECT_DOUBLE_EQ(causal.flops, 4.0 * 2 * 4 * (8 * 9 / 2) * 16);
+  EXPECT_DOUBLE_EQ(full.flops, 4.0 * 2 * 4 * 64 * 16);
+  // Decoding one token at position 8 reads 9 cache positions.
+  const Tensor q1(nullptr, DType::f32, {2, 1, 4, 16}), cache(nullptr, DType::f32, {2, 32, 2, 16});
+  const OpCost dec = attention_decode_cost(q1, q1, cache, cache, DecodeArgs{8});
+  EXPECT_DOUBLE_EQ(dec.flops, 4.0 * 2 * 4 * 9 * 16);
+  EXPECT_DOUBLE_EQ(dec.bytes, 2 * q1.bytes() + 2.0 * 2 * 9 * 2 * 16 * 4);
+}
+
+TEST(CostModel, RooflinePicksTheBindingRate) {
+  const Roofline compute = roofline({1e12, 1e6}, 1e12, 1e9);
+  EXPECT_TRUE(compute.compute_bound);
+  EXPECT_DOUBLE_EQ(compute.seconds, 1.0);
+  const Roofline memory = roofline({1e6, 2e9}, 1e12, 1e9);
+  EXPECT_FALSE(memory.compute_bound);
+  EXPECT_DOUBLE_EQ(memory.seconds, 2.0);
+}
+
+TEST(CostModel, ModelFlopsFollowSixNPlusAttention) {
+  const ModelConfig cfg = toy();
+  const double n = static_cast<double>(matmul_param_count(cfg));
+  EXPECT_DOUBLE_EQ(train_step_model_flops(cfg, 2, 5),
+                   10 * (6 * n + 6.0 * 3 * 8 * 6));  // q_dim 8, T+1 = 6
+  EXPECT_DOUBLE_EQ(forward_model_flops(cfg, 1, 1, 4), 2 * n + 4.0 * 3 * 8 * 5);
+}
+
+TEST(HostPacing, PacedOpLastsAtLeastItsFloor) {
+  ReferenceBackend be;
+  const double t0 = host_seconds_now();
+  be.stamp(3);
+  be.pace(3, PaceRule{0.02, 1.0});
+  EXPECT_GE(host_seconds_now() - t0, 0.02);
+}
+
+TEST(HostPacing, DilateStretchesTheElapsedTime) {
+  ReferenceBackend be;
+  be.stamp(0);
+  const double t0 = host_seconds_now();
+  while (host_seconds_now() - t0 < 0.01) {
+  }
+  be.pace(0, PaceRule{0.0, 3.0});
+  EXPECT_GE(host_seconds_now() - t0, 0.03);
+}
+
+TEST(SuiteExpansion, CpuMeansEveryNonOracleCpuBackend) {
+  const std::string dir = default_config_dir();
+  const Suite s = load_suite(dir + "/suites/quick.json", SuiteOverrides{}, dir, builtin_registry());
+  size_t oracle_runs = 0;
+  for (const RunSpec& r : s.runs) {
+    if (r.backend == "reference") {
+      ++oracle_runs;
+      EXPECT_EQ(r.model.name, "tiny") << "the oracle runs the tiny model only";
+    }
+    if (r.model.name == "small") {
+      EXPECT_NE(r.backend, "reference");
+    }
+  }
+  EXPECT_EQ(oracle_runs, 2u);
+}
+
+}  // namespace
+}  // namespace capbench

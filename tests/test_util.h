@@ -1,0 +1,114 @@
+// Helpers shared by the tests: random host data, tensors mirrored on two backends, and the
+// normalised error every comparison uses.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/registry.h"
+
+namespace capbench::testing {
+
+// fp32 comparisons: ops differ from the fp64-accumulating oracle by rounding alone, a few ulps
+// times the square root of the reduction length (≤ ~1e-6 here); a wrong formula is off by > 1e-2.
+constexpr double kTolF32 = 2e-5;
+
+// Every backend of this build that is tested against the oracle.
+inline std::vector<std::string> backends_under_test() {
+  std::vector<std::string> out;
+  for (const BackendEntry& e : builtin_registry().entries())
+    if (!e.oracle) out.push_back(e.name);
+  return out;
+}
+
+// "torch:cuda" -> "torch_cuda": GoogleTest names allow letters, digits and underscores only.
+inline std::string backend_test_name(const ::testing::TestParamInfo<std::string>& param_info) {
+  std::string n = param_info.param;
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
+inline std::unique_ptr<Backend> make_backend(const std::string& name) {
+  const BackendEntry* e = builtin_registry().find(name);
+  if (!e) throw std::runtime_error("no backend " + name);
+  return e->make(BackendOptions{});
+}
+
+// ||a - b||₂ / max(||b||₂, floor·sqrt(n)), b the reference. Test inputs are O(1), so outputs
+// are too; the floor (an RMS of 1e-3) only matters where the exact answer is zero, e.g. dq of an
+// attention with one key, where relative error would divide rounding noise by rounding noise.
+inline double normalized_error(const std::vector<float>& a, const std::vector<float>& b,
+                               double rms_floor = 1e-3) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    ref += static_cast<double>(b[i]) * b[i];
+  }
+  const double floor = rms_floor * std::sqrt(static_cast<double>(a.size()));
+  return std::sqrt(diff) / std::max(std::sqrt(ref), floor);
+}
+
+inline std::vector<float> random_floats(std::mt19937_64& rng, int64_t n, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// One tensor on two backends with the same contents.
+class Mirror {
+ public:
+  Mirror(Backend& a, Backend& b, DType dtype, std::initializer_list<int64_t> dims)
+      : shape_(nullptr, dtype, dims),
+        buf_a_(a, shape_.bytes()),
+        buf_b_(b, shape_.bytes()),
+        be_a_(&a),
+        be_b_(&b) {
+    ta_ = Tensor(buf_a_.data(), dtype, dims);
+    tb_ = Tensor(buf_b_.data(), dtype, dims);
+  }
+  const Tensor& a() const { return ta_; }
+  const Tensor& b() const { return tb_; }
+  int64_t numel() const { return shape_.numel(); }
+
+  Mirror& set(const std::vector<float>& host) {
+    initial_ = host;
+    be_a_->copy_to_device(ta_.data, host.data(), ta_.bytes());
+    be_b_->copy_to_device(tb_.data, host.data(), tb_.bytes());
+    return *this;
+  }
+  Mirror& set_ints(const std::vector<int32_t>& host) {
+    be_a_->copy_to_device(ta_.data, host.data(), ta_.bytes());
+    be_b_->copy_to_device(tb_.data, host.data(), tb_.bytes());
+    return *this;
+  }
+  Mirror& randomize(std::mt19937_64& rng, float scale = 1.0f) {
+    return set(random_floats(rng, numel(), scale));
+  }
+  std::vector<float> host_a() const { return download(*be_a_, ta_); }
+  const std::vector<float>& initial() const { return initial_; }  // as last set
+  std::vector<float> host_b() const { return download(*be_b_, tb_); }
+  // Error of backend b's contents against backend a's (a is the oracle).
+  double error() const { return normalized_error(host_b(), host_a()); }
+
+ private:
+  static std::vector<float> download(Backend& be, const Tensor& t) {
+    be.synchronize();
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    be.copy_to_host(v.data(), t.data, t.bytes());
+    return v;
+  }
+  Tensor shape_;
+  DeviceBuffer buf_a_, buf_b_;
+  Backend *be_a_, *be_b_;
+  Tensor ta_, tb_;
+  std::vector<float> initial_;
+};
+
+}  // namespace capbench::testing

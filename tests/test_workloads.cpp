@@ -1,0 +1,151 @@
+// Whole-workload checks on every backend of this build (the reference included):
+// - prefill + incremental decode gives the logits of one full forward over the same tokens;
+// - the inference forward gives the training forward's logits;
+// - on the tiny model with a fixed seed the loss falls over 20 steps, and each backend's losses
+//   agree with the reference's step by step.
+#include <gtest/gtest.h>
+
+#include "harness/suite.h"
+#include "test_util.h"
+#include "workloads/inference.h"
+#include "workloads/train_step.h"
+
+namespace capbench::testing {
+namespace {
+
+std::vector<std::string> all_backends() {
+  return builtin_registry().names();
+}
+
+ModelConfig tiny() {
+  return load_model_config("tiny", default_config_dir());
+}
+
+std::vector<float> download(Backend& be, const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  be.copy_to_host(v.data(), t.data, t.bytes());
+  return v;
+}
+
+class Workloads : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { be_ = make_backend(GetParam()); }
+  std::unique_ptr<Backend> be_;
+};
+
+TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
+  const ModelConfig cfg = tiny();
+  const int64_t batch = 3, prompt = 9, steps = 6, total = prompt + steps;
+  Model model(*be_, cfg, /*seed=*/3, /*training=*/false);
+  std::vector<int32_t> stream, unused;
+  synthetic_batch(cfg, batch, total, 21, &stream, &unused);
+  // Random tokens rather than the learnable stream: nothing about them is predictable.
+  std::mt19937_64 rng(99);
+  for (int32_t& t : stream) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(cfg.vocab));
+
+  TensorStore store(*be_);
+  const Tensor all = store.make(DType::i32, {batch, total});
+  be_->copy_to_device(all.data, stream.data(), all.bytes());
+
+  // Full forward over every position.
+  InferenceGraph full_graph(model, batch, total, total);
+  const std::vector<float> full = download(*be_, full_graph.forward(all, 0));
+
+  // Prefill the prompt, then one token per step.
+  InferenceGraph graph(model, batch, prompt, total);
+  std::vector<int32_t> prompt_host, step_host(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b)
+    prompt_host.insert(prompt_host.end(), stream.begin() + b * total,
+                       stream.begin() + b * total + prompt);
+  const Tensor prompt_dev = store.make(DType::i32, {batch, prompt});
+  const Tensor step_dev = store.make(DType::i32, {batch, 1});
+  be_->copy_to_device(prompt_dev.data, prompt_host.data(), prompt_dev.bytes());
+  const std::vector<float> pre = download(*be_, graph.forward(prompt_dev, 0));
+
+  const int64_t v = cfg.vocab;
+  auto full_row = [&](int64_t b, int64_t pos) {
+    return std::vector<float>(full.begin() + (b * total + pos) * v,
+                              full.begin() + (b * total + pos + 1) * v);
+  };
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t p = 0; p < prompt; ++p) {
+      const std::vector<float> row(pre.begin() + (b * prompt + p) * v,
+                                   pre.begin() + (b * prompt + p + 1) * v);
+      EXPECT_LE(normalized_error(row, full_row(b, p)), kTolF32) << "prefill b" << b << " p" << p;
+    }
+  for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t b = 0; b < batch; ++b)
+      step_host[static_cast<size_t>(b)] = stream[static_cast<size_t>(b * total + prompt + s)];
+    be_->copy_to_device(step_dev.data, step_host.data(), step_dev.bytes());
+    const std::vector<float> inc = download(*be_, graph.forward(step_dev, prompt + s));
+    for (int64_t b = 0; b < batch; ++b) {
+      const std::vector<float> row(inc.begin() + b * v, inc.begin() + (b + 1) * v);
+      EXPECT_LE(normalized_error(row, full_row(b, prompt + s)), kTolF32)
+          << "decode step " << s << " sequence " << b;
+    }
+  }
+}
+
+TEST_P(Workloads, InferenceCanaryPasses) {
+  Inference work(*be_, tiny(), 2, 11, 4, 5);
+  EXPECT_LE(work.kv_consistency_error(), 1e-4);
+}
+
+TEST_P(Workloads, InferenceForwardEqualsTrainingForward) {
+  const ModelConfig cfg = tiny();
+  const int64_t batch = 2, seq = 12;
+  Model model(*be_, cfg, 8, /*training=*/true);
+  TrainGraph train(model, batch, seq);
+  std::vector<int32_t> tokens, targets;
+  synthetic_batch(cfg, batch, seq, 4, &tokens, &targets);
+  train.set_batch(tokens, targets);
+  train.forward();
+  const std::vector<float> train_logits = download(*be_, train.logits());
+
+  InferenceGraph infer(model, batch, seq, seq);
+  TensorStore store(*be_);
+  const Tensor tok = store.make(DType::i32, {batch, seq});
+  be_->copy_to_device(tok.data, tokens.data(), tok.bytes());
+  const std::vector<float> infer_logits = download(*be_, infer.forward(tok, 0));
+  EXPECT_LE(normalized_error(infer_logits, train_logits), kTolF32);
+}
+
+std::vector<double> train_losses(Backend& be, int steps) {
+  AdamWArgs opt;
+  opt.lr = 3e-3f;
+  TrainStep work(be, tiny(), /*batch=*/4, /*seq=*/16, /*seed=*/7, opt);
+  std::vector<double> losses;
+  for (int i = 0; i < steps; ++i) {
+    work.run();
+    losses.push_back(work.loss());
+  }
+  return losses;
+}
+
+TEST_P(Workloads, TrainingLossFallsOverTwentySteps) {
+  const std::vector<double> losses = train_losses(*be_, 20);
+  for (double l : losses) ASSERT_TRUE(std::isfinite(l));
+  // At init the loss is about ln(vocab); 20 AdamW steps on a learnable stream cut it well down.
+  EXPECT_NEAR(losses.front(), std::log(256.0), 0.5);
+  EXPECT_LT(losses.back(), 0.8 * losses.front())
+      << "loss " << losses.front() << " -> " << losses.back();
+}
+
+class AgreesWithReference : public Workloads {};
+
+TEST_P(AgreesWithReference, TrainingLossesStepByStep) {
+  auto ref = make_backend("reference");
+  const std::vector<double> expected = train_losses(*ref, 20);
+  const std::vector<double> got = train_losses(*be_, 20);
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i], 1e-3 * std::fabs(expected[i])) << "step " << i + 1;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Workloads, ::testing::ValuesIn(all_backends()),
+                         backend_test_name);
+INSTANTIATE_TEST_SUITE_P(Backends, AgreesWithReference, ::testing::ValuesIn(backends_under_test()),
+                         backend_test_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(AgreesWithReference);
+
+}  // namespace
+}  // namespace capbench::testing
