@@ -68,6 +68,9 @@ class ForwardingBackend : public Backend {
   virtual void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) { call(); }
 
   Backend& inner_;
+  // When false, ops go straight to the inner backend: no cost computed, no hook called. The
+  // profiler clears it outside its profiled pass, so timed repetitions pay one branch per op.
+  bool intercept_ = true;
 };
 
 }  // namespace capbench

@@ -19,20 +19,19 @@ namespace capbench {
 // otherwise. The timed repetitions run with it disabled; one extra pass runs with it enabled.
 class OpProfiler final : public ForwardingBackend {
  public:
-  using ForwardingBackend::ForwardingBackend;
+  explicit OpProfiler(Backend& inner) : ForwardingBackend(inner) { intercept_ = false; }
   struct Entry {
     int64_t calls = 0;
     double seconds = 0, flops = 0, bytes = 0, roofline_seconds = 0;
   };
   void start(double peak_flops, double peak_bytes_per_s);
-  void stop() { enabled_ = false; }
+  void stop() { intercept_ = false; }
   const std::array<Entry, kOpCount>& entries() const { return entries_; }
 
  protected:
   void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
 
  private:
-  bool enabled_ = false;
   double peak_flops_ = 0, peak_bytes_per_s_ = 0;
   std::array<Entry, kOpCount> entries_{};
 };

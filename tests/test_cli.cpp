@@ -42,8 +42,9 @@ class Cli : public ::testing::Test {
 
   // Runs capbench with the test's own config folder and cache, and --out into the test folder.
   Result run(const std::string& args) {
-    const std::string cmd = "CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
-                            CAPBENCH_BINARY + "' " + args + " 2>&1";
+    const std::string cmd = "ASAN_OPTIONS=allocator_may_return_null=1 CAPBENCH_CACHE_DIR='" +
+                            (dir_ / "cache").string() + "' '" + CAPBENCH_BINARY + "' " + args +
+                            " 2>&1";
     Result r;
     FILE* pipe = popen(cmd.c_str(), "r");
     if (!pipe) return r;
@@ -198,6 +199,25 @@ TEST_F(Cli, GoodRunWritesAWholeReport) {
   }
   EXPECT_EQ(rep.schema_version, 1);
   EXPECT_NE(r.output.find("reference"), std::string::npos) << "the table names the backend";
+}
+
+TEST_F(Cli, FailedRunIsRecordedAndTheSuiteGoesOn) {
+  // ~550 GB of parameters: the allocation fails, the run is recorded as failed with its reason,
+  // and the next run still happens. (ASan would abort on such a request instead of failing it.)
+  write(
+      "models/huge.json",
+      R"({"d_model": 65536, "n_layers": 1, "n_heads": 512, "n_kv_heads": 512, "d_ff": 64, "vocab": 1000000, "max_seq": 64})");
+  const std::string f = suite_with(
+      R"({"workload": "inference", "model": "huge", "backends": "reference", "batch": 1, "prompt": 4, "decode_steps": 1}, )" +
+      std::string(kGoodTrain));
+  const Result r = run("run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ +
+                       "' --no-calibrate --reps 2");
+  EXPECT_EQ(r.code, 1) << "a failed run makes the exit code 1: " << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.runs[0].status, "failed");
+  EXPECT_EQ(rep.runs[0].reason, "out of memory");
+  EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
 }
 
 TEST_F(Cli, ListShowsTheReference) {
