@@ -9,8 +9,11 @@
 
 #include "build_info.h"
 #include "harness/calibrate.h"
+#include "harness/compare.h"
 #include "harness/console.h"
 #include "harness/errors.h"
+#include "harness/history.h"
+#include "harness/html_report.h"
 #include "harness/json_access.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
@@ -127,6 +130,99 @@ int cmd_show(const std::string& path, bool ops) {
   return 0;
 }
 
+struct CompareCli {
+  std::vector<std::string> reports;
+  CompareOptions options;
+  std::string format = "console";
+  std::string out;
+  std::string by;
+  std::string base;
+};
+
+int cmd_compare(const CompareCli& o) {
+  if (o.options.threshold <= 0 || o.options.threshold >= 1)
+    throw UsageError(fmt::format("--threshold must be in (0, 1), got {}", o.options.threshold));
+  if (o.options.alpha <= 0 || o.options.alpha >= 1)
+    throw UsageError(fmt::format("--alpha must be in (0, 1), got {}", o.options.alpha));
+  static const std::set<std::string> formats = {"console", "markdown", "json", "junit"};
+  if (!formats.count(o.format))
+    throw UsageError("--format must be console, markdown, json or junit, got \"" + o.format + "\"");
+  static const std::set<std::string> fields = {
+      "backend", "emulation.profile", "model", "dtype", "device", "threads"};
+  if (!o.by.empty() && !fields.count(o.by))
+    throw UsageError(
+        "--by must be one of backend, emulation.profile, model, dtype, device, "
+        "threads, got \"" +
+        o.by + "\"");
+  if (!o.by.empty() && o.reports.size() != 1)
+    throw UsageError("--by compares the runs inside one report: give exactly one");
+  if (o.by.empty() && o.reports.size() < 2)
+    throw UsageError("compare needs a baseline report and at least one more (or --by FIELD)");
+  std::vector<std::pair<std::string, Report>> reports;
+  for (const std::string& path : o.reports) reports.emplace_back(path, read_report(path));
+
+  const Comparison c =
+      o.by.empty()
+          ? compare_reports(reports, o.options)
+          : compare_by_field(reports.front().second, o.by,
+                             o.base.empty() ? std::nullopt : std::optional<std::string>(o.base),
+                             o.options);
+  const bool colour = o.out.empty() && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
+  std::string text;
+  if (o.format == "markdown")
+    text = format_markdown(c, o.options);
+  else if (o.format == "json")
+    text = format_json(c, o.options);
+  else if (o.format == "junit")
+    text = format_junit(c, o.options);
+  else
+    text = format_console(c, o.options, colour);
+  if (o.out.empty())
+    fmt::print("{}", text);
+  else
+    write_text_atomic(text, o.out);
+  return c.any_regressed() ? 1 : 0;
+}
+
+int cmd_report(const std::string& path, const std::string& html_out, const std::string& title) {
+  const Report report = read_report(path);
+  require_writable_parent(html_out);
+  write_text_atomic(render_html(report, title.empty() ? "capbench: " + report.suite : title),
+                    html_out);
+  fmt::print("wrote {}\n", html_out);
+  return 0;
+}
+
+int cmd_history_add(const std::vector<std::string>& paths, const std::string& db) {
+  std::vector<Report> reports;
+  for (const std::string& p : paths) reports.push_back(read_report(p));  // all valid, or none added
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const size_t added = history_add(db, reports[i], paths[i]);
+    fmt::print("{}: {} run(s) added to {}\n", paths[i], added, db);
+  }
+  return 0;
+}
+
+int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::string& filter,
+                     bool fail_on_flag) {
+  if (!fs::exists(db)) throw UsageError("--db " + db + ": no such file");
+  size_t flagged = 0, shown = 0;
+  for (const HistorySeries& s : history_series(db, rule)) {
+    if (!filter.empty() && s.key.find(filter) == std::string::npos) continue;
+    ++shown;
+    fmt::print("{}{} [{}]\n", s.flagged ? "FLAGGED " : "", s.key, s.series);
+    for (const HistoryPoint& p : s.points)
+      fmt::print("  {}  {:<14} {:>12.4f} ms  {}\n", p.created_utc, p.git_revision, p.median * 1e3,
+                 p.report);
+    if (s.flagged) {
+      fmt::print("  -> {}\n", s.why);
+      ++flagged;
+    }
+  }
+  fmt::print("{} series, {} flagged\n", shown, flagged);
+  return fail_on_flag && flagged ? 1 : 0;
+}
+
 }  // namespace
 
 // libgomp (under ATen) spins idle worker threads by default; on a small CPU they steal cycles
@@ -167,6 +263,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
   run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");
   run_cmd->add_option("--min-time", run.ov.min_time_s, "Minimum timed seconds per run");
+  run_cmd->add_option("--max-time", run.ov.max_time_s,
+                      "Stop repeating after this many timed seconds per run");
   run_cmd->add_option("--cv-bound", run.ov.cv_bound, "Largest CV of a valid run");
   run_cmd->add_option("--threads", run.ov.threads, "CPU threads (0: all cores)");
   run_cmd->add_option("--seed", run.ov.seed, "Seed of weights and data");
@@ -193,6 +291,47 @@ int main(int argc, char** argv) {
   show_cmd->add_option("report", show_path, "Report file")->required();
   show_cmd->add_flag("--ops", show_ops, "Also print the per-op breakdown");
 
+  CompareCli compare;
+  CLI::App* compare_cmd = app.add_subcommand(
+      "compare", "Compare reports run by run (exit 1 when a run regressed significantly)");
+  compare_cmd->add_option("reports", compare.reports, "Baseline report, then one or more others")
+      ->required();
+  compare_cmd->add_option("--threshold", compare.options.threshold,
+                          "Relative slow-down of the median that counts (default 0.05)");
+  compare_cmd->add_option("--alpha", compare.options.alpha,
+                          "Significance level of the Mann-Whitney U test (default 0.05)");
+  compare_cmd->add_option("--format", compare.format, "console, markdown, json or junit");
+  compare_cmd->add_option("--out,-o", compare.out, "Write the output to a file");
+  compare_cmd->add_option("--by", compare.by,
+                          "Compare inside one report across this key field: backend, "
+                          "emulation.profile, model, dtype, device, threads");
+  compare_cmd->add_option("--base", compare.base, "With --by: the value to compare against");
+
+  std::string report_path, html_out, html_title;
+  CLI::App* report_cmd =
+      app.add_subcommand("report", "Render a report as one self-contained HTML page");
+  report_cmd->add_option("report", report_path, "Report file")->required();
+  report_cmd->add_option("--html", html_out, "Output HTML file")->required();
+  report_cmd->add_option("--title", html_title, "Page title");
+
+  CLI::App* history_cmd = app.add_subcommand("history", "Run history in SQLite");
+  history_cmd->require_subcommand(1);
+  std::vector<std::string> history_reports;
+  std::string history_db, history_filter;
+  OutlierRule rule;
+  bool fail_on_flag = false;
+  CLI::App* hist_add = history_cmd->add_subcommand("add", "Add the ok runs of reports");
+  hist_add->add_option("reports", history_reports, "Report files")->required();
+  hist_add->add_option("--db", history_db, "SQLite file (created if missing)")->required();
+  CLI::App* hist_show = history_cmd->add_subcommand(
+      "show", "Per run key: medians by date and revision; flag a latest value out of line");
+  hist_show->add_option("--db", history_db, "SQLite file")->required();
+  hist_show->add_option("--window", rule.window, "Earlier points to judge the latest against");
+  hist_show->add_option("--min-change", rule.min_relative,
+                        "Smallest relative change flagged (default 0.05)");
+  hist_show->add_option("--key", history_filter, "Only run keys containing this text");
+  hist_show->add_flag("--fail-on-flag", fail_on_flag, "Exit 1 when a series is flagged");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -211,6 +350,10 @@ int main(int argc, char** argv) {
     if (*list_cmd) return cmd_list(list_config_dir);
     if (*cal_cmd) return cmd_calibrate(cal_backend, cal_threads, cal_force);
     if (*show_cmd) return cmd_show(show_path, show_ops);
+    if (*compare_cmd) return cmd_compare(compare);
+    if (*report_cmd) return cmd_report(report_path, html_out, html_title);
+    if (*hist_add) return cmd_history_add(history_reports, history_db);
+    if (*hist_show) return cmd_history_show(history_db, rule, history_filter, fail_on_flag);
   } catch (const ConfigError& e) {
     fmt::print(stderr, "capbench: error: {}\n", e.what());
     return kExitBadInput;

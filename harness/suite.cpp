@@ -92,6 +92,8 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
   positive(ov.seq, "--seq");
   positive(ov.prompt, "--prompt");
   positive(ov.reps, "--reps");
+  if (ov.max_time_s && *ov.max_time_s <= 0)
+    throw UsageError(fmt::format("--max-time must be positive, got {}", *ov.max_time_s));
   if (ov.decode_steps && *ov.decode_steps < 0)
     throw UsageError(fmt::format("--decode-steps must be non-negative, got {}", *ov.decode_steps));
   if (ov.workload && !known_workload(*ov.workload))
@@ -119,6 +121,7 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (ov.reps) s.runner.min_reps = s.runner.max_reps = *ov.reps, s.runner.min_time_s = 0;
     if (ov.warmup) s.runner.warmup = *ov.warmup;
     if (ov.min_time_s) s.runner.min_time_s = *ov.min_time_s;
+    if (ov.max_time_s) s.runner.max_time_s = *ov.max_time_s;
     if (ov.cv_bound) s.runner.cv_bound = *ov.cv_bound;
 
     if (override_model) {

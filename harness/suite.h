@@ -39,7 +39,7 @@ struct RunSpec {
 struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
   std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
-  std::optional<double> min_time_s, cv_bound;
+  std::optional<double> min_time_s, max_time_s, cv_bound;
 };
 
 struct Suite {

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 required=(cmake ninja-build g++ make pkg-config nlohmann-json3-dev libgtest-dev libcli11-dev
-          libfmt-dev libsqlite3-dev ccache)
+          libfmt-dev libsqlite3-dev ccache python3)
 optional=(libtorch-dev libopenblas-dev libdnnl-dev)
 
 missing() {

@@ -3,12 +3,13 @@
 // whole report.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "harness/report.h"
+#include "test_util.h"
 
 namespace capbench {
 namespace {
@@ -46,13 +47,7 @@ class Cli : public ::testing::Test {
                             (dir_ / "cache").string() + "' '" + CAPBENCH_BINARY + "' " + args +
                             " 2>&1";
     Result r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (!pipe) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    const int status = pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::tie(r.code, r.output) = testing::run_command(cmd);
     return r;
   }
   Result run_suite(const std::string& suite_file, const std::string& extra = "") {

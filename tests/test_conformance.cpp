@@ -35,8 +35,10 @@ class Conformance : public ::testing::TestWithParam<std::string> {
     m.set_ints(v);
     return m;
   }
-  void expect_close(const Mirror& m, const std::string& what, double tol = kTolF32) {
-    const double err = m.error();
+  // rms_floor: see normalized_error; raise it where the exact answer can be zero at O(1) scale.
+  void expect_close(const Mirror& m, const std::string& what, double tol = kTolF32,
+                    double rms_floor = 1e-3) {
+    const double err = normalized_error(m.host_b(), m.host_a(), rms_floor);
     EXPECT_LE(err, tol) << GetParam() << " " << what;
     // Guard against comparing two untouched buffers: the oracle must have written its output,
     // which started as the same random garbage on both sides.
@@ -150,8 +152,11 @@ TEST_P(Conformance, AttentionForwardBackward) {
                        AttentionArgs{});
     test_->attention_bwd(dq.b(), dk.b(), dv.b(), dout.b(), q.b(), k.b(), v.b(), out.b(), lse.b(),
                          AttentionArgs{});
-    expect_close(dq, "attention_bwd dq" + shape);
-    expect_close(dk, "attention_bwd dk" + shape);
+    // With one key (t = 1) the softmax is exactly 1 and dq, dk are exactly zero; the oracle gets
+    // ~1e-7 from its fp32 lse. Their natural scale is O(1) (inputs are N(0, 1)), so the floor
+    // is 1 there.
+    expect_close(dq, "attention_bwd dq" + shape, kTolF32, 1.0);
+    expect_close(dk, "attention_bwd dk" + shape, kTolF32, 1.0);
     expect_close(dv, "attention_bwd dv" + shape);
   }
 }

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +19,18 @@ namespace capbench::testing {
 // fp32 comparisons: ops differ from the fp64-accumulating oracle by rounding alone, a few ulps
 // times the square root of the reduction length (≤ ~1e-6 here); a wrong formula is off by > 1e-2.
 constexpr double kTolF32 = 2e-5;
+
+// Runs a shell command; returns its exit code (-1 if it did not exit) and what it printed.
+inline std::pair<int, std::string> run_command(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 // Every backend of this build that is tested against the oracle.
 inline std::vector<std::string> backends_under_test() {
@@ -94,8 +108,6 @@ class Mirror {
   std::vector<float> host_a() const { return download(*be_a_, ta_); }
   const std::vector<float>& initial() const { return initial_; }  // as last set
   std::vector<float> host_b() const { return download(*be_b_, tb_); }
-  // Error of backend b's contents against backend a's (a is the oracle).
-  double error() const { return normalized_error(host_b(), host_a()); }
 
  private:
   static std::vector<float> download(Backend& be, const Tensor& t) {
