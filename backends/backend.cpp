@@ -156,7 +156,7 @@ void HostPacer::stamp(int slot) {
 void HostPacer::pace(int slot, const PaceRule& rule) {
   const double start = stamps_.at(static_cast<size_t>(slot));
   const double elapsed = host_seconds_now() - start;
-  const double target = std::max(rule.floor_s, elapsed * rule.dilate);
+  const double target = std::max(rule.floor_s, elapsed * rule.dilate + rule.extra_s);
   const double deadline = start + target;
   // Sleep through most of a long wait, then spin: sleeping alone overshoots by the scheduler's
   // granularity, spinning alone burns a core that the op's own threads may want.

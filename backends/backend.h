@@ -147,10 +147,11 @@ struct DeviceInfo {
 };
 
 // How long an op paced by `pace` must last, measured from its `stamp`:
-// at least max(floor_s, dilate · elapsed-so-far).
+// at least max(floor_s, dilate · elapsed + extra_s), elapsed being the time up to the pace call.
 struct PaceRule {
   double floor_s = 0.0;
   double dilate = 1.0;
+  double extra_s = 0.0;
 };
 
 // ---- the interface --------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <vector>
 
 #include "harness/json_access.h"
 #include "harness/report.h"
@@ -35,7 +36,8 @@ nlohmann::json to_json(const Calibration& c) {
   return {{"device", c.device},         {"backend", c.backend},
           {"threads", c.threads},       {"gemm_flops", c.gemm_flops},
           {"gemm_n", c.gemm_n},         {"copy_bytes_per_s", c.copy_bytes_per_s},
-          {"copy_bytes", c.copy_bytes}, {"measured_utc", c.measured_utc}};
+          {"copy_bytes", c.copy_bytes}, {"stream_bytes_per_s", c.stream_bytes_per_s},
+          {"dispatch_s", c.dispatch_s}, {"measured_utc", c.measured_utc}};
 }
 
 Calibration measure_calibration(Backend& be,
@@ -89,6 +91,40 @@ Calibration measure_calibration(Backend& be,
     best = std::min(best, timed(be, [&] { be.copy(dst.data(), src.data(), bytes); }));
   c.copy_bytes = static_cast<double>(bytes);
   c.copy_bytes_per_s = 2.0 * static_cast<double>(bytes) / best;
+
+  // Streaming: y[1,N] = x[1,K] · W[N,K]ᵀ over 128 MiB of weights, as a batch-1 decode step's
+  // matmuls. The BLAS takes different paths by shape (here K = 4096 streamed at 8.7 GB/s on two
+  // cores where K = 512 reached ~12), so the peak is the best of a narrow and a wide K, as the
+  // GEMM peak is the best of its repetitions.
+  if (progress) progress("calibrate: weight streaming (GEMV)");
+  for (const int64_t k : {int64_t{512}, int64_t{4096}}) {
+    const int64_t n_out = (int64_t{128} << 20) / 4 / k;
+    DeviceBuffer w(be, static_cast<size_t>(n_out * k) * 4), x(be, static_cast<size_t>(k) * 4),
+        y(be, static_cast<size_t>(n_out) * 4);
+    const Tensor tw = w.view(DType::f32, {n_out, k}), tx = x.view(DType::f32, {1, k}),
+                 ty = y.view(DType::f32, {1, n_out});
+    be.fill(tw, 0.01f);
+    be.fill(tx, 1.0f);
+    double best_stream = 1e30;
+    for (int rep = 0; rep < 5; ++rep)
+      best_stream = std::min(best_stream, timed(be, [&] {
+                               be.matmul(ty, tx, tw, MatmulArgs{false, true, 1.0f, 0.0f});
+                             }));
+    c.stream_bytes_per_s =
+        std::max(c.stream_bytes_per_s,
+                 static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best_stream);
+  }
+
+  // Dispatch: a one-element add, synchronised each time; the median of many.
+  if (progress) progress("calibrate: dispatch overhead");
+  DeviceBuffer tiny(be, 3 * sizeof(float));
+  const Tensor a = tiny.view(DType::f32, {1}), b = tiny.view(DType::f32, {1}, 4),
+               out = tiny.view(DType::f32, {1}, 8);
+  be.fill(tiny.view(DType::f32, {3}), 1.0f);
+  std::vector<double> times;
+  for (int rep = 0; rep < 201; ++rep) times.push_back(timed(be, [&] { be.add(out, a, b); }));
+  std::nth_element(times.begin(), times.begin() + 100, times.end());
+  c.dispatch_s = times[100];
   return c;
 }
 
@@ -124,6 +160,8 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     c.gemm_n = v.at("gemm_n").as_positive_int();
     c.copy_bytes_per_s = v.at("copy_bytes_per_s").as_positive_number();
     c.copy_bytes = v.at("copy_bytes").as_positive_number();
+    c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_positive_number();
+    c.dispatch_s = v.at("dispatch_s").as_positive_number();  // older caches: measured again
     c.measured_utc = v.get_string("measured_utc", "");
     return c;
   } catch (const ConfigError&) {

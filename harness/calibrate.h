@@ -20,6 +20,12 @@ struct Calibration {
   int64_t gemm_n = 0;           // n of the n×n×n fp32 GEMM
   double copy_bytes_per_s = 0;  // best of the repetitions, read + write
   double copy_bytes = 0;        // size of one copy
+  // Weight bytes per second a matrix-vector product (one row, 128 MiB of fp32 weights) streams
+  // through the backend's own matmul: the rate memory-bound kernels reach, which on a CPU can
+  // be far below memcpy's (one core: 7.6 vs 29.7 GB/s here). The throttle paces memory-bound
+  // ops against it; MBU stays against copy_bytes_per_s, the hardware's peak.
+  double stream_bytes_per_s = 0;
+  double dispatch_s = 0;  // median time of a one-element op, synchronised: launch cost
   std::string measured_utc;
 };
 

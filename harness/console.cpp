@@ -26,9 +26,9 @@ std::string human_rate(double v, const char* unit) {
 }  // namespace
 
 void print_summary_table(std::FILE* out, const Report& report) {
-  const char* row = "{:<11} {:<8} {:<11} {:<8} {:>12} {:<28} {:<11} {:>6} {:<5}\n";
-  fmt::print(out, row, "backend", "model", "workload", "status", "tokens/s", "latency (median)",
-             "util", "CV", "valid");
+  const char* row = "{:<11} {:<8} {:<11} {:<14} {:<8} {:>12} {:<28} {:<11} {:>6} {:<5}\n";
+  fmt::print(out, row, "backend", "model", "workload", "emulating", "status", "tokens/s",
+             "latency (median)", "util", "CV", "valid");
   for (const RunRecord& r : report.runs) {
     std::string tokens = "-", latency = "-", util = "-", cv = "-", valid = "-";
     if (r.status == "ok") {
@@ -49,9 +49,20 @@ void print_summary_table(std::FILE* out, const Report& report) {
       if (r.stats.count(r.primary)) cv = percent(r.stats.at(r.primary).cv);
       valid = r.validity.valid ? "yes" : "no";
     }
-    fmt::print(out, row, r.key.backend, r.key.model, r.key.workload, r.status, tokens, latency,
-               util, cv, valid);
+    std::string emulating = r.key.emulation_profile.empty() ? "-" : r.key.emulation_profile;
+    if (!r.emulation.is_null() && !r.emulation.value("limited_by", nlohmann::json::array()).empty())
+      emulating += "*";  // limited: see the note below the table
+    fmt::print(out, row, r.key.backend, r.key.model, r.key.workload, emulating, r.status, tokens,
+               latency, util, cv, valid);
   }
+  bool limited = false;
+  for (const RunRecord& r : report.runs)
+    limited = limited || (!r.emulation.is_null() &&
+                          !r.emulation.value("limited_by", nlohmann::json::array()).empty());
+  if (limited)
+    fmt::print(out,
+               "  * the host cannot reach this chip in some dimension (emulation.limited_by): "
+               "optimistic there\n");
   for (const RunRecord& r : report.runs) {
     if (r.status != "ok")
       fmt::print(out, "  {} {} {}: {}: {}\n", r.key.backend, r.key.model, r.key.workload, r.status,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -43,6 +44,11 @@ int cmd_run(const RunOptions& o) {
   if (!o.out.empty()) require_writable_parent(o.out);
   const Suite suite = load_suite(o.suite, o.ov, o.config_dir, registry);
 
+  const bool emulates = std::any_of(suite.runs.begin(), suite.runs.end(),
+                                    [](const RunSpec& s) { return s.emulation.has_value(); });
+  if (emulates && o.no_calibrate)
+    throw UsageError(
+        "emulation paces ops against the host's calibrated rates: drop --no-calibrate");
   Progress progress = Progress::for_stderr();
   SuiteContext context;
   context.registry = &registry;
@@ -61,6 +67,18 @@ int cmd_run(const RunOptions& o) {
     }
   }
   const Report report = run_suite(suite, context, progress);
+  // Results that cannot be emulated faithfully are said to be so, every time.
+  std::set<std::string> warned;
+  for (const RunRecord& r : report.runs)
+    if (!r.emulation.is_null() && !r.emulation["limited_by"].empty() &&
+        warned.insert(r.key.emulation_profile + r.key.emulation_relative_to).second)
+      fmt::print(
+          stderr,
+          "capbench: warning: {} cannot be emulated fully on this host: its {} exceeds "
+          "the host's{}; those runs are optimistic in that dimension "
+          "(emulation.limited_by)\n",
+          r.key.emulation_profile, r.emulation["limited_by"].dump(),
+          r.key.emulation_relative_to.empty() ? "" : " scaled as " + r.key.emulation_relative_to);
   print_summary_table(stdout, report);
   if (o.show_ops) print_op_breakdown(stdout, report);
   if (!o.out.empty()) {
@@ -115,9 +133,11 @@ int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
   }
   fmt::print(
       "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n"
-      "  copy {} MiB:  {:.1f} GB/s (read + write)\n  cache: {}/calibration.json\n",
+      "  copy {} MiB:  {:.1f} GB/s (read + write)\n  weight streaming (GEMV): {:.1f} GB/s\n  "
+      "dispatch: {:.2f} us per op\n  cache: {}/calibration.json\n",
       c->backend, c->device, c->threads, cached ? " [cached]" : "", c->gemm_n, c->gemm_flops / 1e9,
-      static_cast<int64_t>(c->copy_bytes) >> 20, c->copy_bytes_per_s / 1e9, cache_dir());
+      static_cast<int64_t>(c->copy_bytes) >> 20, c->copy_bytes_per_s / 1e9,
+      c->stream_bytes_per_s / 1e9, c->dispatch_s * 1e6, cache_dir());
   return 0;
 }
 
@@ -268,6 +288,15 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--cv-bound", run.ov.cv_bound, "Largest CV of a valid run");
   run_cmd->add_option("--threads", run.ov.threads, "CPU threads (0: all cores)");
   run_cmd->add_option("--seed", run.ov.seed, "Seed of weights and data");
+  run_cmd->add_option("--emulate", run.ov.emulate,
+                      "Emulate these device profiles (comma list; \"none\" for a native run)");
+  run_cmd->add_option(
+      "--emulate-mode", run.ov.emulate_mode,
+      "floor (absolute caps), dilate (ratio to the host; default) or shift (adds the "
+      "roofline difference)");
+  run_cmd->add_option("--relative-to", run.ov.relative_to,
+                      "Let the host play this profile: scale its calibrated rates by the "
+                      "target's figures over this one's");
   run_cmd->add_flag("--no-calibrate", run.no_calibrate,
                     "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
   run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");

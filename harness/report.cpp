@@ -33,7 +33,9 @@ Stats stats_from(const JsonView& v) {
 json key_json(const RunKey& k) {
   json emulation = nullptr;
   if (!k.emulation_profile.empty())
-    emulation = {{"profile", k.emulation_profile}, {"mode", k.emulation_mode}};
+    emulation = {{"profile", k.emulation_profile},
+                 {"mode", k.emulation_mode},
+                 {"relative_to", k.emulation_relative_to}};
   return {{"workload", k.workload},
           {"model", k.model},
           {"backend", k.backend},
@@ -64,6 +66,7 @@ RunKey key_from(const JsonView& v) {
     const JsonView e = v.at("emulation");
     k.emulation_profile = e.at("profile").as_string();
     k.emulation_mode = e.get_string("mode", "");
+    k.emulation_relative_to = e.get_string("relative_to", "");
   }
   if (v.has("parallel")) {
     const JsonView p = v.at("parallel");
@@ -88,7 +91,10 @@ std::string RunKey::to_string() const {
   if (prompt) s += " prompt=" + std::to_string(prompt);
   if (decode_steps) s += " decode=" + std::to_string(decode_steps);
   if (threads) s += " threads=" + std::to_string(threads);
-  if (!emulation_profile.empty()) s += " emulate=" + emulation_profile + "/" + emulation_mode;
+  if (!emulation_profile.empty()) {
+    s += " emulate=" + emulation_profile + "/" + emulation_mode;
+    if (!emulation_relative_to.empty()) s += "/rel:" + emulation_relative_to;
+  }
   if (parallel_layout != "single" || world != 1)
     s += " parallel=" + parallel_layout + "x" + std::to_string(world);
   return s;
@@ -108,6 +114,7 @@ json to_json(const RunRecord& r) {
                    {"achieved_flops_per_s", o.seconds > 0 ? o.flops / o.seconds : 0.0},
                    {"achieved_bytes_per_s", o.seconds > 0 ? o.bytes / o.seconds : 0.0},
                    {"roofline_seconds", o.roofline_seconds},
+                   {"target_roofline_seconds", o.target_roofline_seconds},
                    {"bound", o.bound}});
   }
   json canaries = json::array();
@@ -136,7 +143,8 @@ json to_json(const RunRecord& r) {
           {"memory", r.memory},
           {"device", r.device},
           {"settings", r.settings},
-          {"harness_overhead", r.harness_overhead}};
+          {"harness_overhead", r.harness_overhead},
+          {"emulation", r.emulation}};
 }
 
 json to_json(const Report& report) {
@@ -203,6 +211,7 @@ Report report_from_json(const json& doc, const std::string& file) {
         op.flops = o.get_number("flops", 0);
         op.bytes = o.get_number("bytes", 0);
         op.roofline_seconds = o.get_number("roofline_seconds", 0);
+        op.target_roofline_seconds = o.get_number("target_roofline_seconds", 0);
         op.bound = o.get_string("bound", "");
         r.ops.push_back(op);
       }
@@ -228,6 +237,8 @@ Report report_from_json(const json& doc, const std::string& file) {
     if (rv.has("device")) r.device = rv.at("device").raw();
     if (rv.has("settings")) r.settings = rv.at("settings").raw();
     r.harness_overhead = rv.get_number("harness_overhead", 0);
+    if (rv.has("emulation") && !rv.at("emulation").raw().is_null())
+      r.emulation = rv.at("emulation").object().raw();
     report.runs.push_back(std::move(r));
   }
   return report;

@@ -19,6 +19,7 @@ struct RunKey {
   int64_t batch = 0, seq = 0, prompt = 0, decode_steps = 0, threads = 0;
   std::string emulation_profile;  // empty: no emulation
   std::string emulation_mode;
+  std::string emulation_relative_to;  // empty: absolute emulation
   std::string parallel_layout = "single";
   int64_t world = 1;
   // Canonical one-line form; two runs match when these are equal.
@@ -28,10 +29,11 @@ struct RunKey {
 struct OpRecord {
   std::string op;
   int64_t calls = 0;
-  double seconds = 0;           // measured, op by op with synchronisation around each
-  double flops = 0, bytes = 0;  // from the cost model
-  double roofline_seconds = 0;  // predicted on the calibrated peaks; 0 when none
-  std::string bound;            // "compute" | "memory" | "" (no peaks known)
+  double seconds = 0;                  // measured, op by op with synchronisation around each
+  double flops = 0, bytes = 0;         // from the cost model
+  double roofline_seconds = 0;         // predicted on the calibrated peaks; 0 when none
+  double target_roofline_seconds = 0;  // predicted on the emulated target's rates; 0 when none
+  std::string bound;                   // "compute" | "memory" | "" (no peaks known)
 };
 
 struct Canary {
@@ -66,6 +68,9 @@ struct RunRecord {
   nlohmann::json device = nlohmann::json::object();
   nlohmann::json settings = nlohmann::json::object();
   double harness_overhead = 0;  // fraction of timed work spent in the runner itself
+  // Emulated runs: profile, mode, relative_to, host and target rates, limited_by, memory fit,
+  // and the roofline prediction on the target (reports/README.md). null otherwise.
+  nlohmann::json emulation = nullptr;
 };
 
 struct Report {

@@ -4,7 +4,9 @@
 #include <unistd.h>
 #include <cmath>
 #include <new>
+#include <optional>
 
+#include "backends/throttle/throttle_backend.h"
 #include "build_info.h"
 #include "harness/host_info.h"
 #include "workloads/cost_model.h"
@@ -15,10 +17,10 @@ namespace capbench {
 
 // ---- per-op profiler ------------------------------------------------------------------------
 
-void OpProfiler::start(double peak_flops, double peak_bytes_per_s) {
+void OpProfiler::start(const Rates& host, const Rates& target) {
   entries_ = {};
-  peak_flops_ = peak_flops;
-  peak_bytes_per_s_ = peak_bytes_per_s;
+  host_ = host;
+  target_ = target;
   intercept_ = true;
 }
 
@@ -32,7 +34,8 @@ void OpProfiler::around_op(OpId op, const OpCost& cost, const std::function<void
   e.seconds += host_seconds_now() - t0;
   e.flops += cost.flops;
   e.bytes += cost.bytes;
-  e.roofline_seconds += roofline(cost, peak_flops_, peak_bytes_per_s_).seconds;
+  e.roofline_seconds += roofline(cost, host_.flops, host_.bytes_per_s).seconds;
+  e.target_roofline_seconds += roofline(cost, target_.flops, target_.bytes_per_s).seconds;
 }
 
 // ---- progress -------------------------------------------------------------------------------
@@ -60,7 +63,16 @@ namespace {
 
 struct Peaks {
   double flops = 0, bytes_per_s = 0;
+  double stream_bytes_per_s = 0;  // what the throttle paces memory-bound ops against
   std::string source;
+};
+
+// What a run needs besides its spec: the (profiling) backend, the host's peaks, the emulation.
+struct RunEnv {
+  OpProfiler& be;
+  Peaks peaks;
+  const EmulationPlan* plan;  // null: a native run
+  Progress& progress;
 };
 
 // The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met (or a cap
@@ -104,7 +116,7 @@ void put_metric(RunRecord& r, const std::string& name, double value) {
   if (std::isfinite(value)) r.metrics[name] = value;
 }
 
-std::vector<OpRecord> op_records(const OpProfiler& prof, bool have_peaks) {
+std::vector<OpRecord> op_records(const OpProfiler& prof, const RunEnv& env) {
   std::vector<OpRecord> out;
   for (int i = 0; i < kOpCount; ++i) {
     const OpProfiler::Entry& e = prof.entries()[static_cast<size_t>(i)];
@@ -115,30 +127,75 @@ std::vector<OpRecord> op_records(const OpProfiler& prof, bool have_peaks) {
     o.seconds = e.seconds;
     o.flops = e.flops;
     o.bytes = e.bytes;
-    if (have_peaks) o.roofline_seconds = e.roofline_seconds;
+    if (env.peaks.flops > 0) {
+      o.roofline_seconds = e.roofline_seconds;
+      o.bound = roofline({e.flops, e.bytes}, env.peaks.flops, env.peaks.bytes_per_s).compute_bound
+                    ? "compute"
+                    : "memory";
+    }
+    if (env.plan) o.target_roofline_seconds = e.target_roofline_seconds;
     out.push_back(o);
   }
   return out;
 }
 
-// Fills the bound of each op and the run's roofline prediction for `units` units of work.
-void roofline_prediction(RunRecord& r, const Peaks& peaks, double units) {
-  if (peaks.flops <= 0 || peaks.bytes_per_s <= 0) return;
-  OpCost total;
-  double seconds = 0;
-  for (OpRecord& o : r.ops) {
-    o.bound = roofline({o.flops, o.bytes}, peaks.flops, peaks.bytes_per_s).compute_bound ? "compute"
-                                                                                         : "memory";
-    total += OpCost{o.flops, o.bytes};
-    seconds += o.roofline_seconds;
+// Totals of the profiled ops between two snapshots (`before` null: from the start).
+struct PassTotals {
+  OpCost cost;
+  double host_s = 0, target_s = 0;
+};
+using Entries = std::array<OpProfiler::Entry, kOpCount>;
+PassTotals totals(const Entries& after, const Entries* before, double units) {
+  PassTotals t;
+  for (size_t i = 0; i < after.size(); ++i) {
+    const OpProfiler::Entry& a = after[i];
+    const OpProfiler::Entry b = before ? (*before)[i] : OpProfiler::Entry{};
+    t.cost += OpCost{(a.flops - b.flops) / units, (a.bytes - b.bytes) / units};
+    t.host_s += (a.roofline_seconds - b.roofline_seconds) / units;
+    t.target_s += (a.target_roofline_seconds - b.target_roofline_seconds) / units;
   }
-  r.roofline.available = true;
-  r.roofline.seconds = seconds / units;
-  r.roofline.bound =
-      roofline(total, peaks.flops, peaks.bytes_per_s).compute_bound ? "compute" : "memory";
-  r.roofline.peak_flops = peaks.flops;
-  r.roofline.peak_bytes_per_s = peaks.bytes_per_s;
-  r.roofline.peaks_source = peaks.source;
+  return t;
+}
+
+const char* bound_name(const OpCost& cost, double flops, double bytes_per_s) {
+  return roofline(cost, flops, bytes_per_s).compute_bound ? "compute" : "memory";
+}
+
+// The roofline prediction of one primary unit, on the host's peaks and on the target's rates.
+void predict(RunRecord& r, const RunEnv& env, const PassTotals& unit) {
+  if (env.peaks.flops > 0 && env.peaks.bytes_per_s > 0) {
+    r.roofline.available = true;
+    r.roofline.seconds = unit.host_s;
+    r.roofline.bound = bound_name(unit.cost, env.peaks.flops, env.peaks.bytes_per_s);
+    r.roofline.peak_flops = env.peaks.flops;
+    r.roofline.peak_bytes_per_s = env.peaks.bytes_per_s;
+    r.roofline.peaks_source = env.peaks.source;
+  }
+  if (env.plan) {
+    r.emulation["predicted_seconds"] = unit.target_s;
+    r.emulation["predicted_bound"] =
+        bound_name(unit.cost, env.plan->target.flops, env.plan->target.bytes_per_s);
+  }
+}
+
+// A run whose memory exceeds the emulated chip's is skipped: it could not run there.
+bool fits_target(RunRecord& r, const RunEnv& env, size_t bytes) {
+  if (!env.plan) return true;
+  const bool fits = static_cast<double>(bytes) <= env.plan->memory_capacity_bytes;
+  r.emulation["footprint_bytes"] = bytes;
+  r.emulation["fits"] = fits;
+  if (!fits) {
+    r.status = "skipped";
+    r.reason =
+        fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB", env.plan->profile,
+                    static_cast<double>(bytes) / 1e9, env.plan->memory_capacity_bytes / 1e9);
+  }
+  return fits;
+}
+
+void start_profile(const RunEnv& env) {
+  env.be.start(Rates{env.peaks.flops, env.peaks.bytes_per_s},
+               env.plan ? env.plan->target : Rates{});
 }
 
 void finish_stats(RunRecord& r, const RunnerSettings& rs) {
@@ -146,16 +203,17 @@ void finish_stats(RunRecord& r, const RunnerSettings& rs) {
   r.validity = judge(r.stats.at(r.primary), ValidityRules{rs.min_reps, rs.cv_bound});
 }
 
-void run_train(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress& progress,
-               RunRecord& r) {
+void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
+  OpProfiler& be = env.be;
   AdamWArgs opt;
   opt.lr = static_cast<float>(spec.learning_rate);
   TrainStep work(be, spec.model, spec.batch, spec.seq, spec.seed, opt);
   r.memory["parameters_and_optimizer_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
+  if (!fits_target(r, env, work.memory_bytes())) return;
 
   std::vector<double> losses, steps;
-  const LoopResult loop = timed_loop(spec.runner, progress, [&](bool warmup, double* sampled) {
+  const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
     const double t = timed(be, [&] { work.run(); });
     if (!warmup) steps.push_back(t);
     *sampled = warmup ? 0 : t;
@@ -177,20 +235,20 @@ void run_train(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress
   Canary canary{"loss_falls", false, "", losses};
   bool finite = true;
   for (double l : losses) finite = finite && std::isfinite(l);
-  canary.passed = finite && losses.size() >= 2 && losses.back() < losses.front();
+  canary.passed = finite && losses.back() < losses.front();
   canary.detail = fmt::format("loss {:.4f} -> {:.4f} over {} steps{}{}", losses.front(),
                               losses.back(), losses.size(), finite ? "" : " (non-finite loss)",
                               timed_losses < losses.size() ? " (one extra untimed step)" : "");
   r.canaries.push_back(canary);
 
-  progress.update("per-op breakdown");
-  be.start(peaks.flops, peaks.bytes_per_s);
+  env.progress.update("per-op breakdown");
+  start_profile(env);
   work.run();
   be.synchronize();
   be.stop();
-  r.ops = op_records(be, peaks.flops > 0);
+  r.ops = op_records(be, env);
   r.ops_unit = "one train step";
-  roofline_prediction(r, peaks, 1.0);
+  predict(r, env, totals(be.entries(), nullptr, 1.0));
 
   finish_stats(r, spec.runner);
   const double step = r.stats.at("step_s").median;
@@ -199,7 +257,7 @@ void run_train(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress
   put_metric(r, "tokens_per_s", static_cast<double>(work.tokens_per_step()) / step);
   put_metric(r, "model_flops_per_step", flops);
   put_metric(r, "achieved_flops_per_s", flops / step);
-  if (peaks.flops > 0) put_metric(r, "mfu", flops / step / peaks.flops);
+  if (env.peaks.flops > 0) put_metric(r, "mfu", flops / step / env.peaks.flops);
   put_metric(r, "final_loss", losses.back());
   if (!canary.passed) {
     r.status = "failed";
@@ -207,14 +265,15 @@ void run_train(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress
   }
 }
 
-void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Progress& progress,
-                   RunRecord& r) {
+void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
+  OpProfiler& be = env.be;
   Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed);
   r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
+  if (!fits_target(r, env, work.memory_bytes())) return;
 
   std::vector<double> prefill, decode;
-  const LoopResult loop = timed_loop(spec.runner, progress, [&](bool warmup, double* sampled) {
+  const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
     const double tp = timed(be, [&] { work.prefill(); });
     double sum = tp;
     if (!warmup) prefill.push_back(tp);
@@ -231,7 +290,7 @@ void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Prog
   if (spec.decode_steps > 0) r.samples["decode_step_s"] = decode;
   r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
 
-  progress.update("canary: decode vs full forward");
+  env.progress.update("canary: decode vs full forward");
   const double err = work.kv_consistency_error();
   const double tolerance = spec.dtype == DType::f32 ? 1e-4 : 2e-2;
   Canary canary{"kv_cache_matches_full_forward",
@@ -241,28 +300,27 @@ void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Prog
                 {err}};
   r.canaries.push_back(canary);
 
-  progress.update("per-op breakdown");
-  be.start(peaks.flops, peaks.bytes_per_s);
+  env.progress.update("per-op breakdown");
+  start_profile(env);
   work.prefill();
   be.synchronize();
-  const auto after_prefill = be.entries();
+  const Entries after_prefill = be.entries();
   for (int64_t s = 0; s < spec.decode_steps; ++s) work.decode(s);
   be.synchronize();
   be.stop();
-  r.ops = op_records(be, peaks.flops > 0);
+  r.ops = op_records(be, env);
   r.ops_unit = fmt::format("one prefill + {} decode steps", spec.decode_steps);
-  double prefill_roofline = 0;
-  for (const auto& e : after_prefill) prefill_roofline += e.roofline_seconds;
-  roofline_prediction(r, peaks, 1.0);
-  if (r.roofline.available) {
-    const double decode_total = r.roofline.seconds - prefill_roofline;
-    put_metric(r, "roofline_prefill_s", prefill_roofline);
-    if (spec.decode_steps > 0) {
-      r.roofline.seconds = decode_total / static_cast<double>(spec.decode_steps);
-      put_metric(r, "roofline_decode_step_s", r.roofline.seconds);
-    } else {
-      r.roofline.seconds = prefill_roofline;
-    }
+  const PassTotals prefill_unit = totals(after_prefill, nullptr, 1.0);
+  const PassTotals decode_unit = totals(
+      be.entries(), &after_prefill, static_cast<double>(std::max<int64_t>(spec.decode_steps, 1)));
+  predict(r, env, spec.decode_steps > 0 ? decode_unit : prefill_unit);
+  if (env.peaks.flops > 0) {
+    put_metric(r, "roofline_prefill_s", prefill_unit.host_s);
+    if (spec.decode_steps > 0) put_metric(r, "roofline_decode_step_s", decode_unit.host_s);
+  }
+  if (env.plan) {
+    r.emulation["predicted_prefill_seconds"] = prefill_unit.target_s;
+    if (spec.decode_steps > 0) r.emulation["predicted_decode_step_seconds"] = decode_unit.target_s;
   }
 
   finish_stats(r, spec.runner);
@@ -271,7 +329,7 @@ void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Prog
   put_metric(r, "ttft_ms", ttft * 1e3);
   put_metric(r, "prefill_tokens_per_s", prompt_tokens / ttft);
   const double prefill_flops = forward_model_flops(spec.model, spec.batch, spec.prompt, 0);
-  if (peaks.flops > 0) put_metric(r, "prefill_mfu", prefill_flops / ttft / peaks.flops);
+  if (env.peaks.flops > 0) put_metric(r, "prefill_mfu", prefill_flops / ttft / env.peaks.flops);
   if (spec.decode_steps > 0) {
     const double tpot = r.stats.at("decode_step_s").median;
     // Mean cache length over the decode steps: positions P+1 .. P+D are read.
@@ -282,12 +340,38 @@ void run_inference(const RunSpec& spec, OpProfiler& be, const Peaks& peaks, Prog
     put_metric(r, "decode_tokens_per_s", static_cast<double>(spec.batch) / tpot);
     put_metric(r, "decode_bytes_per_step", bytes);
     put_metric(r, "decode_bytes_per_s", bytes / tpot);
-    if (peaks.bytes_per_s > 0) put_metric(r, "mbu", bytes / tpot / peaks.bytes_per_s);
+    if (env.peaks.bytes_per_s > 0) put_metric(r, "mbu", bytes / tpot / env.peaks.bytes_per_s);
   }
   if (!canary.passed) {
     r.status = "failed";
     r.reason = "canary kv_cache_matches_full_forward failed: " + canary.detail;
   }
+}
+
+nlohmann::json plan_json(const EmulationPlan& p, const EmulationSpec& spec) {
+  auto figure = [](const Figure& f) {
+    return nlohmann::json{{"value", f.value}, {"source", f.source}, {"kind", f.kind}};
+  };
+  nlohmann::json j = {
+      {"profile", p.profile},
+      {"profile_file", spec.target.file},
+      {"mode", emulation_mode_name(p.mode)},
+      {"relative_to",
+       p.relative_to.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.relative_to)},
+      {"host_rates", {{"flops", p.host.flops}, {"bytes_per_s", p.host.bytes_per_s}}},
+      {"target_rates", {{"flops", p.target.flops}, {"bytes_per_s", p.target.bytes_per_s}}},
+      {"limited_by", p.limited_by},
+      {"memory_capacity_bytes", p.memory_capacity_bytes},
+      {"profile_figures",
+       {{"bf16_flops", figure(spec.target.bf16_flops)},
+        {"fp32_flops", figure(spec.target.fp32_flops)},
+        {"memory_bytes_per_s", figure(spec.target.memory_bytes_per_s)},
+        {"memory_capacity_bytes", figure(spec.target.memory_capacity_bytes)}}}};
+  if (!p.relative_to.empty()) {
+    j["compute_ratio"] = p.compute_ratio;
+    j["bandwidth_ratio"] = p.bandwidth_ratio;
+  }
+  return j;
 }
 
 }  // namespace
@@ -340,16 +424,44 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
       peaks.flops = it->second.gemm_flops;
       peaks.bytes_per_s = it->second.copy_bytes_per_s;
+      peaks.stream_bytes_per_s = it->second.stream_bytes_per_s;
       peaks.source = fmt::format("calibrated with {} on {} ({})", it->second.backend,
                                  it->second.device, it->second.measured_utc);
     } else if (info.peak_flops > 0) {
-      peaks = {info.peak_flops, info.peak_bytes_per_s, "backend device_info"};
+      peaks = {info.peak_flops, info.peak_bytes_per_s, info.peak_bytes_per_s,
+               "backend device_info"};
     }
-    OpProfiler profiled(*backend);
+    // The stack: profiler (times ops in its one pass) -> throttle (paces ops) -> backend.
+    std::optional<EmulationPlan> plan;
+    std::unique_ptr<ThrottleBackend> throttle;
+    if (spec.emulation) {
+      const EmulationSpec& em = *spec.emulation;
+      r.key.emulation_profile = em.target.name;
+      r.key.emulation_mode = emulation_mode_name(em.mode);
+      r.key.emulation_relative_to = em.reference ? em.reference->name : "";
+      if (backend->pace_slots() <= 0) {
+        r.status = "skipped";
+        r.reason = spec.backend + " cannot pace ops, so it cannot emulate another chip yet";
+        return r;
+      }
+      if (peaks.flops <= 0 || peaks.bytes_per_s <= 0)
+        throw std::runtime_error(
+            "emulation needs the host's calibrated rates (run without "
+            "--no-calibrate)");
+      plan =
+          plan_emulation(em.target, em.reference ? &*em.reference : nullptr,
+                         Rates{peaks.flops, peaks.stream_bytes_per_s > 0 ? peaks.stream_bytes_per_s
+                                                                         : peaks.bytes_per_s},
+                         em.mode, spec.dtype);
+      r.emulation = plan_json(*plan, em);
+      throttle = std::make_unique<ThrottleBackend>(*backend, *plan);
+    }
+    OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
+    const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, progress};
     if (spec.workload == "train_step")
-      run_train(spec, profiled, peaks, progress, r);
+      run_train(spec, env, r);
     else
-      run_inference(spec, profiled, peaks, progress, r);
+      run_inference(spec, env, r);
   } catch (const std::bad_alloc&) {
     r.status = "failed";
     r.reason = "out of memory";

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "backends/forwarding.h"
+#include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
 #include "harness/report.h"
 #include "harness/suite.h"
@@ -22,9 +23,12 @@ class OpProfiler final : public ForwardingBackend {
   explicit OpProfiler(Backend& inner) : ForwardingBackend(inner) { intercept_ = false; }
   struct Entry {
     int64_t calls = 0;
-    double seconds = 0, flops = 0, bytes = 0, roofline_seconds = 0;
+    double seconds = 0, flops = 0, bytes = 0;
+    double roofline_seconds = 0, target_roofline_seconds = 0;  // on host / target rates
   };
-  void start(double peak_flops, double peak_bytes_per_s);
+  // Starts the profiled pass; rooflines are summed per call on both sets of rates (a zero rate
+  // gives no prediction on that side).
+  void start(const Rates& host, const Rates& target);
   void stop() { intercept_ = false; }
   const std::array<Entry, kOpCount>& entries() const { return entries_; }
 
@@ -32,7 +36,7 @@ class OpProfiler final : public ForwardingBackend {
   void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
 
  private:
-  double peak_flops_ = 0, peak_bytes_per_s_ = 0;
+  Rates host_, target_;
   std::array<Entry, kOpCount> entries_{};
 };
 

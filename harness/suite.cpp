@@ -5,6 +5,8 @@
 
 #include "harness/json_access.h"
 
+#include <algorithm>
+
 namespace capbench {
 
 const char* const kWorkloads[2] = {"train_step", "inference"};
@@ -60,6 +62,74 @@ void check_lengths(const RunSpec& s, const JsonView& entry, bool from_overrides)
                   train ? "seq" : "prompt + decode_steps", s.model.name, s.model.max_seq, length);
   if (from_overrides) throw UsageError(s.origin + ": " + what);
   entry.at(train ? "seq" : "prompt").fail(what);
+}
+
+// The emulations an entry asks for: "emulate" is a profile name or a list of them ("none" for a
+// native run), with "emulate_mode" and "relative_to"; entry fields over defaults, the command
+// line over both. No "emulate" anywhere: one native run.
+std::vector<std::optional<EmulationSpec>> emulation_list(const JsonView& e,
+                                                         const JsonView& defaults,
+                                                         const SuiteOverrides& ov,
+                                                         const std::string& config_dir) {
+  auto field = [&](const char* name) -> std::optional<JsonView> {
+    if (e.has(name)) return e.at(name);
+    if (defaults.has(name)) return defaults.at(name);
+    return std::nullopt;
+  };
+  std::vector<std::string> names;
+  std::optional<JsonView> where = field("emulate");
+  if (ov.emulate) {
+    std::string list = *ov.emulate;
+    for (size_t at = 0; at <= list.size();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      names.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+  } else if (where) {
+    names = where->as_string_list();
+  } else {
+    return {std::nullopt};
+  }
+  EmulationMode mode = EmulationMode::dilate;
+  const std::optional<JsonView> mode_field = field("emulate_mode");
+  const std::string mode_text =
+      ov.emulate_mode.value_or(mode_field ? mode_field->as_string() : "dilate");
+  if (!parse_emulation_mode(mode_text, &mode)) {
+    if (ov.emulate_mode)
+      throw UsageError("--emulate-mode must be floor, dilate or shift, got \"" + mode_text + "\"");
+    mode_field->fail("\"floor\", \"dilate\" or \"shift\", got \"" + mode_text + "\"");
+  }
+  // A bad profile file names itself; a missing one is reported where it was asked for.
+  auto load = [&](const std::string& name, const std::optional<JsonView>& at,
+                  const char* flag) -> DeviceProfile {
+    try {
+      return load_device_profile(name, config_dir);
+    } catch (const ConfigError& err) {
+      if (err.json_path() != "$") throw;
+      if (at) at->fail("a device profile in " + config_dir + "/devices (" + err.what() + ")");
+      throw UsageError(std::string(flag) + ": no device profile \"" + name + "\" in " + config_dir +
+                       "/devices (" + err.what() + ")");
+    }
+  };
+  std::optional<DeviceProfile> reference;
+  const std::optional<JsonView> rel_field = field("relative_to");
+  if (ov.relative_to)
+    reference = load(*ov.relative_to, std::nullopt, "--relative-to");
+  else if (rel_field)
+    reference = load(rel_field->as_string(), rel_field, "relative_to");
+  std::vector<std::optional<EmulationSpec>> out;
+  for (const std::string& name : names) {
+    if (name == "none") {
+      out.push_back(std::nullopt);
+      continue;
+    }
+    EmulationSpec spec;
+    spec.target = load(name, ov.emulate ? std::nullopt : where, "--emulate");
+    spec.reference = reference;
+    spec.mode = mode;
+    out.push_back(spec);
+  }
+  return out;
 }
 
 }  // namespace
@@ -124,25 +194,36 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (ov.max_time_s) s.runner.max_time_s = *ov.max_time_s;
     if (ov.cv_bound) s.runner.cv_bound = *ov.cv_bound;
 
-    if (override_model) {
-      s.model = *override_model;
-    } else {
-      const JsonView m = e.at("model");
+    auto load_model = [&](const JsonView& m) {
       try {
-        s.model = load_model_config(m.as_string(), config_dir);
+        return load_model_config(m.as_string(), config_dir);
       } catch (const ConfigError& err) {
         if (err.json_path() != "$") throw;  // an error inside the model file itself
         m.fail("a model in " + config_dir + "/models (" + err.what() + ")");
       }
-    }
-    s.batch = ov.batch.value_or(e.get_positive_int("batch", defaults.get_positive_int("batch", 1)));
-    if (s.workload == "train_step") {
-      s.seq = ov.seq.value_or(e.at("seq").as_positive_int());
-    } else {
-      s.prompt = ov.prompt.value_or(ov.seq.value_or(e.at("prompt").as_positive_int()));
-      s.decode_steps = ov.decode_steps.value_or(e.at("decode_steps").as_nonnegative_int());
-    }
-    check_lengths(s, e, ov.seq || ov.prompt || ov.decode_steps || override_model);
+    };
+    // Sizes from an object (the entry, or its on_cpu substitute), command line first.
+    auto apply_sizes = [&](RunSpec& r, const JsonView& from, bool substitute) {
+      if (override_model)
+        r.model = *override_model;
+      else if (!substitute || from.has("model"))
+        r.model = load_model(from.at("model"));
+      const int64_t fallback_batch = substitute ? r.batch : defaults.get_positive_int("batch", 1);
+      r.batch = ov.batch.value_or(from.get_positive_int("batch", fallback_batch));
+      if (r.workload == "train_step") {
+        r.seq = ov.seq.value_or(substitute ? from.get_positive_int("seq", r.seq)
+                                           : from.at("seq").as_positive_int());
+      } else {
+        r.prompt = ov.prompt.value_or(
+            ov.seq.value_or(substitute ? from.get_positive_int("prompt", r.prompt)
+                                       : from.at("prompt").as_positive_int()));
+        r.decode_steps = ov.decode_steps.value_or(
+            substitute ? from.get_nonnegative_int("decode_steps", r.decode_steps)
+                       : from.at("decode_steps").as_nonnegative_int());
+      }
+      check_lengths(r, from, ov.seq || ov.prompt || ov.decode_steps || override_model);
+    };
+    apply_sizes(s, e, false);
     const std::string dtype_text =
         ov.dtype.value_or(e.get_string("dtype", defaults.get_string("dtype", "fp32")));
     if (!parse_dtype(dtype_text, &s.dtype) || s.dtype == DType::i32)
@@ -153,6 +234,8 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     s.seed = static_cast<uint64_t>(
         ov.seed.value_or(e.get_nonnegative_int("seed", defaults.get_nonnegative_int("seed", 1))));
     s.learning_rate = e.get_number("learning_rate", defaults.get_number("learning_rate", 1e-3));
+    const std::vector<std::optional<EmulationSpec>> emulations =
+        emulation_list(e, defaults, ov, config_dir);
 
     std::vector<std::string> backends;
     if (ov.backend)
@@ -167,7 +250,18 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     for (const std::string& b : backends) {
       RunSpec one = s;
       one.backend = b;
-      suite.runs.push_back(one);
+      // LLM-shaped entries name a smaller stand-in for CPU backends, so a suite finishes there.
+      if (e.has("on_cpu") && registry.find(b)->device_kind == "cpu") {
+        apply_sizes(one, e.at("on_cpu").object(), true);
+        // The key names both, so stand-ins for different models stay different runs.
+        one.model.name += " for " + s.model.name;
+        one.origin += " (on_cpu stand-in)";
+      }
+      for (const std::optional<EmulationSpec>& em : emulations) {
+        RunSpec run = one;
+        run.emulation = em;
+        suite.runs.push_back(run);
+      }
     }
   }
   if (suite.runs.empty())

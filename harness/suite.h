@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "backends/registry.h"
+#include "backends/throttle/device_profile.h"
+#include "backends/throttle/throttle_backend.h"
 #include "harness/statistics.h"
 #include "workloads/model_config.h"
 
@@ -21,6 +23,12 @@ struct RunnerSettings {
   double cv_bound = 0.10;
 };
 
+struct EmulationSpec {
+  DeviceProfile target;
+  std::optional<DeviceProfile> reference;  // relative emulation: the chip the host plays
+  EmulationMode mode = EmulationMode::dilate;
+};
+
 struct RunSpec {
   std::string workload;  // "train_step" | "inference"
   ModelConfig model;
@@ -32,12 +40,14 @@ struct RunSpec {
   uint64_t seed = 1;
   double learning_rate = 1e-3;
   RunnerSettings runner;
+  std::optional<EmulationSpec> emulation;
   std::string origin;  // "suite.json $.runs[2]": where the spec came from
 };
 
 // Command-line overrides applied to every run of a suite.
 struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
+  std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
   std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
   std::optional<double> min_time_s, max_time_s, cv_bound;
 };

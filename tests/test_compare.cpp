@@ -299,8 +299,8 @@ TEST(History, FlagsThePlantedOutlier) {
 
 TEST(Html, SelfContainedPageWithChartsAndTables) {
   Report rep = base_report();
-  rep.runs[0].ops = {{"matmul", 10, 0.3, 1e11, 1e8, 0.2, "compute"},
-                     {"add", 4, 0.01, 1e6, 1.2e7, 0.001, "memory"}};
+  rep.runs[0].ops = {{"matmul", 10, 0.3, 1e11, 1e8, 0.2, 0.0, "compute"},
+                     {"add", 4, 0.01, 1e6, 1.2e7, 0.001, 0.0, "memory"}};
   rep.runs[0].ops_unit = "one train step";
   rep.runs[0].roofline = {true, 0.25, "compute", 2e11, 3e10, "test"};
   rep.runs[1].key.backend = "<script>";

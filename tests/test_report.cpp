@@ -36,8 +36,8 @@ Report sample_report() {
   r.stats["step_s"] = summarize(r.samples["step_s"]);
   r.metrics = {{"tokens_per_s", 850.5}, {"mfu", 0.4321}};
   r.roofline = {true, 0.3, "compute", 2e11, 3e10, "calibrated"};
-  r.ops = {{"matmul", 111, 0.4, 1e11, 2e8, 0.25, "compute"},
-           {"add", 12, 0.01, 1e6, 1e7, 0.001, "memory"}};
+  r.ops = {{"matmul", 111, 0.4, 1e11, 2e8, 0.25, 1.5, "compute"},
+           {"add", 12, 0.01, 1e6, 1e7, 0.001, 0.002, "memory"}};
   r.ops_unit = "one train step";
   r.canaries = {{"loss_falls", true, "9.0 -> 8.5", {9.0, 8.7, 8.5}}};
   r.validity = {false, {"too few"}};
@@ -45,6 +45,7 @@ Report sample_report() {
   r.device = {{"name", "Test CPU"}};
   r.settings = {{"warmup", 1}};
   r.harness_overhead = 0.0012;
+  r.emulation = {{"profile", "h20"}, {"mode", "dilate"}, {"limited_by", {"memory_bandwidth"}}};
   rep.runs.push_back(r);
   RunRecord skipped;
   skipped.key = r.key;

@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/version.h>
 #include <cmath>
 #include <cstring>
@@ -25,6 +26,15 @@
 
 namespace capbench {
 namespace {
+
+// ATen's thread count does not reach OpenBLAS, which Debian's libtorch calls for matmuls and
+// which runs its own threads (measured: --threads 1 still gave the 2-core GEMM rate). Set it too,
+// when the BLAS in the process is OpenBLAS; looked up at run time, so another BLAS still links.
+void set_blas_threads(int threads) {
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    fn(threads);
+}
 
 at::ScalarType scalar_type(DType dtype) {
   switch (dtype) {
@@ -47,6 +57,7 @@ class TorchBackend final : public Backend {
       threads_ = options.threads > 0 ? options.threads
                                      : static_cast<int>(std::thread::hardware_concurrency());
       at::set_num_threads(threads_);
+      set_blas_threads(threads_);
     }
   }
 

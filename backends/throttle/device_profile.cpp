@@ -1,0 +1,63 @@
+#include "backends/throttle/device_profile.h"
+
+#include "harness/json_access.h"
+
+namespace capbench {
+namespace {
+
+Figure figure(const JsonView& v) {
+  const JsonView o = v.object();
+  Figure f;
+  f.value = o.at("value").as_positive_number();
+  f.source = o.at("source").as_string();
+  if (f.source.empty()) o.at("source").fail("a non-empty source (where the figure comes from)");
+  f.kind = o.at("kind").as_string();
+  if (f.kind != "vendor" && f.kind != "estimate" && f.kind != "measured")
+    o.at("kind").fail("\"vendor\", \"estimate\" or \"measured\", got \"" + f.kind + "\"");
+  return f;
+}
+
+}  // namespace
+
+const Figure& DeviceProfile::flops(DType dtype) const {
+  switch (dtype) {
+    case DType::bf16:
+      return bf16_flops;
+    case DType::f16:
+      return fp16_flops;
+    default:
+      return fp32_flops;
+  }
+}
+
+DeviceProfile load_device_profile(const std::string& name_or_path, const std::string& config_dir) {
+  const bool is_path =
+      name_or_path.find('/') != std::string::npos ||
+      (name_or_path.size() > 5 && name_or_path.compare(name_or_path.size() - 5, 5, ".json") == 0);
+  const std::string file =
+      is_path ? name_or_path : config_dir + "/devices/" + name_or_path + ".json";
+  const json doc = load_json_file(file);
+  const JsonView root = JsonView(doc, file).object();
+  DeviceProfile p;
+  p.file = file;
+  p.name = root.at("name").as_string();
+  p.vendor = root.get_string("vendor", "");
+  p.description = root.get_string("description", "");
+  const JsonView compute = root.at("compute");
+  p.bf16_flops = figure(compute.at("bf16_flops"));
+  p.fp16_flops = figure(compute.at("fp16_flops"));
+  p.fp32_flops = figure(compute.at("fp32_flops"));
+  const JsonView memory = root.at("memory");
+  p.memory_bytes_per_s = figure(memory.at("bandwidth_bytes_per_s"));
+  p.memory_capacity_bytes = figure(memory.at("capacity_bytes"));
+  const JsonView link = root.at("scale_up");
+  p.topology = link.at("topology").as_string();
+  if (p.topology != "switch" && p.topology != "full_mesh")
+    link.at("topology").fail("\"switch\" or \"full_mesh\", got \"" + p.topology + "\"");
+  p.link_bytes_per_s = figure(link.at("link_bytes_per_s_per_direction"));
+  p.link_latency_s = figure(link.at("latency_s"));
+  p.max_peers = link.at("max_peers").as_positive_int();
+  return p;
+}
+
+}  // namespace capbench

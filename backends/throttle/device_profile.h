@@ -1,0 +1,33 @@
+// A chip's published figures (configs/devices/*.json): the throttle's targets. Every figure
+// carries its source and whether it is the vendor's figure or an estimate.
+#pragma once
+
+#include <string>
+
+#include "backends/backend.h"
+
+namespace capbench {
+
+struct Figure {
+  double value = 0;
+  std::string source;
+  std::string kind;  // "vendor" | "estimate" | "measured"
+};
+
+struct DeviceProfile {
+  std::string name, vendor, description, file;
+  Figure bf16_flops, fp16_flops, fp32_flops;  // dense peak
+  Figure memory_bytes_per_s, memory_capacity_bytes;
+  std::string topology;     // "switch" | "full_mesh"
+  Figure link_bytes_per_s;  // per direction: to the switch (switch), to each peer (full_mesh)
+  Figure link_latency_s;
+  int64_t max_peers = 0;  // devices in one scale-up domain besides this one
+
+  const Figure& flops(DType dtype) const;
+};
+
+// Loads configs/devices/NAME.json (or a path ending in .json) and validates every field; throws
+// ConfigError naming the file, the JSON path and what was expected.
+DeviceProfile load_device_profile(const std::string& name_or_path, const std::string& config_dir);
+
+}  // namespace capbench

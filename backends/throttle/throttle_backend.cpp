@@ -1,0 +1,82 @@
+#include "backends/throttle/throttle_backend.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace capbench {
+
+const char* emulation_mode_name(EmulationMode mode) {
+  switch (mode) {
+    case EmulationMode::floor:
+      return "floor";
+    case EmulationMode::dilate:
+      return "dilate";
+    case EmulationMode::shift:
+      return "shift";
+  }
+  return "?";
+}
+
+bool parse_emulation_mode(const std::string& text, EmulationMode* out) {
+  if (text == "floor")
+    *out = EmulationMode::floor;
+  else if (text == "dilate")
+    *out = EmulationMode::dilate;
+  else if (text == "shift")
+    *out = EmulationMode::shift;
+  else
+    return false;
+  return true;
+}
+
+EmulationPlan plan_emulation(const DeviceProfile& target, const DeviceProfile* reference,
+                             const Rates& host, EmulationMode mode, DType dtype) {
+  EmulationPlan plan;
+  plan.profile = target.name;
+  plan.mode = mode;
+  plan.host = host;
+  plan.memory_capacity_bytes = target.memory_capacity_bytes.value;
+  Rates wanted;
+  if (reference) {
+    plan.relative_to = reference->name;
+    plan.compute_ratio = target.bf16_flops.value / reference->bf16_flops.value;
+    plan.bandwidth_ratio = target.memory_bytes_per_s.value / reference->memory_bytes_per_s.value;
+    wanted = {host.flops * plan.compute_ratio, host.bytes_per_s * plan.bandwidth_ratio};
+  } else {
+    wanted = {target.flops(dtype).value, target.memory_bytes_per_s.value};
+  }
+  // A target faster than the host cannot be emulated by slowing the host down.
+  if (wanted.flops > host.flops * (1 + 1e-9)) plan.limited_by.push_back("compute");
+  if (wanted.bytes_per_s > host.bytes_per_s * (1 + 1e-9))
+    plan.limited_by.push_back("memory_bandwidth");
+  plan.target = {std::min(wanted.flops, host.flops),
+                 std::min(wanted.bytes_per_s, host.bytes_per_s)};
+  return plan;
+}
+
+ThrottleBackend::ThrottleBackend(Backend& inner, EmulationPlan plan)
+    : ForwardingBackend(inner), plan_(std::move(plan)), slots_(inner.pace_slots()) {
+  if (slots_ <= 0)
+    throw std::runtime_error(inner.device_info().backend + " cannot pace ops (no pace slots)");
+  if (plan_.target.flops <= 0 || plan_.target.bytes_per_s <= 0 || plan_.host.flops <= 0 ||
+      plan_.host.bytes_per_s <= 0)
+    throw std::invalid_argument("ThrottleBackend: host and target rates must be positive");
+}
+
+PaceRule ThrottleBackend::rule_for(const OpCost& cost) const {
+  const double target = roofline(cost, plan_.target.flops, plan_.target.bytes_per_s).seconds;
+  if (plan_.mode == EmulationMode::floor) return PaceRule{target, 1.0};
+  const double host = roofline(cost, plan_.host.flops, plan_.host.bytes_per_s).seconds;
+  if (plan_.mode == EmulationMode::shift) return PaceRule{0.0, 1.0, std::max(0.0, target - host)};
+  return PaceRule{0.0, host > 0 ? std::max(1.0, target / host) : 1.0, 0.0};
+}
+
+void ThrottleBackend::around_op(OpId, const OpCost& cost, const std::function<void()>& call) {
+  const int slot = next_slot_;
+  next_slot_ = (next_slot_ + 1) % slots_;
+  inner_.stamp(slot);
+  call();
+  inner_.pace(slot, rule_for(cost));
+}
+
+}  // namespace capbench

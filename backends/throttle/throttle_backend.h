@@ -1,0 +1,67 @@
+// The throttle: a forwarding backend that makes every op last as long as it would on a target
+// chip. For each op: stamp, run it on the inner backend, pace. The op's FLOPs and bytes come
+// from the cost model.
+//
+//   floor:  the op lasts at least max(flops / F_target, bytes / B_target)
+//   dilate: the op lasts t_measured · max(1, roofline_target / roofline_host), each roofline
+//           max(flops / F, bytes / B), the host's F and B from calibration
+//   shift:  the op lasts t_measured + max(0, roofline_target - roofline_host): only the
+//           roofline part of the op changes; what it spends beyond (dispatch, fork/join, small-op
+//           inefficiency) carries over as it is. On a CPU that part does not shrink with more
+//           cores, and dilate multiplies it (benchmarks/throttle_fidelity, README).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backends/forwarding.h"
+#include "backends/throttle/device_profile.h"
+
+namespace capbench {
+
+enum class EmulationMode { floor, dilate, shift };
+const char* emulation_mode_name(EmulationMode mode);
+bool parse_emulation_mode(const std::string& text, EmulationMode* out);
+
+struct Rates {
+  double flops = 0;
+  double bytes_per_s = 0;
+};
+
+struct EmulationPlan {
+  std::string profile;      // target profile name
+  std::string relative_to;  // reference profile name; empty for absolute emulation
+  EmulationMode mode = EmulationMode::dilate;
+  Rates host;    // calibrated
+  Rates target;  // the rates ops are paced to (never above the host's: see limited_by)
+  // Dimensions ("compute", "memory_bandwidth") where the target is faster than the host can
+  // be: those run at the host's rate, so results there are optimistic, and say so.
+  std::vector<std::string> limited_by;
+  double memory_capacity_bytes = 0;
+  // compute and bandwidth scale factors applied to the host (relative emulation), else 0.
+  double compute_ratio = 0, bandwidth_ratio = 0;
+};
+
+// Absolute emulation (reference == nullptr): the target's own figures for `dtype`. Relative
+// emulation: the host plays `reference`; its calibrated rates are scaled by target / reference
+// (dense bf16 tensor rate for compute, the headline figure of these chips; memory bandwidth).
+EmulationPlan plan_emulation(const DeviceProfile& target, const DeviceProfile* reference,
+                             const Rates& host, EmulationMode mode, DType dtype);
+
+class ThrottleBackend final : public ForwardingBackend {
+ public:
+  // Throws std::runtime_error when the inner backend cannot pace (no pace slots).
+  ThrottleBackend(Backend& inner, EmulationPlan plan);
+  const EmulationPlan& plan() const { return plan_; }
+  // The pacing rule for one op of this cost.
+  PaceRule rule_for(const OpCost& cost) const;
+
+ protected:
+  void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
+
+ private:
+  EmulationPlan plan_;
+  int slots_ = 0, next_slot_ = 0;
+};
+
+}  // namespace capbench

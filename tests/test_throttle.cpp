@@ -1,0 +1,313 @@
+// The throttle on the CPU: pacing rules, emulation plans (limited_by), device profile
+// validation, and emulated runs through the CLI. Timing checks are lower bounds only (a paced op
+// lasts at least ...), which a busy machine cannot break.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "backends/reference/reference_backend.h"
+#include "backends/throttle/throttle_backend.h"
+#include "harness/calibrate.h"
+#include "harness/errors.h"
+#include "harness/report.h"
+#include "harness/suite.h"
+#include "test_util.h"
+
+namespace capbench {
+namespace {
+
+namespace fs = std::filesystem;
+
+EmulationPlan plan_with(EmulationMode mode, Rates host, Rates target) {
+  EmulationPlan p;
+  p.profile = "test";
+  p.mode = mode;
+  p.host = host;
+  p.target = target;
+  p.memory_capacity_bytes = 1e12;
+  return p;
+}
+
+double time_matmul(Backend& be, int64_t n) {
+  DeviceBuffer a(be, n * n * 4), b(be, n * n * 4), c(be, n * n * 4);
+  be.fill(a.view(DType::f32, {n, n}), 0.5f);
+  be.fill(b.view(DType::f32, {n, n}), 0.5f);
+  const double t0 = host_seconds_now();
+  be.matmul(c.view(DType::f32, {n, n}), a.view(DType::f32, {n, n}), b.view(DType::f32, {n, n}),
+            MatmulArgs{});
+  be.synchronize();
+  return host_seconds_now() - t0;
+}
+
+// An inner backend whose matmul takes at least 5 ms, so the paced time has a known floor.
+class SlowMatmul final : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  void matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) override {
+    const double t0 = host_seconds_now();
+    inner_.matmul(c, a, b, args);
+    while (host_seconds_now() - t0 < 5e-3) {
+    }
+  }
+};
+
+TEST(Throttle, FloorRuleIsTheTargetRoofline) {
+  ReferenceBackend ref;
+  ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e11}, {1e9, 2e8}));
+  const PaceRule compute = t.rule_for({4e6, 1e3});
+  EXPECT_DOUBLE_EQ(compute.floor_s, 4e-3);  // 4 MFLOP at 1 GFLOP/s
+  EXPECT_DOUBLE_EQ(compute.dilate, 1.0);
+  const PaceRule memory = t.rule_for({1e3, 1e6});
+  EXPECT_DOUBLE_EQ(memory.floor_s, 5e-3);  // 1 MB at 200 MB/s
+}
+
+TEST(Throttle, DilateRuleIsTheRatioOfRooflines) {
+  ReferenceBackend ref;
+  ThrottleBackend t(ref, plan_with(EmulationMode::dilate, {1e12, 1e11}, {2.5e11, 1e11}));
+  EXPECT_DOUBLE_EQ(t.rule_for({1e9, 1e3}).dilate, 4.0);  // compute-bound: 4x slower compute
+  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).dilate, 1.0);  // memory-bound: bandwidth kept
+  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).floor_s, 0.0);
+  ThrottleBackend same(ref, plan_with(EmulationMode::dilate, {1e12, 1e11}, {1e12, 1e11}));
+  EXPECT_DOUBLE_EQ(same.rule_for({1e9, 1e9}).dilate, 1.0);
+}
+
+TEST(Throttle, ShiftRuleAddsTheRooflineDifference) {
+  ReferenceBackend ref;
+  ThrottleBackend t(ref, plan_with(EmulationMode::shift, {1e12, 1e11}, {2.5e11, 1e11}));
+  const PaceRule compute = t.rule_for({1e9, 1e3});
+  EXPECT_DOUBLE_EQ(compute.dilate, 1.0);
+  EXPECT_DOUBLE_EQ(compute.extra_s, 1e9 / 2.5e11 - 1e9 / 1e12);  // 4 ms - 1 ms
+  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).extra_s, 0.0);         // memory-bound: nothing added
+}
+
+TEST(Throttle, ShiftedOpLastsItsTimePlusTheDifference) {
+  ReferenceBackend ref;
+  SlowMatmul slow(ref);
+  // 2·16³ = 8192 FLOP at 1 MFLOP/s: 8.2 ms more than on the (fast) host.
+  ThrottleBackend t(slow, plan_with(EmulationMode::shift, {1e12, 1e12}, {1e6, 1e12}));
+  EXPECT_GE(time_matmul(t, 16), 5e-3 + 8192 / 1e6 - 8192 / 1e12);
+}
+
+TEST(Throttle, PacedOpLastsAtLeastItsFloor) {
+  ReferenceBackend ref;
+  ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e12}, {1e9, 1e12}));
+  const int64_t n = 96;  // 2·96³ = 1.77 MFLOP: a floor of 1.77 ms at 1 GFLOP/s
+  EXPECT_GE(time_matmul(t, n), 2.0 * n * n * n / 1e9);
+}
+
+TEST(Throttle, DilateStretchesTheMeasuredTimeByTheFactor) {
+  ReferenceBackend ref;
+  SlowMatmul slow(ref);
+  ThrottleBackend t(slow, plan_with(EmulationMode::dilate, {1e12, 1e12}, {2.5e11, 1e12}));
+  EXPECT_GE(time_matmul(t, 16), 4 * 5e-3);
+}
+
+TEST(Throttle, NeedsABackendThatCanPace) {
+  class NoPacing final : public ForwardingBackend {
+   public:
+    using ForwardingBackend::ForwardingBackend;
+    int pace_slots() const override { return 0; }
+  };
+  ReferenceBackend ref;
+  NoPacing inner(ref);
+  EXPECT_THROW(ThrottleBackend(inner, plan_with(EmulationMode::floor, {1, 1}, {1, 1})),
+               std::runtime_error);
+}
+
+const std::string kConfigs = default_config_dir();
+
+TEST(EmulationPlan, AbsoluteTargetFasterThanHostIsLimited) {
+  const DeviceProfile h20 = load_device_profile("h20", kConfigs);
+  // An H100 measured at ~3.0 TB/s cannot reach the H20's 4.0 TB/s.
+  const EmulationPlan on_h100 =
+      plan_emulation(h20, nullptr, {800e12, 3.0e12}, EmulationMode::floor, DType::bf16);
+  EXPECT_EQ(on_h100.limited_by, std::vector<std::string>{"memory_bandwidth"});
+  EXPECT_DOUBLE_EQ(on_h100.target.flops, 148e12);
+  EXPECT_DOUBLE_EQ(on_h100.target.bytes_per_s, 3.0e12) << "clamped to what the host has";
+  // An H200 measured at ~4.3 TB/s emulates it fully.
+  const EmulationPlan on_h200 =
+      plan_emulation(h20, nullptr, {800e12, 4.3e12}, EmulationMode::floor, DType::bf16);
+  EXPECT_TRUE(on_h200.limited_by.empty());
+  EXPECT_DOUBLE_EQ(on_h200.target.bytes_per_s, 4.0e12);
+  EXPECT_DOUBLE_EQ(on_h200.memory_capacity_bytes, 96e9);
+}
+
+TEST(EmulationPlan, RelativeScalesTheHostByTheRatioOfFigures) {
+  const DeviceProfile h20 = load_device_profile("h20", kConfigs);
+  const DeviceProfile h100 = load_device_profile("h100-sxm", kConfigs);
+  const Rates host{200e9, 30e9};  // a CPU playing the H100
+  const EmulationPlan p = plan_emulation(h20, &h100, host, EmulationMode::dilate, DType::f32);
+  EXPECT_EQ(p.relative_to, "h100-sxm");
+  EXPECT_NEAR(p.compute_ratio, 148.0 / 989.4, 1e-12);
+  EXPECT_NEAR(p.bandwidth_ratio, 4.0 / 3.35, 1e-12);
+  EXPECT_NEAR(p.target.flops, 200e9 * 148.0 / 989.4, 1);
+  EXPECT_DOUBLE_EQ(p.target.bytes_per_s, 30e9) << "a ratio above 1 cannot be emulated";
+  EXPECT_EQ(p.limited_by, std::vector<std::string>{"memory_bandwidth"});
+  const EmulationPlan self = plan_emulation(h100, &h100, host, EmulationMode::dilate, DType::f32);
+  EXPECT_TRUE(self.limited_by.empty());
+  EXPECT_DOUBLE_EQ(self.target.flops, host.flops);
+  const DeviceProfile ascend = load_device_profile("ascend-910b2", kConfigs);
+  const EmulationPlan a = plan_emulation(ascend, &h100, host, EmulationMode::dilate, DType::f32);
+  EXPECT_TRUE(a.limited_by.empty());
+  EXPECT_NEAR(a.target.bytes_per_s, 30e9 * 1.6 / 3.35, 1);
+}
+
+TEST(DeviceProfiles, EveryShippedProfileLoadsWithSources) {
+  size_t n = 0;
+  for (const auto& f : fs::directory_iterator(kConfigs + "/devices")) {
+    const DeviceProfile p = load_device_profile(f.path().string(), kConfigs);
+    EXPECT_EQ(p.name + ".json", f.path().filename().string());
+    for (const Figure* fig : {&p.bf16_flops, &p.fp16_flops, &p.fp32_flops, &p.memory_bytes_per_s,
+                              &p.memory_capacity_bytes, &p.link_bytes_per_s, &p.link_latency_s})
+      EXPECT_FALSE(fig->source.empty()) << p.name;
+    ++n;
+  }
+  EXPECT_EQ(n, 10u);
+}
+
+class BadProfile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("capbench_prof_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+    std::ifstream in(kConfigs + "/devices/h20.json");
+    good_ = nlohmann::json::parse(in);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // Writes a changed copy of h20.json and expects a ConfigError at `path`.
+  void expect_error(const std::function<void(nlohmann::json&)>& change, const std::string& path,
+                    const std::string& expected) {
+    nlohmann::json doc = good_;
+    change(doc);
+    const std::string file = (dir_ / "bad.json").string();
+    std::ofstream(file) << doc.dump();
+    try {
+      load_device_profile(file, kConfigs);
+      FAIL() << "accepted a bad profile, expected an error at " << path;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file(), file);
+      EXPECT_EQ(e.json_path(), path);
+      EXPECT_NE(e.expected().find(expected), std::string::npos) << e.what();
+    }
+  }
+  fs::path dir_;
+  nlohmann::json good_;
+};
+
+TEST_F(BadProfile, MissingSource) {
+  expect_error([](nlohmann::json& d) { d["compute"]["bf16_flops"].erase("source"); },
+               "$.compute.bf16_flops.source", "field is missing");
+}
+TEST_F(BadProfile, UnknownKind) {
+  expect_error([](nlohmann::json& d) { d["memory"]["capacity_bytes"]["kind"] = "rumour"; },
+               "$.memory.capacity_bytes.kind", "\"vendor\", \"estimate\" or \"measured\"");
+}
+TEST_F(BadProfile, NegativeFigure) {
+  expect_error([](nlohmann::json& d) { d["memory"]["bandwidth_bytes_per_s"]["value"] = -4e12; },
+               "$.memory.bandwidth_bytes_per_s.value", "a positive number");
+}
+TEST_F(BadProfile, UnknownTopology) {
+  expect_error([](nlohmann::json& d) { d["scale_up"]["topology"] = "ring"; }, "$.scale_up.topology",
+               "\"switch\" or \"full_mesh\"");
+}
+
+// Emulated runs through the CLI, with a calibration cache seeded so nothing is measured.
+class EmulateCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("capbench_emu_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_ / "models");
+    fs::create_directories(dir_ / "devices");
+    fs::copy_file(kConfigs + "/models/tiny.json", dir_ / "models/tiny.json");
+    for (const char* p : {"h100-sxm", "h20"})
+      fs::copy_file(kConfigs + "/devices/" + p + ".json",
+                    dir_ / "devices" / (std::string(p) + ".json"));
+    // Seed the calibration cache for every CPU backend (the CPU's peaks come from the first
+    // non-oracle one), so the tests measure nothing and know the host rates.
+    setenv("CAPBENCH_CACHE_DIR", (dir_ / "cache").c_str(), 1);
+    for (const BackendEntry& e : builtin_registry().entries()) {
+      if (e.device_kind != "cpu") continue;
+      const DeviceInfo info = e.make(BackendOptions{})->device_info();
+      Calibration c;
+      c.device = info.name;
+      c.backend = e.name;
+      c.threads = info.threads;
+      c.gemm_flops = 2e9;
+      c.gemm_n = 256;
+      c.copy_bytes_per_s = 1e10;
+      c.copy_bytes = 1e8;
+      c.stream_bytes_per_s = 5e9;
+      c.dispatch_s = 1e-6;
+      store_calibration(calibration_key(info), c);
+    }
+    report_ = (dir_ / "r.json").string();
+  }
+  void TearDown() override {
+    unsetenv("CAPBENCH_CACHE_DIR");
+    fs::remove_all(dir_);
+  }
+  std::pair<int, std::string> run(const std::string& args) {
+    return testing::run_command("CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
+                                CAPBENCH_BINARY + "' run '" + suite() + "' --config-dir '" +
+                                dir_.string() + "' --out '" + report_ + "' " + args + " 2>&1");
+  }
+  std::string suite() {
+    const std::string f = (dir_ / "s.json").string();
+    std::ofstream(f) << R"({"name": "e", "runs": [{"workload": "train_step", "model": "tiny",
+        "backends": "reference", "batch": 2, "seq": 8}]})";
+    return f;
+  }
+  fs::path dir_;
+  std::string report_;
+};
+
+TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
+  const auto [code, out] =
+      run("--backend reference --emulate none,h100-sxm,h20 "
+          "--relative-to h100-sxm --reps 2");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("warning: h20 cannot be emulated fully"), std::string::npos) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 3u);
+  EXPECT_TRUE(rep.runs[0].emulation.is_null());
+  EXPECT_EQ(rep.runs[2].key.emulation_profile, "h20");
+  EXPECT_EQ(rep.runs[2].key.emulation_relative_to, "h100-sxm");
+  const nlohmann::json& e = rep.runs[2].emulation;
+  EXPECT_EQ(e["limited_by"], nlohmann::json::array({"memory_bandwidth"}));
+  EXPECT_NEAR(e["target_rates"]["flops"].get<double>(), 2e9 * 148 / 989.4, 1);
+  EXPECT_GT(e["predicted_seconds"].get<double>(), 0.0);
+  EXPECT_TRUE(e["fits"].get<bool>());
+  EXPECT_GT(rep.runs[2].ops[0].target_roofline_seconds, 0.0);
+  EXPECT_NE(rep.runs[0].key.to_string(), rep.runs[1].key.to_string());
+}
+
+TEST_F(EmulateCli, RunThatDoesNotFitTheTargetIsSkipped) {
+  nlohmann::json tiny_chip = nlohmann::json::parse(std::ifstream(dir_ / "devices/h20.json"));
+  tiny_chip["name"] = "tiny-chip";
+  tiny_chip["memory"]["capacity_bytes"]["value"] = 1000;
+  std::ofstream(dir_ / "devices/tiny-chip.json") << tiny_chip.dump();
+  const auto [code, out] = run("--emulate tiny-chip --reps 2");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  EXPECT_EQ(rep.runs[0].status, "skipped");
+  EXPECT_NE(rep.runs[0].reason.find("does not fit tiny-chip"), std::string::npos)
+      << rep.runs[0].reason;
+  EXPECT_FALSE(rep.runs[0].emulation["fits"].get<bool>());
+}
+
+TEST_F(EmulateCli, BadEmulationInputExitsTwo) {
+  for (const char* args :
+       {"--emulate no-such-chip", "--emulate h20 --no-calibrate",
+        "--emulate h20 --emulate-mode squeeze", "--emulate h20 --relative-to nothing"}) {
+    const auto [code, out] = run(args);
+    EXPECT_EQ(code, 2) << args << ": " << out;
+    EXPECT_FALSE(fs::exists(report_)) << args;
+  }
+}
+
+}  // namespace
+}  // namespace capbench
