@@ -137,6 +137,14 @@ double host_seconds_now() {
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
 }
 
+double time_synchronized(Backend& backend, const std::function<void()>& fn) {
+  backend.synchronize();
+  const double t0 = host_seconds_now();
+  fn();
+  backend.synchronize();
+  return host_seconds_now() - t0;
+}
+
 std::string host_cpu_name() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;

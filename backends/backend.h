@@ -13,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -263,6 +264,8 @@ class HostPacer {
 };
 
 double host_seconds_now();
+// Seconds `fn` takes on `backend`'s timeline: synchronised before and after.
+double time_synchronized(Backend& backend, const std::function<void()>& fn);
 // The CPU's model name (from /proc/cpuinfo), or "unknown CPU".
 std::string host_cpu_name();
 

@@ -30,14 +30,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double timed(Backend& be, const std::function<void()>& fn) {
-  be.synchronize();
-  const double t0 = host_seconds_now();
-  fn();
-  be.synchronize();
-  return host_seconds_now() - t0;
-}
-
 EmulationPlan plan(EmulationMode mode, Rates host, Rates target) {
   EmulationPlan p;
   p.profile = "fidelity";
@@ -54,14 +46,14 @@ struct Workloads {
   Workloads(Backend& be, const ModelConfig& cfg)
       : train(be, cfg, 4, 128, 1), infer(be, cfg, 1, 128, 32, 1) {}
   double step(Backend& be) {
-    return timed(be, [&] { train.run(); });
+    return time_synchronized(be, [&] { train.run(); });
   }
   double decode(Backend& be) {
     infer.prefill();
-    return timed(be,
-                 [&] {
-                   for (int64_t s = 0; s < 32; ++s) infer.decode(s);
-                 }) /
+    return time_synchronized(be,
+                             [&] {
+                               for (int64_t s = 0; s < 32; ++s) infer.decode(s);
+                             }) /
            32;
   }
 };
@@ -103,7 +95,7 @@ int main(int argc, char** argv) {
     be->fill(tb, 0.5f);
     std::vector<double> gemm;
     for (int r = 0; r < reps; ++r)
-      gemm.push_back(timed(paced, [&] { paced.matmul(tc, ta, tb, MatmulArgs{}); }));
+      gemm.push_back(time_synchronized(paced, [&] { paced.matmul(tc, ta, tb, MatmulArgs{}); }));
     const double gemm_rate = 2.0 * n * n * n / median(gemm);
     report(
         fmt::format("GEMM {}^3 paced to {:.1f} GFLOP/s: achieved / target", n, target.flops / 1e9)
@@ -116,7 +108,8 @@ int main(int argc, char** argv) {
     be->fill(tx, 1.0f);
     be->fill(ty, 2.0f);
     std::vector<double> adds;
-    for (int r = 0; r < reps; ++r) adds.push_back(timed(paced, [&] { paced.add(tz, tx, ty); }));
+    for (int r = 0; r < reps; ++r)
+      adds.push_back(time_synchronized(paced, [&] { paced.add(tz, tx, ty); }));
     const double add_rate = 3.0 * static_cast<double>(len) * 4 / median(adds);
     report(fmt::format("add of 3 x {} MiB paced to {:.1f} GB/s: achieved / target", len * 4 >> 20,
                        target.bytes_per_s / 1e9)

@@ -11,17 +11,6 @@
 #include "harness/report.h"
 
 namespace capbench {
-namespace {
-
-double timed(Backend& be, const std::function<void()>& fn) {
-  be.synchronize();
-  const double t0 = host_seconds_now();
-  fn();
-  be.synchronize();
-  return host_seconds_now() - t0;
-}
-
-}  // namespace
 
 std::string utc_now_iso8601() {
   const std::time_t now = std::time(nullptr);
@@ -62,14 +51,14 @@ Calibration measure_calibration(Backend& be,
     be.fill(ta, 0.5f);
     be.fill(tb, 0.25f);
     auto gemm = [&] { be.matmul(tc, ta, tb, MatmulArgs{}); };
-    one = timed(be, gemm);
+    one = time_synchronized(be, gemm);
     if (one > 0.05 || n >= max_n) {
       if (progress) progress(fmt::format("calibrate: GEMM {}^3 fp32", n));
       double best = one;
       const double budget = std::max(0.5, 5 * one);
       double spent = 0;
       for (int rep = 0; rep < 20 && spent < budget; ++rep) {
-        const double t = timed(be, gemm);
+        const double t = time_synchronized(be, gemm);
         best = std::min(best, t);
         spent += t;
       }
@@ -88,7 +77,7 @@ Calibration measure_calibration(Backend& be,
   be.fill(dst.view(DType::f32, {static_cast<int64_t>(bytes / 4)}), 0.0f);
   double best = 1e30;
   for (int rep = 0; rep < 8; ++rep)
-    best = std::min(best, timed(be, [&] { be.copy(dst.data(), src.data(), bytes); }));
+    best = std::min(best, time_synchronized(be, [&] { be.copy(dst.data(), src.data(), bytes); }));
   c.copy_bytes = static_cast<double>(bytes);
   c.copy_bytes_per_s = 2.0 * static_cast<double>(bytes) / best;
 
@@ -107,7 +96,7 @@ Calibration measure_calibration(Backend& be,
     be.fill(tx, 1.0f);
     double best_stream = 1e30;
     for (int rep = 0; rep < 5; ++rep)
-      best_stream = std::min(best_stream, timed(be, [&] {
+      best_stream = std::min(best_stream, time_synchronized(be, [&] {
                                be.matmul(ty, tx, tw, MatmulArgs{false, true, 1.0f, 0.0f});
                              }));
     c.stream_bytes_per_s =
@@ -122,7 +111,8 @@ Calibration measure_calibration(Backend& be,
                out = tiny.view(DType::f32, {1}, 8);
   be.fill(tiny.view(DType::f32, {3}), 1.0f);
   std::vector<double> times;
-  for (int rep = 0; rep < 201; ++rep) times.push_back(timed(be, [&] { be.add(out, a, b); }));
+  for (int rep = 0; rep < 201; ++rep)
+    times.push_back(time_synchronized(be, [&] { be.add(out, a, b); }));
   std::nth_element(times.begin(), times.begin() + 100, times.end());
   c.dispatch_s = times[100];
   return c;

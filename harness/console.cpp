@@ -64,13 +64,14 @@ void print_summary_table(std::FILE* out, const Report& report) {
                "  * the host cannot reach this chip in some dimension (emulation.limited_by): "
                "optimistic there\n");
   for (const RunRecord& r : report.runs) {
+    const std::string who =
+        fmt::format("{} {} {}{}", r.key.backend, r.key.model, r.key.workload,
+                    r.key.emulation_profile.empty() ? "" : " as " + r.key.emulation_profile);
     if (r.status != "ok")
-      fmt::print(out, "  {} {} {}: {}: {}\n", r.key.backend, r.key.model, r.key.workload, r.status,
-                 r.reason);
+      fmt::print(out, "  {}: {}: {}\n", who, r.status, r.reason);
     else if (!r.validity.valid)
       for (const std::string& why : r.validity.reasons)
-        fmt::print(out, "  {} {} {}: not valid: {}\n", r.key.backend, r.key.model, r.key.workload,
-                   why);
+        fmt::print(out, "  {}: not valid: {}\n", who, why);
   }
 }
 

@@ -105,13 +105,6 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
   return r;
 }
 
-double timed(Backend& be, const std::function<void()>& fn) {
-  const double t0 = host_seconds_now();
-  fn();
-  be.synchronize();
-  return host_seconds_now() - t0;
-}
-
 void put_metric(RunRecord& r, const std::string& name, double value) {
   if (std::isfinite(value)) r.metrics[name] = value;
 }
@@ -214,7 +207,7 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
 
   std::vector<double> losses, steps;
   const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
-    const double t = timed(be, [&] { work.run(); });
+    const double t = time_synchronized(be, [&] { work.run(); });
     if (!warmup) steps.push_back(t);
     *sampled = warmup ? 0 : t;
     const double t0 = host_seconds_now();
@@ -274,11 +267,11 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
 
   std::vector<double> prefill, decode;
   const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
-    const double tp = timed(be, [&] { work.prefill(); });
+    const double tp = time_synchronized(be, [&] { work.prefill(); });
     double sum = tp;
     if (!warmup) prefill.push_back(tp);
     for (int64_t s = 0; s < spec.decode_steps; ++s) {
-      const double td = timed(be, [&] { work.decode(s); });
+      const double td = time_synchronized(be, [&] { work.decode(s); });
       if (!warmup) decode.push_back(td);
       sum += td;
     }
