@@ -56,13 +56,21 @@ Report sample_report() {
   return rep;
 }
 
-std::string temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("capbench_test_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+// Tests that write files get a folder of their own, removed afterwards.
+class ReportFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("capbench_report_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string temp_path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
 
-TEST(Report, WrittenReadBackEqual) {
+TEST_F(ReportFile, WrittenReadBackEqual) {
   const Report rep = sample_report();
   const std::string path = temp_path("roundtrip.json");
   write_report_atomic(rep, path);
@@ -110,7 +118,7 @@ TEST(Report, MissingRunFieldNamesItsPath) {
   }
 }
 
-TEST(Report, TruncatedFileIsRejected) {
+TEST_F(ReportFile, TruncatedFileIsRejected) {
   const std::string path = temp_path("truncated.json");
   const std::string text = to_json(sample_report()).dump(2);
   std::ofstream(path) << text.substr(0, text.size() / 2);
@@ -123,7 +131,7 @@ TEST(Report, TruncatedFileIsRejected) {
   }
 }
 
-TEST(Report, AtomicWriteReplacesWholeFile) {
+TEST_F(ReportFile, AtomicWriteReplacesWholeFile) {
   const std::string path = temp_path("replace.json");
   std::ofstream(path) << std::string(100000, 'x');  // a longer old file
   write_report_atomic(sample_report(), path);
