@@ -4,6 +4,9 @@
 #ifdef CAPBENCH_HAVE_TORCH
 #include "backends/torch/torch_backend.h"
 #endif
+#ifdef CAPBENCH_HAVE_ONEDNN
+#include "backends/onednn/onednn_backend.h"
+#endif
 
 namespace capbench {
 
@@ -14,6 +17,9 @@ const Registry& builtin_registry() {
            [](const BackendOptions&) { return std::make_unique<ReferenceBackend>(); }});
 #ifdef CAPBENCH_HAVE_TORCH
     register_torch_backends(r);
+#endif
+#ifdef CAPBENCH_HAVE_ONEDNN
+    register_onednn_backends(r);
 #endif
     return r;
   }();
