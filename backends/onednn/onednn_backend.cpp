@@ -7,6 +7,7 @@
 
 #include <omp.h>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,25 @@ struct Mat {
 
 Mat mat(const Tensor& t) {
   return {t.as<float>(), t.rows(), t.cols(), t.cols(), 1};
+}
+
+// A strided fp32 batch of matrices: [d0, d1, rows, cols], element strides s.
+struct Mat4 {
+  float* data;
+  std::array<int64_t, 4> d, s;
+  // The last two dimensions swapped.
+  Mat4 t() const { return {data, {d[0], d[1], d[3], d[2]}, {s[0], s[1], s[3], s[2]}}; }
+};
+
+// A contiguous [d0, d1, rows, cols] buffer.
+Mat4 dense4(float* p, int64_t d0, int64_t d1, int64_t rows, int64_t cols) {
+  return {p, {d0, d1, rows, cols}, {d1 * rows * cols, rows * cols, cols, 1}};
+}
+
+// K or V of a [B, S, K, D] tensor (or cache: its first s positions) as [B, K, s, D].
+Mat4 kv_heads(const Tensor& x, int64_t s) {
+  const int64_t kv = x.dim(2), d = x.dim(3);
+  return {x.as<float>(), {x.dim(0), kv, s, d}, {x.dim(1) * kv * d, d, kv * d, 1}};
 }
 
 memory::desc md(const Mat& m) {
@@ -206,32 +226,24 @@ class OnednnBackend final : public Backend {
     check_same_shape(dv, v, "attention_bwd dv");
     check_same_shape(dout, out, "attention_bwd dout");
     const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3);
-    const int64_t kv = k.dim(2), group = heads / kv;
+    const int64_t kv = k.dim(2), gt = heads / kv * t;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    // Head-major copies: [B, H, T, D] is [B, K, G·T, D], query rows of one kv head together.
+    std::vector<float> qh = to_head_major(q), doh = to_head_major(dout);
+    const Mat4 Q = dense4(qh.data(), batch, kv, gt, d), dO = dense4(doh.data(), batch, kv, gt, d);
     // Recompute the probabilities exactly as the forward did.
-    std::vector<float> probs = scores(q, k, 0, args.causal, scale);
+    std::vector<float> probs = scores(Q, k, t, 0, args.causal, scale);
     softmax(probs.data(), batch * heads * t, t);
+    const Mat4 P = dense4(probs.data(), batch, kv, gt, t);
     std::vector<float> dprobs(probs.size());
-    fill(dk, 0.0f);
-    fill(dv, 0.0f);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        const int64_t kh = h / group;
-        float* p = probs.data() + (b * heads + h) * t * t;
-        float* dp = dprobs.data() + (b * heads + h) * t * t;
-        const Mat P{p, t, t, t, 1}, dP{dp, t, t, t, 1};
-        gemm(dP, head(dout, b, h), head(v, b, kh).t(), 1.0f, 0.0f);  // dP = dO Vᵀ
-        gemm(head(dv, b, kh), P.t(), head(dout, b, h), 1.0f, 1.0f);  // dV += Pᵀ dO
-      }
-    // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place of dP.
-    softmax_backward(dprobs.data(), probs.data(), batch * heads * t, t);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        const int64_t kh = h / group;
-        const Mat dS{dprobs.data() + (b * heads + h) * t * t, t, t, t, 1};
-        gemm(head(dq, b, h), dS, head(k, b, kh), scale, 0.0f);      // dQ = s·dS K
-        gemm(head(dk, b, kh), dS.t(), head(q, b, h), scale, 1.0f);  // dK += s·dSᵀ Q
-      }
+    const Mat4 dP = dense4(dprobs.data(), batch, kv, gt, t);
+    gemm4(dP, dO, kv_heads(v, t).t(), 1.0f);  // dP = dO Vᵀ
+    gemm4(kv_heads(dv, t), P.t(), dO, 1.0f);  // dV = Pᵀ dO, summed over the group's heads
+    softmax_backward(dprobs.data(), probs.data(), batch * heads * t, t);  // dS, in place of dP
+    std::vector<float> dqh(qh.size());
+    gemm4(dense4(dqh.data(), batch, kv, gt, d), dP, kv_heads(k, t), scale);  // dQ = s·dS K
+    gemm4(kv_heads(dk, t), dP.t(), Q, scale);                                // dK = s·dSᵀ Q
+    from_head_major(dq, dqh);
   }
 
   void kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
@@ -408,22 +420,38 @@ class OnednnBackend final : public Backend {
     return {x.as<float>() + idx4(x, b, 0, h), x.dim(1), x.dim(3), x.dim(2) * x.dim(3), 1};
   }
 
-  // Scaled, masked scores of every (b, h): [B·H·T, S], query t at position pos + t.
-  std::vector<float> scores(const Tensor& q, const Tensor& k, int64_t pos, bool causal,
-                            float scale) {
-    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), s = pos + t;
-    const int64_t group = heads / k.dim(2);
-    std::vector<float> out(static_cast<size_t>(batch * heads * t * s));
+  // [B, T, H, D] -> [B, H, T, D] (and back): head-major, which is [B, K, G·T, D].
+  static std::vector<float> to_head_major(const Tensor& x) {
+    const int64_t batch = x.dim(0), t = x.dim(1), heads = x.dim(2), d = x.dim(3);
+    std::vector<float> out(static_cast<size_t>(x.numel()));
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(x.numel()))
     for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        Mat keys = head(k, b, h / group);
-        keys.rows = s;  // the cache's first s positions
-        gemm({out.data() + (b * heads + h) * t * s, t, s, s, 1}, head(q, b, h), keys.t(), scale,
-             0.0f);
-      }
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < t; ++i)
+          std::memcpy(out.data() + ((b * heads + h) * t + i) * d, x.as<float>() + idx4(x, b, i, h),
+                      sizeof(float) * d);
+    return out;
+  }
+  static void from_head_major(const Tensor& x, const std::vector<float>& hm) {
+    const int64_t batch = x.dim(0), t = x.dim(1), heads = x.dim(2), d = x.dim(3);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(x.numel()))
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < t; ++i)
+          std::memcpy(x.as<float>() + idx4(x, b, i, h), hm.data() + ((b * heads + h) * t + i) * d,
+                      sizeof(float) * d);
+  }
+
+  // Scaled, masked scores [B·H·T, s] of head-major queries Q ([B, K, G·T, D]) against the first
+  // s positions of k; query t sits at position pos + t.
+  std::vector<float> scores(const Mat4& Q, const Tensor& k, int64_t t, int64_t pos, bool causal,
+                            float scale) {
+    const int64_t s = pos + t, rows = Q.d[0] * Q.d[1] * Q.d[2];
+    std::vector<float> out(static_cast<size_t>(rows * s));
+    gemm4(dense4(out.data(), Q.d[0], Q.d[1], Q.d[2], s), Q, kv_heads(k, s).t(), scale);
     if (causal) {
-#pragma omp parallel for schedule(static) if (parallel_worth(batch * heads * t * s))
-      for (int64_t row = 0; row < batch * heads * t; ++row) {
+#pragma omp parallel for schedule(static) if (parallel_worth(rows * s))
+      for (int64_t row = 0; row < rows; ++row) {
         const int64_t qpos = pos + row % t;
         for (int64_t j = qpos + 1; j < s; ++j) out[static_cast<size_t>(row * s + j)] = -INFINITY;
       }
@@ -433,13 +461,15 @@ class OnednnBackend final : public Backend {
 
   void attention_forward(const Tensor& out, const Tensor* lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, int64_t pos, bool causal) {
-    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), s = pos + t;
-    const int64_t group = heads / k.dim(2);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(q.dim(3)));
-    std::vector<float> probs = scores(q, k, pos, causal, scale);
+    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3), s = pos + t;
+    const int64_t kv = k.dim(2), gt = heads / kv * t, rows = batch * heads * t;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    std::vector<float> qh = to_head_major(q);
+    std::vector<float> probs =
+        scores(dense4(qh.data(), batch, kv, gt, d), k, t, pos, causal, scale);
     if (lse) {
-#pragma omp parallel for schedule(static) if (parallel_worth(batch * heads * t * s))
-      for (int64_t row = 0; row < batch * heads * t; ++row) {
+#pragma omp parallel for schedule(static) if (parallel_worth(rows * s))
+      for (int64_t row = 0; row < rows; ++row) {
         const float* x = probs.data() + row * s;
         double mx = -INFINITY, sum = 0;
         for (int64_t j = 0; j < s; ++j) mx = std::max(mx, static_cast<double>(x[j]));
@@ -447,14 +477,11 @@ class OnednnBackend final : public Backend {
         lse->as<float>()[row] = static_cast<float>(mx + std::log(sum));  // [B,H,T] row order
       }
     }
-    softmax(probs.data(), batch * heads * t, s);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        Mat values = head(v, b, h / group);
-        values.rows = s;
-        gemm(head(out, b, h), {probs.data() + (b * heads + h) * t * s, t, s, s, 1}, values, 1.0f,
-             0.0f);
-      }
+    softmax(probs.data(), rows, s);
+    std::vector<float>& oh = qh;  // the queries are no longer needed: reuse the buffer
+    gemm4(dense4(oh.data(), batch, kv, gt, d), dense4(probs.data(), batch, kv, gt, s),
+          kv_heads(v, s), 1.0f);
+    from_head_major(out, oh);
   }
 
   void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, float direction) {
@@ -523,6 +550,43 @@ class OnednnBackend final : public Backend {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(md(a), engine_, a.data)},
                                          {DNNL_ARG_WEIGHTS, memory(md(b), engine_, b.data)},
                                          {DNNL_ARG_DST, memory(md(c), engine_, c.data)}};
+#if DNNL_VERSION_MAJOR >= 3
+    float alpha_value = alpha;
+    if (alpha != 1.0f)
+      args.emplace(
+          DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS,
+          memory({{1}, memory::data_type::f32, memory::format_tag::x}, engine_, &alpha_value));
+#endif
+    it->second.execute(stream_, args);
+    stream_.wait();
+  }
+
+  static memory::desc md4(const Mat4& m) {
+    return memory::desc({m.d[0], m.d[1], m.d[2], m.d[3]}, memory::data_type::f32,
+                        {m.s[0], m.s[1], m.s[2], m.s[3]});
+  }
+
+  // C = alpha · A·B for each of the d0·d1 matrices (C overwritten).
+  void gemm4(const Mat4& c, const Mat4& a, const Mat4& b, float alpha) {
+    using Key = std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
+                           std::array<int64_t, 4>, std::array<int64_t, 4>, float>;
+    const Key key{a.d, b.d, a.s, b.s, c.s, alpha};
+    auto it = batched_.find(key);
+    if (it == batched_.end()) {
+      dnnl::primitive_attr attr;
+#if DNNL_VERSION_MAJOR >= 3
+      if (alpha != 1.0f) attr.set_scales_mask(DNNL_ARG_WEIGHTS, 0);
+      const dnnl::matmul::primitive_desc pd(engine_, md4(a), md4(b), md4(c), attr);
+#else
+      if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md4(a), md4(b), md4(c)), attr,
+                                            engine_);
+#endif
+      it = batched_.emplace(key, dnnl::matmul(pd)).first;
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(md4(a), engine_, a.data)},
+                                         {DNNL_ARG_WEIGHTS, memory(md4(b), engine_, b.data)},
+                                         {DNNL_ARG_DST, memory(md4(c), engine_, c.data)}};
 #if DNNL_VERSION_MAJOR >= 3
     float alpha_value = alpha;
     if (alpha != 1.0f)
@@ -647,6 +711,10 @@ class OnednnBackend final : public Backend {
                       int64_t, float, float>,
            dnnl::matmul>
       matmuls_;
+  std::map<std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
+                      std::array<int64_t, 4>, std::array<int64_t, 4>, float>,
+           dnnl::matmul>
+      batched_;
   std::map<std::pair<int64_t, int64_t>, dnnl::softmax_forward> softmax_fwd_;
   std::map<std::pair<int64_t, int64_t>, dnnl::softmax_backward> softmax_bwd_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, dnnl::eltwise_forward> swish_fwd_;
