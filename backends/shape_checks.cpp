@@ -67,6 +67,16 @@ void check_attention(const Tensor& out, const Tensor& lse, const Tensor& q, cons
                 lse.shape_string());
 }
 
+void check_attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                         const Tensor& lse) {
+  check_attention(out, lse, q, k, v);
+  check_same_shape(dq, q, "attention_bwd dq");
+  check_same_shape(dk, k, "attention_bwd dk");
+  check_same_shape(dv, v, "attention_bwd dv");
+  check_same_shape(dout, out, "attention_bwd dout");
+}
+
 void check_kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                      const KvAppendArgs& args) {
   check_same_shape(k_cache, v_cache, "kv_append caches");

@@ -22,6 +22,9 @@ void check_rmsnorm(const Tensor& out, const Tensor& rstd, const Tensor& in, cons
 void check_rope(const Tensor& out, const Tensor& in);
 void check_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                      const Tensor& v);
+void check_attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                         const Tensor& lse);
 void check_kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                      const KvAppendArgs& args);
 void check_attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,

@@ -59,15 +59,19 @@ class Cli : public ::testing::Test {
   }
 
   // Exit code 2, one line naming file, path and expectation; no report written.
-  void expect_bad_input(const Result& r, const std::string& file, const std::string& path,
-                        const std::string& expected) {
-    EXPECT_EQ(r.code, 2) << r.output;
-    EXPECT_NE(r.output.find(file), std::string::npos) << "file not named: " << r.output;
-    EXPECT_NE(r.output.find(path), std::string::npos) << "JSON path not named: " << r.output;
-    EXPECT_NE(r.output.find(expected), std::string::npos) << "expectation missing: " << r.output;
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-    EXPECT_FALSE(fs::exists(report_)) << "a report was left behind";
-    EXPECT_FALSE(fs::exists(report_ + ".tmp")) << "a temporary report was left behind";
+  ::testing::AssertionResult is_bad_input(const Result& r, const std::string& file,
+                                          const std::string& path, const std::string& expected) {
+    auto fail = [&](const std::string& why) {
+      return ::testing::AssertionFailure() << why << "; output: " << r.output;
+    };
+    if (r.code != 2) return fail("exit code " + std::to_string(r.code) + ", expected 2");
+    if (r.output.find(file) == std::string::npos) return fail("file " + file + " not named");
+    if (r.output.find(path) == std::string::npos) return fail("JSON path " + path + " not named");
+    if (r.output.find(expected) == std::string::npos) return fail("\"" + expected + "\" missing");
+    if (std::count(r.output.begin(), r.output.end(), '\n') != 1) return fail("not one line");
+    if (fs::exists(report_)) return fail("a report was left behind");
+    if (fs::exists(report_ + ".tmp")) return fail("a temporary report was left behind");
+    return ::testing::AssertionSuccess();
   }
 
   fs::path dir_;
@@ -80,65 +84,68 @@ const char* kGoodTrain =
 TEST_F(Cli, UnknownBackend) {
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "tiny", "backends": ["warp-drive"], "batch": 2, "seq": 8})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].backends", "expected a backend of this build");
+  EXPECT_TRUE(
+      is_bad_input(run_suite(f), f, "$.runs[0].backends", "expected a backend of this build"));
 }
 
 TEST_F(Cli, UnknownModel) {
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "gpt-9", "backends": "reference", "batch": 2, "seq": 8})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].model", "expected a model in");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].model", "expected a model in"));
 }
 
 TEST_F(Cli, UnknownWorkload) {
   const std::string f = suite_with(
       R"({"workload": "juggle", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].workload", "\"train_step\" or \"inference\"");
+  EXPECT_TRUE(
+      is_bad_input(run_suite(f), f, "$.runs[0].workload", "\"train_step\" or \"inference\""));
 }
 
 TEST_F(Cli, MissingField) {
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "field is missing");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].seq", "field is missing"));
 }
 
 TEST_F(Cli, MistypedField) {
   const std::string f = suite_with(
       R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": "two", "prompt": 4, "decode_steps": 2})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].batch", "expected a positive integer");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].batch", "expected a positive integer"));
 }
 
 TEST_F(Cli, NegativeSize) {
   const std::string f = suite_with(
       R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": 1, "prompt": -4, "decode_steps": 2})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].prompt", "expected a positive integer");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].prompt", "expected a positive integer"));
 }
 
 TEST_F(Cli, ZeroSize) {
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 0})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "expected a positive integer");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].seq", "expected a positive integer"));
 }
 
 TEST_F(Cli, SequenceLongerThanMaxSeq) {
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 65})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].seq", "max_seq of model tiny (64), got 65");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].seq", "max_seq of model tiny (64), got 65"));
 }
 
 TEST_F(Cli, PromptPlusDecodeLongerThanMaxSeq) {
   const std::string f = suite_with(
       R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": 1, "prompt": 60, "decode_steps": 5})");
-  expect_bad_input(run_suite(f), f, "$.runs[0].prompt", "max_seq of model tiny (64), got 65");
+  EXPECT_TRUE(
+      is_bad_input(run_suite(f), f, "$.runs[0].prompt", "max_seq of model tiny (64), got 65"));
 }
 
 TEST_F(Cli, UnreadableFile) {
   const std::string f = (dir_ / "does-not-exist.json").string();
-  expect_bad_input(run_suite(f), f, ": $:", "expected a readable file");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, ": $:", "expected a readable file"));
 }
 
 TEST_F(Cli, NotJson) {
   const std::string f = write("suite.json", "{\"name\": \"t\", \"runs\": [");
-  expect_bad_input(run_suite(f), f, ": $:", "expected valid JSON");
+  EXPECT_TRUE(is_bad_input(run_suite(f), f, ": $:", "expected valid JSON"));
 }
 
 TEST_F(Cli, BadModelFileNamesTheModelFile) {
@@ -147,8 +154,8 @@ TEST_F(Cli, BadModelFileNamesTheModelFile) {
       R"({"d_model": 64, "n_layers": 2, "n_heads": 0, "n_kv_heads": 2, "d_ff": 8, "vocab": 10, "max_seq": 8})");
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "broken", "backends": "reference", "batch": 2, "seq": 8})");
-  expect_bad_input(run_suite(f), (dir_ / "models/broken.json").string(), "$.n_heads",
-                   "expected a positive integer");
+  EXPECT_TRUE(is_bad_input(run_suite(f), (dir_ / "models/broken.json").string(), "$.n_heads",
+                           "expected a positive integer"));
 }
 
 TEST_F(Cli, IndivisibleHeadsAreRejected) {
@@ -157,7 +164,7 @@ TEST_F(Cli, IndivisibleHeadsAreRejected) {
       R"({"d_model": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 3, "d_ff": 8, "vocab": 10, "max_seq": 8})");
   const std::string f = suite_with(
       R"({"workload": "train_step", "model": "odd", "backends": "reference", "batch": 2, "seq": 8})");
-  expect_bad_input(run_suite(f), "odd.json", "$.n_kv_heads", "a divisor of n_heads");
+  EXPECT_TRUE(is_bad_input(run_suite(f), "odd.json", "$.n_kv_heads", "a divisor of n_heads"));
 }
 
 TEST_F(Cli, BadOverrides) {

@@ -220,11 +220,7 @@ class OnednnBackend final : public Backend {
   void attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const AttentionArgs& args) override {
-    check_attention(out, lse, q, k, v);
-    check_same_shape(dq, q, "attention_bwd dq");
-    check_same_shape(dk, k, "attention_bwd dk");
-    check_same_shape(dv, v, "attention_bwd dv");
-    check_same_shape(dout, out, "attention_bwd dout");
+    check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
     const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3);
     const int64_t kv = k.dim(2), gt = heads / kv * t;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -525,13 +521,24 @@ class OnednnBackend final : public Backend {
 
   // ---- primitives, cached per shape -----------------------------------------------------------
 
-  // C = alpha · A·B + beta · C (beta = 0: C's contents ignored).
+  // C = alpha · A·B + beta · C (beta = 0: C's contents ignored): one matrix of gemm4.
   void gemm(const Mat& c, const Mat& a, const Mat& b, float alpha, float beta) {
-    using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, float, float>;
-    const Key key{a.rows,       a.cols,       b.cols,       a.row_stride,
-                  a.col_stride, b.row_stride, b.col_stride, c.row_stride,
-                  c.col_stride, alpha,        beta};
+    auto as4 = [](const Mat& m) {
+      return Mat4{m.data,
+                  {1, 1, m.rows, m.cols},
+                  {m.rows * m.row_stride, m.rows * m.row_stride, m.row_stride, m.col_stride}};
+    };
+    gemm4(as4(c), as4(a), as4(b), alpha, beta);
+  }
+
+  static memory::desc md4(const Mat4& m) {
+    return memory::desc({m.d[0], m.d[1], m.d[2], m.d[3]}, memory::data_type::f32,
+                        {m.s[0], m.s[1], m.s[2], m.s[3]});
+  }
+
+  // C = alpha · A·B + beta · C for each of the d0·d1 matrices; primitives cached per shape.
+  void gemm4(const Mat4& c, const Mat4& a, const Mat4& b, float alpha, float beta = 0.0f) {
+    const MatmulKey key{a.d, b.d, a.s, b.s, c.s, alpha, beta};
     auto it = matmuls_.find(key);
     if (it == matmuls_.end()) {
       dnnl::primitive_attr attr;
@@ -540,49 +547,13 @@ class OnednnBackend final : public Backend {
       attr.set_post_ops(ops);
 #if DNNL_VERSION_MAJOR >= 3
       if (alpha != 1.0f) attr.set_scales_mask(DNNL_ARG_WEIGHTS, 0);
-      const dnnl::matmul::primitive_desc pd(engine_, md(a), md(b), md(c), attr);
-#else
-      if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md(a), md(b), md(c)), attr, engine_);
-#endif
-      it = matmuls_.emplace(key, dnnl::matmul(pd)).first;
-    }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(md(a), engine_, a.data)},
-                                         {DNNL_ARG_WEIGHTS, memory(md(b), engine_, b.data)},
-                                         {DNNL_ARG_DST, memory(md(c), engine_, c.data)}};
-#if DNNL_VERSION_MAJOR >= 3
-    float alpha_value = alpha;
-    if (alpha != 1.0f)
-      args.emplace(
-          DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS,
-          memory({{1}, memory::data_type::f32, memory::format_tag::x}, engine_, &alpha_value));
-#endif
-    it->second.execute(stream_, args);
-    stream_.wait();
-  }
-
-  static memory::desc md4(const Mat4& m) {
-    return memory::desc({m.d[0], m.d[1], m.d[2], m.d[3]}, memory::data_type::f32,
-                        {m.s[0], m.s[1], m.s[2], m.s[3]});
-  }
-
-  // C = alpha · A·B for each of the d0·d1 matrices (C overwritten).
-  void gemm4(const Mat4& c, const Mat4& a, const Mat4& b, float alpha) {
-    using Key = std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
-                           std::array<int64_t, 4>, std::array<int64_t, 4>, float>;
-    const Key key{a.d, b.d, a.s, b.s, c.s, alpha};
-    auto it = batched_.find(key);
-    if (it == batched_.end()) {
-      dnnl::primitive_attr attr;
-#if DNNL_VERSION_MAJOR >= 3
-      if (alpha != 1.0f) attr.set_scales_mask(DNNL_ARG_WEIGHTS, 0);
       const dnnl::matmul::primitive_desc pd(engine_, md4(a), md4(b), md4(c), attr);
 #else
       if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
       const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md4(a), md4(b), md4(c)), attr,
                                             engine_);
 #endif
-      it = batched_.emplace(key, dnnl::matmul(pd)).first;
+      it = matmuls_.emplace(key, dnnl::matmul(pd)).first;
     }
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(md4(a), engine_, a.data)},
                                          {DNNL_ARG_WEIGHTS, memory(md4(b), engine_, b.data)},
@@ -707,14 +678,10 @@ class OnednnBackend final : public Backend {
   int threads_ = 1;
   HostPacer pacer_;
   std::vector<float> gate_scratch_, diff_scratch_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                      int64_t, float, float>,
-           dnnl::matmul>
-      matmuls_;
-  std::map<std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
-                      std::array<int64_t, 4>, std::array<int64_t, 4>, float>,
-           dnnl::matmul>
-      batched_;
+  using MatmulKey =
+      std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
+                 std::array<int64_t, 4>, std::array<int64_t, 4>, float, float>;
+  std::map<MatmulKey, dnnl::matmul> matmuls_;
   std::map<std::pair<int64_t, int64_t>, dnnl::softmax_forward> softmax_fwd_;
   std::map<std::pair<int64_t, int64_t>, dnnl::softmax_backward> softmax_bwd_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, dnnl::eltwise_forward> swish_fwd_;

@@ -220,11 +220,7 @@ void ReferenceBackend::attention_bwd(const Tensor& dq, const Tensor& dk, const T
                                      const Tensor& dout, const Tensor& q, const Tensor& k,
                                      const Tensor& v, const Tensor& out, const Tensor& lse,
                                      const AttentionArgs& args) {
-  check_attention(out, lse, q, k, v);
-  check_same_shape(dq, q, "attention_bwd dq");
-  check_same_shape(dk, k, "attention_bwd dk");
-  check_same_shape(dv, v, "attention_bwd dv");
-  check_same_shape(dout, out, "attention_bwd dout");
+  check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
   const int64_t batch = q.dim(0), seq = q.dim(1), heads = q.dim(2), hd = q.dim(3);
   const int64_t group = heads / k.dim(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));

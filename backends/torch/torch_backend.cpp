@@ -190,11 +190,7 @@ class TorchBackend final : public Backend {
   void attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const AttentionArgs& args) override {
-    check_attention(out, lse, q, k, v);
-    check_same_shape(dq, q, "attention_bwd dq");
-    check_same_shape(dk, k, "attention_bwd dk");
-    check_same_shape(dv, v, "attention_bwd dv");
-    check_same_shape(dout, out, "attention_bwd dout");
+    check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
     Grouped g(q, k);
     const at::Tensor qg = g.fold(wrap(q)), dog = g.fold(wrap(dout));
     const at::Tensor kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
