@@ -175,41 +175,46 @@ class BadProfile : public ::testing::Test {
     good_ = nlohmann::json::parse(in);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  // Writes a changed copy of h20.json and expects a ConfigError at `path`.
-  void expect_error(const std::function<void(nlohmann::json&)>& change, const std::string& path,
-                    const std::string& expected) {
+  // Writes a changed copy of h20.json: loading it must throw a ConfigError naming that file,
+  // `path` and `expected`.
+  ::testing::AssertionResult rejected_at(const std::function<void(nlohmann::json&)>& change,
+                                         const std::string& path, const std::string& expected) {
     nlohmann::json doc = good_;
     change(doc);
     const std::string file = (dir_ / "bad.json").string();
     std::ofstream(file) << doc.dump();
     try {
       load_device_profile(file, kConfigs);
-      FAIL() << "accepted a bad profile, expected an error at " << path;
+      return ::testing::AssertionFailure()
+             << "accepted a bad profile (expected an error at " << path << ")";
     } catch (const ConfigError& e) {
-      EXPECT_EQ(e.file(), file);
-      EXPECT_EQ(e.json_path(), path);
-      EXPECT_NE(e.expected().find(expected), std::string::npos) << e.what();
+      if (e.file() != file || e.json_path() != path ||
+          e.expected().find(expected) == std::string::npos)
+        return ::testing::AssertionFailure() << "wrong error: " << e.what();
     }
+    return ::testing::AssertionSuccess();
   }
   fs::path dir_;
   nlohmann::json good_;
 };
 
 TEST_F(BadProfile, MissingSource) {
-  expect_error([](nlohmann::json& d) { d["compute"]["bf16_flops"].erase("source"); },
-               "$.compute.bf16_flops.source", "field is missing");
+  EXPECT_TRUE(rejected_at([](nlohmann::json& d) { d["compute"]["bf16_flops"].erase("source"); },
+                          "$.compute.bf16_flops.source", "field is missing"));
 }
 TEST_F(BadProfile, UnknownKind) {
-  expect_error([](nlohmann::json& d) { d["memory"]["capacity_bytes"]["kind"] = "rumour"; },
-               "$.memory.capacity_bytes.kind", "\"vendor\", \"estimate\" or \"measured\"");
+  EXPECT_TRUE(
+      rejected_at([](nlohmann::json& d) { d["memory"]["capacity_bytes"]["kind"] = "rumour"; },
+                  "$.memory.capacity_bytes.kind", "\"vendor\", \"estimate\" or \"measured\""));
 }
 TEST_F(BadProfile, NegativeFigure) {
-  expect_error([](nlohmann::json& d) { d["memory"]["bandwidth_bytes_per_s"]["value"] = -4e12; },
-               "$.memory.bandwidth_bytes_per_s.value", "a positive number");
+  EXPECT_TRUE(
+      rejected_at([](nlohmann::json& d) { d["memory"]["bandwidth_bytes_per_s"]["value"] = -4e12; },
+                  "$.memory.bandwidth_bytes_per_s.value", "a positive number"));
 }
 TEST_F(BadProfile, UnknownTopology) {
-  expect_error([](nlohmann::json& d) { d["scale_up"]["topology"] = "ring"; }, "$.scale_up.topology",
-               "\"switch\" or \"full_mesh\"");
+  EXPECT_TRUE(rejected_at([](nlohmann::json& d) { d["scale_up"]["topology"] = "ring"; },
+                          "$.scale_up.topology", "\"switch\" or \"full_mesh\""));
 }
 
 // Emulated runs through the CLI, with a calibration cache seeded so nothing is measured.
