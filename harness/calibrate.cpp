@@ -175,6 +175,22 @@ void store_calibration(const std::string& key, const Calibration& c) {
   write_text_atomic(doc.dump(2) + "\n", file);
 }
 
+Calibration backend_calibration(const BackendEntry& entry, const BackendOptions& options,
+                                bool force, const std::function<void(const std::string&)>& progress,
+                                bool* was_cached) {
+  auto backend = entry.make(options);
+  const std::string key = calibration_key(backend->device_info());
+  if (!force)
+    if (auto hit = cached_calibration(key)) {
+      if (was_cached) *was_cached = true;
+      return *hit;
+    }
+  if (was_cached) *was_cached = false;
+  Calibration c = measure_calibration(*backend, progress);
+  store_calibration(key, c);
+  return c;
+}
+
 Calibration device_calibration(const Registry& registry, const std::string& device_kind,
                                const BackendOptions& options, bool force,
                                const std::function<void(const std::string&)>& progress) {
@@ -182,13 +198,7 @@ Calibration device_calibration(const Registry& registry, const std::string& devi
   for (const BackendEntry& e : registry.entries())
     if (e.device_kind == device_kind && (!chosen || (chosen->oracle && !e.oracle))) chosen = &e;
   if (!chosen) throw std::runtime_error("no backend for device kind " + device_kind);
-  auto backend = chosen->make(options);
-  const std::string key = calibration_key(backend->device_info());
-  if (!force)
-    if (auto hit = cached_calibration(key)) return *hit;
-  Calibration c = measure_calibration(*backend, progress);
-  store_calibration(key, c);
-  return c;
+  return backend_calibration(*chosen, options, force, progress);
 }
 
 }  // namespace capbench

@@ -40,6 +40,12 @@ std::string calibration_key(const DeviceInfo& info);
 std::optional<Calibration> cached_calibration(const std::string& key);
 void store_calibration(const std::string& key, const Calibration& c);
 
+// One backend's rates: cached, or measured now and cached. *was_cached (if given) says which.
+Calibration backend_calibration(const BackendEntry& entry, const BackendOptions& options,
+                                bool force,
+                                const std::function<void(const std::string&)>& progress = {},
+                                bool* was_cached = nullptr);
+
 // The peaks of a device kind: measured with the preferred backend for it (the first non-oracle
 // backend of that kind, since the oracle's loops are not the hardware's peak), cached.
 Calibration device_calibration(const Registry& registry, const std::string& device_kind,

@@ -66,6 +66,18 @@ int cmd_run(const RunOptions& o) {
                                context.peaks[kind].copy_bytes_per_s / 1e9));
     }
   }
+  // Emulated runs pace against their own backend's rates (design §4: calibrated on that backend).
+  if (emulates)
+    for (const RunSpec& s : suite.runs)
+      if (s.emulation && !s.backend.empty()) {
+        const std::string key = backend_rates_key(s.backend, s.threads);
+        if (context.backend_rates.count(key)) continue;
+        progress.begin(0, 1, "calibrating " + s.backend);
+        context.backend_rates[key] = backend_calibration(
+            *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false,
+            [&](const std::string& msg) { progress.update(msg); });
+        progress.end("ok");
+      }
   const Report report = run_suite(suite, context, progress);
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
@@ -120,24 +132,20 @@ int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
   const Registry& registry = builtin_registry();
   const BackendEntry* e = registry.find(backend_name);
   if (!e) throw UsageError("--backend: no backend \"" + backend_name + "\" in this build");
-  auto backend = e->make(BackendOptions{threads});
-  const std::string key = calibration_key(backend->device_info());
-  std::optional<Calibration> c = force ? std::nullopt : cached_calibration(key);
-  const bool cached = c.has_value();
-  if (!c) {
-    Progress progress = Progress::for_stderr();
-    progress.begin(0, 1, "calibrating " + backend_name);
-    c = measure_calibration(*backend, [&](const std::string& s) { progress.update(s); });
-    progress.end("done");
-    store_calibration(key, *c);
-  }
+  bool cached = false;
+  Progress progress = Progress::for_stderr();
+  progress.begin(0, 1, "calibrating " + backend_name);
+  const Calibration c = backend_calibration(
+      *e, BackendOptions{threads}, force, [&](const std::string& s) { progress.update(s); },
+      &cached);
+  progress.end(cached ? "cached" : "done");
   fmt::print(
       "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n"
       "  copy {} MiB:  {:.1f} GB/s (read + write)\n  weight streaming (GEMV): {:.1f} GB/s\n  "
       "dispatch: {:.2f} us per op\n  cache: {}/calibration.json\n",
-      c->backend, c->device, c->threads, cached ? " [cached]" : "", c->gemm_n, c->gemm_flops / 1e9,
-      static_cast<int64_t>(c->copy_bytes) >> 20, c->copy_bytes_per_s / 1e9,
-      c->stream_bytes_per_s / 1e9, c->dispatch_s * 1e6, cache_dir());
+      c.backend, c.device, c.threads, cached ? " [cached]" : "", c.gemm_n, c.gemm_flops / 1e9,
+      static_cast<int64_t>(c.copy_bytes) >> 20, c.copy_bytes_per_s / 1e9,
+      c.stream_bytes_per_s / 1e9, c.dispatch_s * 1e6, cache_dir());
   return 0;
 }
 

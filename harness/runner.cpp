@@ -369,6 +369,10 @@ nlohmann::json plan_json(const EmulationPlan& p, const EmulationSpec& spec) {
 
 }  // namespace
 
+std::string backend_rates_key(const std::string& backend, int64_t threads) {
+  return backend + "|threads=" + std::to_string(threads);
+}
+
 RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress& progress) {
   RunRecord r;
   r.key.workload = spec.workload;
@@ -437,16 +441,24 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         r.reason = spec.backend + " cannot pace ops, so it cannot emulate another chip yet";
         return r;
       }
-      if (peaks.flops <= 0 || peaks.bytes_per_s <= 0)
+      // The host rates: this backend's own calibration when there is one, else the device's.
+      Rates host{peaks.flops,
+                 peaks.stream_bytes_per_s > 0 ? peaks.stream_bytes_per_s : peaks.bytes_per_s};
+      std::string host_source = "device peaks (" + peaks.source + ")";
+      if (auto it = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
+          it != context.backend_rates.end()) {
+        host = {it->second.gemm_flops, it->second.stream_bytes_per_s};
+        host_source = fmt::format("calibrated with {} ({} threads, {})", it->second.backend,
+                                  it->second.threads, it->second.measured_utc);
+      }
+      if (host.flops <= 0 || host.bytes_per_s <= 0)
         throw std::runtime_error(
             "emulation needs the host's calibrated rates (run without "
             "--no-calibrate)");
-      plan =
-          plan_emulation(em.target, em.reference ? &*em.reference : nullptr,
-                         Rates{peaks.flops, peaks.stream_bytes_per_s > 0 ? peaks.stream_bytes_per_s
-                                                                         : peaks.bytes_per_s},
-                         em.mode, spec.dtype);
+      plan = plan_emulation(em.target, em.reference ? &*em.reference : nullptr, host, em.mode,
+                            spec.dtype);
       r.emulation = plan_json(*plan, em);
+      r.emulation["host_rates"]["source"] = host_source;
       throttle = std::make_unique<ThrottleBackend>(*backend, *plan);
     }
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);

@@ -57,9 +57,14 @@ class Progress {
 
 struct SuiteContext {
   const Registry* registry = nullptr;
-  // Peaks per device kind ("cpu", "cuda"); missing when not calibrated.
+  // Peaks per device kind ("cpu", "cuda"), for MFU, MBU and the roofline; missing when not
+  // calibrated.
   std::map<std::string, Calibration> peaks;
+  // Each emulating backend's own rates, by backend_rates_key: what the throttle paces against.
+  std::map<std::string, Calibration> backend_rates;
 };
+
+std::string backend_rates_key(const std::string& backend, int64_t threads);
 
 RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress& progress);
 

@@ -284,6 +284,9 @@ TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
   EXPECT_EQ(e["limited_by"], nlohmann::json::array({"memory_bandwidth"}));
   EXPECT_NEAR(e["target_rates"]["flops"].get<double>(), 2e9 * 148 / 989.4, 1);
   EXPECT_GT(e["predicted_seconds"].get<double>(), 0.0);
+  EXPECT_NE(e["host_rates"]["source"].get<std::string>().find("calibrated with reference"),
+            std::string::npos)
+      << "the throttle paces against the run's own backend: " << e["host_rates"].dump();
   EXPECT_TRUE(e["fits"].get<bool>());
   EXPECT_GT(rep.runs[2].ops[0].target_roofline_seconds, 0.0);
   EXPECT_NE(rep.runs[0].key.to_string(), rep.runs[1].key.to_string());
