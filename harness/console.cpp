@@ -15,6 +15,8 @@ std::string percent(double fraction) {
   return fraction < 0 ? "-" : fmt::format("{:.1f}%", 100 * fraction);
 }
 
+}  // namespace
+
 std::string human_rate(double v, const char* unit) {
   if (v >= 1e12) return fmt::format("{:.2f} T{}", v / 1e12, unit);
   if (v >= 1e9) return fmt::format("{:.2f} G{}", v / 1e9, unit);
@@ -22,8 +24,6 @@ std::string human_rate(double v, const char* unit) {
   if (v >= 1e3) return fmt::format("{:.2f} k{}", v / 1e3, unit);
   return fmt::format("{:.2f} {}", v, unit);
 }
-
-}  // namespace
 
 void print_summary_table(std::FILE* out, const Report& report) {
   const char* row = "{:<11} {:<8} {:<11} {:<14} {:<8} {:>12} {:<28} {:<11} {:>6} {:<5}\n";

@@ -7,6 +7,9 @@
 
 namespace capbench {
 
+// 1234567 "B/s" -> "1.23 MB/s".
+std::string human_rate(double value, const char* unit);
+
 void print_summary_table(std::FILE* out, const Report& report);
 void print_op_breakdown(std::FILE* out, const Report& report);
 

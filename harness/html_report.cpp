@@ -2,6 +2,7 @@
 // workload, sample distributions, a roofline of the per-op breakdown, and the tables.
 #include "harness/html_report.h"
 
+#include "harness/console.h"
 #include "harness/markup.h"
 
 #include <fmt/format.h>
@@ -41,13 +42,6 @@ std::pair<double, std::string> throughput(const RunRecord& r) {
   return {get("prefill_tokens_per_s"), "prefill tokens/s"};
 }
 
-std::string fmt_si(double v) {
-  const char* units[] = {"", "k", "M", "G", "T", "P"};
-  int i = 0;
-  while (std::fabs(v) >= 1000 && i < 5) v /= 1000, ++i;
-  return fmt::format("{:.3g}{}", v, units[i]);
-}
-
 // Horizontal bars, one per run, for one throughput unit.
 std::string bar_chart(const std::vector<const RunRecord*>& runs, const std::string& unit) {
   double max_v = 0;
@@ -68,8 +62,8 @@ std::string bar_chart(const std::vector<const RunRecord*>& runs, const std::stri
         "<rect x='{}' y='{}' width='{}' height='{}' fill='{}'><title>{}: {:.1f} "
         "{}</title></rect>\n",
         left, y, std::max(w, 1), bar, colour(i), esc(run_label(*runs[i])), v, esc(unit));
-    svg +=
-        fmt::format("<text x='{}' y='{}' class='val'>{}</text>\n", left + w + 6, y + 16, fmt_si(v));
+    svg += fmt::format("<text x='{}' y='{}' class='val'>{}</text>\n", left + w + 6, y + 16,
+                       human_rate(v, "tokens/s"));
   }
   svg += fmt::format("<text x='{}' y='{}' class='axis'>{}</text>\n</svg>\n", left, height - 6,
                      esc(unit));
@@ -147,10 +141,10 @@ std::string roofline_chart(const std::vector<const RunRecord*>& runs, double pea
     const double a0 = std::pow(10, x_lo), a1 = std::pow(10, x_hi);
     svg += fmt::format(
         "<polyline fill='none' stroke='#333' stroke-width='2' points='{:.1f},{:.1f} "
-        "{:.1f},{:.1f} {:.1f},{:.1f}'><title>roof: {} FLOP/s, {} B/s</title>"
+        "{:.1f},{:.1f} {:.1f},{:.1f}'><title>roof: {}, {}</title>"
         "</polyline>\n",
         px(a0), py(a0 * peak_bw), px(ridge), py(peak_flops), px(a1), py(peak_flops),
-        fmt_si(peak_flops), fmt_si(peak_bw));
+        human_rate(peak_flops, "FLOP/s"), human_rate(peak_bw, "B/s"));
   }
   int legend_y = top;
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -160,10 +154,10 @@ std::string roofline_chart(const std::vector<const RunRecord*>& runs, double pea
       const double ai = o.flops / o.bytes, f = o.flops / o.seconds;
       svg += fmt::format(
           "<circle cx='{:.1f}' cy='{:.1f}' r='4' fill='{}' fill-opacity='0.75'>"
-          "<title>{} · {}: {:.3g} FLOP/byte, {} FLOP/s</title>"
+          "<title>{} · {}: {:.3g} FLOP/byte, {}</title>"
           "</circle>\n",
           px(std::clamp(ai, std::pow(10, x_lo), std::pow(10, x_hi))), py(f), colour(i),
-          esc(run_label(r)), esc(o.op), ai, fmt_si(f));
+          esc(run_label(r)), esc(o.op), ai, human_rate(f, "FLOP/s"));
     }
     svg += fmt::format(
         "<rect x='{}' y='{}' width='10' height='10' fill='{}'/><text x='{}' "
@@ -229,8 +223,9 @@ std::string op_tables(const Report& report) {
           "<tr><td>{}</td><td>{}</td><td>{:.3f}</td><td>{:.1f}%</td><td>{}</td>"
           "<td>{}</td><td>{}</td></tr>\n",
           esc(o.op), o.calls, o.seconds * 1e3, 100 * o.seconds / total,
-          fmt_si(o.seconds > 0 ? o.flops / o.seconds : 0),
-          fmt_si(o.seconds > 0 ? o.bytes / o.seconds : 0), o.bound.empty() ? "-" : o.bound);
+          human_rate(o.seconds > 0 ? o.flops / o.seconds : 0, "FLOP/s"),
+          human_rate(o.seconds > 0 ? o.bytes / o.seconds : 0, "B/s"),
+          o.bound.empty() ? "-" : o.bound);
     out += "</table></details>\n";
   }
   return out;
@@ -278,9 +273,9 @@ std::string render_html(const Report& report, const std::string& title) {
   html += "<h2>Roofline of the per-op breakdown</h2>\n";
   if (peak_flops > 0)
     html += fmt::format(
-        "<p class='meta'>Roof from the calibrated peaks: {} FLOP/s, {} B/s. Each "
+        "<p class='meta'>Roof from the calibrated peaks: {}, {}. Each "
         "point is one op kind of one run (hover for details).</p>\n",
-        fmt_si(peak_flops), fmt_si(peak_bw));
+        human_rate(peak_flops, "FLOP/s"), human_rate(peak_bw, "B/s"));
   else
     html += "<p class='meta'>No calibrated peaks in this report: points without a roof.</p>\n";
   html += roofline_chart(ok, peak_flops, peak_bw);

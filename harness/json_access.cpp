@@ -14,6 +14,14 @@ std::string describe(const json& v) {
 
 }  // namespace
 
+std::string config_file_path(const std::string& name_or_path, const std::string& config_dir,
+                             const std::string& subdir) {
+  const bool is_path =
+      name_or_path.find('/') != std::string::npos ||
+      (name_or_path.size() > 5 && name_or_path.compare(name_or_path.size() - 5, 5, ".json") == 0);
+  return is_path ? name_or_path : config_dir + "/" + subdir + "/" + name_or_path + ".json";
+}
+
 json load_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, "$", "a readable file (cannot open it)");

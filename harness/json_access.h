@@ -12,6 +12,10 @@ namespace capbench {
 
 using json = nlohmann::json;
 
+// configs/<subdir>/NAME.json for a bare name; a name containing '/' or ending in .json is a path.
+std::string config_file_path(const std::string& name_or_path, const std::string& config_dir,
+                             const std::string& subdir);
+
 // Reads and parses a file; unreadable or malformed files are ConfigErrors at path "$".
 json load_json_file(const std::string& path);
 

@@ -22,11 +22,12 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
                   &unused);
   const int64_t total = prompt + std::max<int64_t>(decode_steps, 1);
   std::vector<int32_t> prompt_host, decode_host(static_cast<size_t>(decode_steps * batch)),
-      check_host;
+      check_host, next_host;
   for (int64_t b = 0; b < batch; ++b) {
     const auto row = stream.begin() + b * total;
     prompt_host.insert(prompt_host.end(), row, row + prompt);
     check_host.insert(check_host.end(), row, row + prompt + 1);
+    next_host.push_back(row[prompt]);
     for (int64_t s = 0; s < decode_steps; ++s)
       decode_host[static_cast<size_t>(s * batch + b)] = row[prompt + s];
   }
@@ -34,6 +35,8 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
   check_tokens_ = store_.make(DType::i32, {batch, prompt + 1});
   be_.copy_to_device(prompt_tokens_.data, prompt_host.data(), prompt_tokens_.bytes());
   be_.copy_to_device(check_tokens_.data, check_host.data(), check_tokens_.bytes());
+  next_tokens_ = store_.make(DType::i32, {batch, 1});
+  be_.copy_to_device(next_tokens_.data, next_host.data(), next_tokens_.bytes());
   if (decode_steps > 0) {
     decode_tokens_ = store_.make(DType::i32, {decode_steps, batch});
     be_.copy_to_device(decode_tokens_.data, decode_host.data(), decode_tokens_.bytes());
@@ -52,16 +55,7 @@ Tensor Inference::decode(int64_t step) {
 double Inference::kv_consistency_error() {
   const int64_t vocab = model_.config().vocab;
   prefill();
-  // The token after the prompt is column P of check_tokens_; gather it per sequence.
-  std::vector<int32_t> check_host(static_cast<size_t>(batch_ * (prompt_ + 1)));
-  be_.copy_to_host(check_host.data(), check_tokens_.data, check_tokens_.bytes());
-  std::vector<int32_t> next(static_cast<size_t>(batch_));
-  for (int64_t b = 0; b < batch_; ++b)
-    next[static_cast<size_t>(b)] = check_host[static_cast<size_t>(b * (prompt_ + 1) + prompt_)];
-  TensorStore scratch(be_);
-  const Tensor next_dev = scratch.make(DType::i32, {batch_, 1});
-  be_.copy_to_device(next_dev.data, next.data(), next_dev.bytes());
-  const Tensor inc = graph_.forward(next_dev, prompt_);
+  const Tensor inc = graph_.forward(next_tokens_, prompt_);
   std::vector<float> incremental(static_cast<size_t>(batch_ * vocab));
   be_.copy_to_host(incremental.data(), inc.data, incremental.size() * sizeof(float));
 

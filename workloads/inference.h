@@ -33,6 +33,7 @@ class Inference {
   Tensor prompt_tokens_;  // [B,P]
   Tensor decode_tokens_;  // [D,B]: step-major so each step's [B,1] is contiguous
   Tensor check_tokens_;   // [B,P+1]: the prompt plus the first decode token
+  Tensor next_tokens_;    // [B,1]: that first decode token alone
 };
 
 }  // namespace capbench

@@ -44,15 +44,8 @@ int64_t matmul_param_count(const ModelConfig& cfg) {
          cfg.vocab * c;
 }
 
-std::string model_config_path(const std::string& name_or_path, const std::string& config_dir) {
-  const bool is_path =
-      name_or_path.find('/') != std::string::npos ||
-      (name_or_path.size() > 5 && name_or_path.compare(name_or_path.size() - 5, 5, ".json") == 0);
-  return is_path ? name_or_path : config_dir + "/models/" + name_or_path + ".json";
-}
-
 ModelConfig load_model_config(const std::string& name_or_path, const std::string& config_dir) {
-  const std::string file = model_config_path(name_or_path, config_dir);
+  const std::string file = config_file_path(name_or_path, config_dir, "models");
   const json doc = load_json_file(file);
   const JsonView root = JsonView(doc, file).object();
   ModelConfig cfg;

@@ -44,6 +44,5 @@ int64_t matmul_param_count(const ModelConfig& cfg);
 // Loads configs/models/NAME.json (or a path ending in .json) and validates it; throws
 // ConfigError naming the file and field.
 ModelConfig load_model_config(const std::string& name_or_path, const std::string& config_dir);
-std::string model_config_path(const std::string& name_or_path, const std::string& config_dir);
 
 }  // namespace capbench

@@ -31,11 +31,7 @@ const Figure& DeviceProfile::flops(DType dtype) const {
 }
 
 DeviceProfile load_device_profile(const std::string& name_or_path, const std::string& config_dir) {
-  const bool is_path =
-      name_or_path.find('/') != std::string::npos ||
-      (name_or_path.size() > 5 && name_or_path.compare(name_or_path.size() - 5, 5, ".json") == 0);
-  const std::string file =
-      is_path ? name_or_path : config_dir + "/devices/" + name_or_path + ".json";
+  const std::string file = config_file_path(name_or_path, config_dir, "devices");
   const json doc = load_json_file(file);
   const JsonView root = JsonView(doc, file).object();
   DeviceProfile p;
