@@ -1,5 +1,7 @@
 #include "backends/backend.h"
 
+#include "backends/bf16.h"
+
 #include <chrono>
 #include <fstream>
 #include <stdexcept>
@@ -65,7 +67,8 @@ const char* op_name(OpId op) {
                                               "swiglu_bwd",
                                               "add",
                                               "cross_entropy_fwd_bwd",
-                                              "adamw"};
+                                              "adamw",
+                                              "convert"};
   int i = static_cast<int>(op);
   return i >= 0 && i < kOpCount ? names[i] : "?";
 }
@@ -130,6 +133,37 @@ Tensor DeviceBuffer::view(DType dtype, std::initializer_list<int64_t> dims,
   Tensor t(static_cast<char*>(data_) + byte_offset, dtype, dims);
   if (byte_offset + t.bytes() > bytes_) throw std::out_of_range("DeviceBuffer::view out of range");
   return t;
+}
+
+std::vector<float> download_floats(Backend& backend, const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::bf16) {
+    std::vector<BF16> narrow(out.size());
+    backend.copy_to_host(narrow.data(), t.data, t.bytes());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_float(narrow[i]);
+  } else if (t.dtype == DType::f32) {
+    backend.copy_to_host(out.data(), t.data, t.bytes());
+  } else {
+    throw std::invalid_argument(std::string("download_floats: ") + dtype_name(t.dtype) +
+                                " is not a float tensor here");
+  }
+  return out;
+}
+
+void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t count) {
+  if (static_cast<int64_t>(count) != t.numel())
+    throw std::invalid_argument("upload_floats: " + std::to_string(count) + " values for " +
+                                t.shape_string());
+  if (t.dtype == DType::bf16) {
+    std::vector<BF16> narrow(count);
+    for (size_t i = 0; i < count; ++i) narrow[i] = float_to_bf16(host[i]);
+    backend.copy_to_device(t.data, narrow.data(), t.bytes());
+  } else if (t.dtype == DType::f32) {
+    backend.copy_to_device(t.data, host, t.bytes());
+  } else {
+    throw std::invalid_argument(std::string("upload_floats: ") + dtype_name(t.dtype) +
+                                " is not a float tensor here");
+  }
 }
 
 double host_seconds_now() {

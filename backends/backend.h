@@ -8,6 +8,12 @@
 // - Gradients of weights accumulate (+=): the workload zeroes the gradient buffer once a step.
 //   rmsnorm_bwd also accumulates into its input gradient, which is the residual stream's gradient
 //   in a pre-norm block. Every other output is overwritten.
+// - Dtypes: a backend runs each op at one compute dtype, fp32 or (where supports() says so)
+//   bf16, at which activations, weights and activation gradients are stored. Always fp32
+//   whatever the compute dtype: weight gradients (matmul's C may be fp32 with bf16 A and B, for
+//   dW; rmsnorm_bwd's dweight; embedding_bwd's dtable), rmsnorm's rstd, attention's lse, the
+//   losses, and AdamW's params, m and v. convert casts between fp32 and bf16, which mixed
+//   precision training needs to refresh its bf16 weights from the fp32 master copy.
 #pragma once
 
 #include <array>
@@ -123,6 +129,7 @@ enum class OpId {
   add,
   cross_entropy_fwd_bwd,
   adamw,
+  convert,
   count_
 };
 constexpr int kOpCount = static_cast<int>(OpId::count_);
@@ -216,6 +223,8 @@ class Backend {
   virtual void adamw(const Tensor& params /*[P] f32*/, const Tensor& grads /*[P]*/,
                      const Tensor& m /*[P] f32*/, const Tensor& v /*[P] f32*/,
                      const AdamWArgs& args) = 0;
+  // out = in at out's dtype (fp32 <-> bf16, rounding to nearest even); same element count.
+  virtual void convert(const Tensor& out, const Tensor& in) = 0;
 
   // Timeline. synchronize() waits for all queued work. stamp/pace are the throttle's pacing
   // primitives, on the device's own timeline: stamp records "now" into a slot; pace waits until
@@ -262,6 +271,11 @@ class HostPacer {
  private:
   std::array<double, kSlots> stamps_{};
 };
+
+// A float tensor (fp32 or bf16) to and from host fp32 values, converting on the host; sizes
+// must match the tensor's element count.
+std::vector<float> download_floats(Backend& backend, const Tensor& t);
+void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t count);
 
 double host_seconds_now();
 // Seconds `fn` takes on `backend`'s timeline: synchronised before and after.

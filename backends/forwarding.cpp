@@ -94,4 +94,9 @@ void ForwardingBackend::adamw(const Tensor& params, const Tensor& grads, const T
             [&] { inner_.adamw(params, grads, m, v, args); });
 }
 
+void ForwardingBackend::convert(const Tensor& out, const Tensor& in) {
+  if (!intercept_) return inner_.convert(out, in);
+  around_op(OpId::convert, convert_cost(out, in), [&] { inner_.convert(out, in); });
+}
+
 }  // namespace capbench

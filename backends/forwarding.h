@@ -54,6 +54,7 @@ class ForwardingBackend : public Backend {
                              const Tensor& targets, const CrossEntropyArgs& args) override;
   void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
              const AdamWArgs& args) override;
+  void convert(const Tensor& out, const Tensor& in) override;
 
   void synchronize() override { inner_.synchronize(); }
   int pace_slots() const override { return inner_.pace_slots(); }

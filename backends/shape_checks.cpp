@@ -15,6 +15,22 @@ void require_dtype(const Tensor& t, DType dtype, const char* what) {
 void check_same_shape(const Tensor& a, const Tensor& b, const char* what) {
   if (a.rank != b.rank || a.numel() != b.numel() || a.shape != b.shape)
     shape_error(std::string(what) + ": shape " + a.shape_string() + " vs " + b.shape_string());
+  require_same_dtype(a, b, what);
+}
+
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* what) {
+  if (a.dtype != b.dtype)
+    shape_error(std::string(what) + ": dtypes " + dtype_name(a.dtype) + " and " +
+                dtype_name(b.dtype) + " differ");
+}
+
+void check_convert(const Tensor& out, const Tensor& in) {
+  if (out.numel() != in.numel())
+    shape_error("convert: out" + out.shape_string() + " and in" + in.shape_string() +
+                " differ in element count");
+  for (const Tensor* t : {&out, &in})
+    if (t->dtype != DType::f32 && t->dtype != DType::bf16)
+      shape_error(std::string("convert: fp32 and bf16 only, got ") + dtype_name(t->dtype));
 }
 
 MatmulDims check_matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) {
@@ -25,6 +41,10 @@ MatmulDims check_matmul(const Tensor& c, const Tensor& a, const Tensor& b, const
     shape_error("matmul: C" + c.shape_string() + " = op(A" + a.shape_string() + ") op(B" +
                 b.shape_string() + ") with trans_a=" + std::to_string(args.trans_a) +
                 " trans_b=" + std::to_string(args.trans_b) + " does not fit");
+  require_same_dtype(a, b, "matmul A/B");
+  if (c.dtype != a.dtype && c.dtype != DType::f32)
+    shape_error(std::string("matmul: C must be at A's dtype or fp32, got ") +
+                dtype_name(c.dtype) + " with " + dtype_name(a.dtype) + " inputs");
   return {m, n, k};
 }
 
@@ -116,6 +136,9 @@ void check_cross_entropy(const Tensor& losses, const Tensor& dlogits, const Tens
 
 void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v) {
   require_dtype(params, DType::f32, "adamw params");
+  require_dtype(grads, DType::f32, "adamw grads");
+  require_dtype(m, DType::f32, "adamw m");
+  require_dtype(v, DType::f32, "adamw v");
   if (grads.numel() != params.numel() || m.numel() != params.numel() || v.numel() != params.numel())
     shape_error("adamw: flat buffers differ in length");
 }

@@ -12,6 +12,7 @@ namespace capbench {
 [[noreturn]] void shape_error(const std::string& what);
 void require_dtype(const Tensor& t, DType dtype, const char* what);
 void check_same_shape(const Tensor& a, const Tensor& b, const char* what);
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* what);
 
 struct MatmulDims {
   int64_t m, n, k;
@@ -32,6 +33,7 @@ void check_attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_
 void check_swiglu(const Tensor& out, const Tensor& gate_up);
 void check_cross_entropy(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                          const Tensor& targets);
+void check_convert(const Tensor& out, const Tensor& in);
 void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v);
 
 }  // namespace capbench

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <tuple>
 #include <vector>
 
 #include "harness/json_access.h"
@@ -24,9 +25,38 @@ std::string utc_now_iso8601() {
 nlohmann::json to_json(const Calibration& c) {
   return {{"device", c.device},         {"backend", c.backend},
           {"threads", c.threads},       {"gemm_flops", c.gemm_flops},
-          {"gemm_n", c.gemm_n},         {"copy_bytes_per_s", c.copy_bytes_per_s},
+          {"gemm_n", c.gemm_n},         {"gemm_bf16_flops", c.gemm_bf16_flops},
+          {"gemm_bf16_n", c.gemm_bf16_n}, {"copy_bytes_per_s", c.copy_bytes_per_s},
           {"copy_bytes", c.copy_bytes}, {"stream_bytes_per_s", c.stream_bytes_per_s},
           {"dispatch_s", c.dispatch_s}, {"measured_utc", c.measured_utc}};
+}
+
+// GEMM: grow n until one call takes long enough to time well, then keep the best of several.
+// Returns n and FLOP/s.
+static std::pair<int64_t, double> measure_gemm(
+    Backend& be, DType dtype, int64_t max_n,
+    const std::function<void(const std::string&)>& progress) {
+  for (int64_t n = 256;; n *= 2) {
+    const size_t bytes = static_cast<size_t>(n * n) * dtype_size(dtype);
+    DeviceBuffer a(be, bytes), b(be, bytes), cbuf(be, bytes);
+    const Tensor ta = a.view(dtype, {n, n}), tb = b.view(dtype, {n, n}),
+                 tc = cbuf.view(dtype, {n, n});
+    be.fill(ta, 0.5f);
+    be.fill(tb, 0.25f);
+    auto gemm = [&] { be.matmul(tc, ta, tb, MatmulArgs{}); };
+    const double one = time_synchronized(be, gemm);
+    if (one <= 0.05 && n < max_n) continue;
+    if (progress) progress(fmt::format("calibrate: GEMM {}^3 {}", n, dtype_name(dtype)));
+    double best = one;
+    const double budget = std::max(0.5, 5 * one);
+    double spent = 0;
+    for (int rep = 0; rep < 20 && spent < budget; ++rep) {
+      const double t = time_synchronized(be, gemm);
+      best = std::min(best, t);
+      spent += t;
+    }
+    return {n, 2.0 * static_cast<double>(n) * n * n / best};
+  }
 }
 
 Calibration measure_calibration(Backend& be,
@@ -39,35 +69,10 @@ Calibration measure_calibration(Backend& be,
   c.threads = info.threads;
   c.measured_utc = utc_now_iso8601();
 
-  // GEMM: grow n until one call takes long enough to time well, then keep the best of several.
   const int64_t max_n = gpu ? 8192 : 2048;
-  int64_t n = 256;
-  double one = 0;
-  for (;;) {
-    DeviceBuffer a(be, static_cast<size_t>(n * n) * 4), b(be, static_cast<size_t>(n * n) * 4),
-        cbuf(be, static_cast<size_t>(n * n) * 4);
-    const Tensor ta = a.view(DType::f32, {n, n}), tb = b.view(DType::f32, {n, n}),
-                 tc = cbuf.view(DType::f32, {n, n});
-    be.fill(ta, 0.5f);
-    be.fill(tb, 0.25f);
-    auto gemm = [&] { be.matmul(tc, ta, tb, MatmulArgs{}); };
-    one = time_synchronized(be, gemm);
-    if (one > 0.05 || n >= max_n) {
-      if (progress) progress(fmt::format("calibrate: GEMM {}^3 fp32", n));
-      double best = one;
-      const double budget = std::max(0.5, 5 * one);
-      double spent = 0;
-      for (int rep = 0; rep < 20 && spent < budget; ++rep) {
-        const double t = time_synchronized(be, gemm);
-        best = std::min(best, t);
-        spent += t;
-      }
-      c.gemm_n = n;
-      c.gemm_flops = 2.0 * static_cast<double>(n) * n * n / best;
-      break;
-    }
-    n *= 2;
-  }
+  std::tie(c.gemm_n, c.gemm_flops) = measure_gemm(be, DType::f32, max_n, progress);
+  if (be.supports(OpId::matmul, DType::bf16).ok)
+    std::tie(c.gemm_bf16_n, c.gemm_bf16_flops) = measure_gemm(be, DType::bf16, max_n, progress);
 
   // Copy: larger than any last-level cache.
   const size_t bytes = gpu ? (size_t{1} << 30) : (size_t{256} << 20);
@@ -148,6 +153,8 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     c.threads = v.at("threads").as_nonnegative_int();
     c.gemm_flops = v.at("gemm_flops").as_positive_number();
     c.gemm_n = v.at("gemm_n").as_positive_int();
+    c.gemm_bf16_flops = v.at("gemm_bf16_flops").as_number();  // older caches: measured again
+    c.gemm_bf16_n = v.at("gemm_bf16_n").as_nonnegative_int();
     c.copy_bytes_per_s = v.at("copy_bytes_per_s").as_positive_number();
     c.copy_bytes = v.at("copy_bytes").as_positive_number();
     c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_positive_number();

@@ -18,6 +18,9 @@ struct Calibration {
   int64_t threads = 0;
   double gemm_flops = 0;        // best of the repetitions
   int64_t gemm_n = 0;           // n of the n×n×n fp32 GEMM
+  // The same for bf16 operands (fp32 accumulation); 0 where the backend runs no bf16 matmul.
+  double gemm_bf16_flops = 0;
+  int64_t gemm_bf16_n = 0;
   double copy_bytes_per_s = 0;  // best of the repetitions, read + write
   double copy_bytes = 0;        // size of one copy
   // Weight bytes per second a matrix-vector product (one row, 128 MiB of fp32 weights) streams

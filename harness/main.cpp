@@ -66,10 +66,11 @@ int cmd_run(const RunOptions& o) {
                                context.peaks[kind].copy_bytes_per_s / 1e9));
     }
   }
-  // Emulated runs pace against their own backend's rates (design §4: calibrated on that backend).
-  if (emulates)
+  // Emulated runs pace against their own backend's rates (design §4: calibrated on that backend);
+  // bf16 runs take their GEMM peak from it when the device's preferred backend has no bf16.
+  if (!o.no_calibrate)
     for (const RunSpec& s : suite.runs)
-      if (s.emulation && !s.backend.empty()) {
+      if ((s.emulation || s.dtype != DType::f32) && registry.find(s.backend)) {
         const std::string key = backend_rates_key(s.backend, s.threads);
         if (context.backend_rates.count(key)) continue;
         progress.begin(0, 1, "calibrating " + s.backend);
@@ -140,10 +141,13 @@ int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
       &cached);
   progress.end(cached ? "cached" : "done");
   fmt::print(
-      "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n"
+      "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n  GEMM bf16: {}\n"
       "  copy {} MiB:  {:.1f} GB/s (read + write)\n  weight streaming (GEMV): {:.1f} GB/s\n  "
       "dispatch: {:.2f} us per op\n  cache: {}/calibration.json\n",
       c.backend, c.device, c.threads, cached ? " [cached]" : "", c.gemm_n, c.gemm_flops / 1e9,
+      c.gemm_bf16_flops > 0
+          ? fmt::format("{}^3, {:.1f} GFLOP/s", c.gemm_bf16_n, c.gemm_bf16_flops / 1e9)
+          : std::string("not supported by this backend"),
       static_cast<int64_t>(c.copy_bytes) >> 20, c.copy_bytes_per_s / 1e9,
       c.stream_bytes_per_s / 1e9, c.dispatch_s * 1e6, cache_dir());
   return 0;

@@ -200,7 +200,7 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
   AdamWArgs opt;
   opt.lr = static_cast<float>(spec.learning_rate);
-  TrainStep work(be, spec.model, spec.batch, spec.seq, spec.seed, opt);
+  TrainStep work(be, spec.model, spec.batch, spec.seq, spec.seed, opt, spec.dtype);
   r.memory["parameters_and_optimizer_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
   if (!fits_target(r, env, work.memory_bytes())) return;
@@ -260,7 +260,8 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
 
 void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
-  Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed);
+  Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed,
+                 spec.dtype);
   r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
   if (!fits_target(r, env, work.memory_bytes())) return;
@@ -418,12 +419,25 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       }
     }
     Peaks peaks;
+    const auto own_rates = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
     if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
-      peaks.flops = it->second.gemm_flops;
-      peaks.bytes_per_s = it->second.copy_bytes_per_s;
-      peaks.stream_bytes_per_s = it->second.stream_bytes_per_s;
-      peaks.source = fmt::format("calibrated with {} on {} ({})", it->second.backend,
-                                 it->second.device, it->second.measured_utc);
+      const Calibration& device = it->second;
+      peaks.flops = device.gemm_flops;
+      peaks.bytes_per_s = device.copy_bytes_per_s;
+      peaks.stream_bytes_per_s = device.stream_bytes_per_s;
+      peaks.source = fmt::format("calibrated with {} on {} ({})", device.backend, device.device,
+                                 device.measured_utc);
+      if (spec.dtype == DType::bf16) {
+        // The bf16 GEMM peak: the device's preferred backend's, else this backend's own.
+        const Calibration* with_bf16 = device.gemm_bf16_flops > 0 ? &device : nullptr;
+        if (!with_bf16 && own_rates != context.backend_rates.end() &&
+            own_rates->second.gemm_bf16_flops > 0)
+          with_bf16 = &own_rates->second;
+        peaks.flops = with_bf16 ? with_bf16->gemm_bf16_flops : 0;
+        if (with_bf16)
+          peaks.source += fmt::format("; bf16 GEMM {:.1f} GFLOP/s with {}",
+                                      with_bf16->gemm_bf16_flops / 1e9, with_bf16->backend);
+      }
     } else if (info.peak_flops > 0) {
       peaks = {info.peak_flops, info.peak_bytes_per_s, info.peak_bytes_per_s,
                "backend device_info"};
@@ -445,11 +459,12 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       Rates host{peaks.flops,
                  peaks.stream_bytes_per_s > 0 ? peaks.stream_bytes_per_s : peaks.bytes_per_s};
       std::string host_source = "device peaks (" + peaks.source + ")";
-      if (auto it = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
-          it != context.backend_rates.end()) {
-        host = {it->second.gemm_flops, it->second.stream_bytes_per_s};
-        host_source = fmt::format("calibrated with {} ({} threads, {})", it->second.backend,
-                                  it->second.threads, it->second.measured_utc);
+      if (own_rates != context.backend_rates.end()) {
+        const Calibration& own = own_rates->second;
+        host = {spec.dtype == DType::bf16 ? own.gemm_bf16_flops : own.gemm_flops,
+                own.stream_bytes_per_s};
+        host_source = fmt::format("calibrated with {} ({} threads, {})", own.backend,
+                                  own.threads, own.measured_utc);
       }
       if (host.flops <= 0 || host.bytes_per_s <= 0)
         throw std::runtime_error(

@@ -1,7 +1,8 @@
 // Conformance: every op of every backend of this build, forward and backward, against the
 // reference backend on fresh random inputs of several shapes (odd sizes included). Outputs start
 // as the same random garbage on both sides, so a backend that accumulates where it should
-// overwrite (or the reverse) fails too.
+// overwrite (or the reverse) fails too. Each backend runs at fp32 and, where it supports it, at
+// bf16: the oracle then gets the same bf16-rounded inputs in fp32 and the bf16 tolerance applies.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -12,17 +13,44 @@
 namespace capbench::testing {
 namespace {
 
-class Conformance : public ::testing::TestWithParam<std::string> {
+struct BackendAtDtype {
+  std::string backend;
+  DType dtype;
+};
+
+// GoogleTest prints parameters in test names and failures: "onednn at bf16", not raw bytes.
+void PrintTo(const BackendAtDtype& p, std::ostream* os) {
+  *os << p.backend << " at " << dtype_name(p.dtype);
+}
+
+std::vector<BackendAtDtype> backends_at_dtypes() {
+  std::vector<BackendAtDtype> out;
+  for (const std::string& name : backends_under_test())
+    for (DType dt : {DType::f32, DType::bf16}) out.push_back({name, dt});
+  return out;
+}
+
+class Conformance : public ::testing::TestWithParam<BackendAtDtype> {
  protected:
   void SetUp() override {
-    test_ = make_backend(GetParam());
-    const Support s = test_->supports(OpId::matmul, DType::f32);
-    if (!s.ok) GTEST_SKIP() << GetParam() << " does not run fp32: " << s.reason;
+    test_ = make_backend(GetParam().backend);
+    const Support s = test_->supports(OpId::matmul, dtype());
+    if (!s.ok) GTEST_SKIP() << name() << " is not supported: " << s.reason;
   }
+  DType dtype() const { return GetParam().dtype; }
+  std::string name() const { return GetParam().backend + " at " + dtype_name(dtype()); }
+  double tol() const { return dtype() == DType::f32 ? kTolF32 : kTolBF16; }
   Mirror make(DType dtype, std::initializer_list<int64_t> dims) {
     return Mirror(ref_, *test_, dtype, dims);
   }
+  // At the compute dtype on the tested side (fp32 on the oracle's).
   Mirror random(std::initializer_list<int64_t> dims, float scale = 1.0f) {
+    Mirror m(ref_, *test_, DType::f32, dtype(), dims);
+    m.randomize(rng_, scale);
+    return m;
+  }
+  // fp32 on both sides whatever the compute dtype: rstd, lse, losses, weight gradients.
+  Mirror random_f32(std::initializer_list<int64_t> dims, float scale = 1.0f) {
     Mirror m = make(DType::f32, dims);
     m.randomize(rng_, scale);
     return m;
@@ -39,14 +67,14 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // oracle really wrote its output (it started as the same random garbage on both sides).
   // rms_floor: see normalized_error; raise it where the exact answer can be zero at O(1) scale.
   ::testing::AssertionResult close_to_oracle(const Mirror& m, const std::string& what,
-                                             double tol = kTolF32, double rms_floor = 1e-3) {
+                                             double rms_floor = 1e-3) {
     const std::vector<float> oracle = m.host_a();
     if (oracle == m.initial())
       return ::testing::AssertionFailure() << what << ": the oracle left its output untouched";
     const double err = normalized_error(m.host_b(), oracle, rms_floor);
-    if (err > tol)
+    if (err > tol())
       return ::testing::AssertionFailure()
-             << GetParam() << " " << what << ": normalised error " << err << " above " << tol;
+             << name() << " " << what << ": normalised error " << err << " above " << tol();
     return ::testing::AssertionSuccess();
   }
 
@@ -70,14 +98,20 @@ TEST_P(Conformance, Matmul) {
           const int64_t m = d[0], n = d[1], k = d[2];
           Mirror a = ta ? random({k, m}) : random({m, k});
           Mirror b = tb ? random({n, k}) : random({k, n});
-          Mirror c = random({m, n});
           const MatmulArgs args{ta == 1, tb == 1, beta == 0.0f ? 1.0f : 0.5f, beta};
+          const std::string what = "matmul " + std::to_string(m) + "x" + std::to_string(n) +
+                                   "x" + std::to_string(k) + " ta=" + std::to_string(ta) +
+                                   " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta);
+          Mirror c = random({m, n});
           ref_.matmul(c.a(), a.a(), b.a(), args);
           test_->matmul(c.b(), a.b(), b.b(), args);
-          EXPECT_TRUE(close_to_oracle(c, "matmul " + std::to_string(m) + "x" + std::to_string(n) +
-                                             "x" + std::to_string(k) + " ta=" + std::to_string(ta) +
-                                             " tb=" + std::to_string(tb) +
-                                             " beta=" + std::to_string(beta)));
+          EXPECT_TRUE(close_to_oracle(c, what));
+          if (dtype() != DType::f32) {  // weight gradients: fp32 C from low-precision A, B
+            Mirror c32 = random_f32({m, n});
+            ref_.matmul(c32.a(), a.a(), b.a(), args);
+            test_->matmul(c32.b(), a.b(), b.b(), args);
+            EXPECT_TRUE(close_to_oracle(c32, what + " into fp32"));
+          }
         }
 }
 
@@ -90,7 +124,7 @@ TEST_P(Conformance, EmbeddingForwardBackward) {
     test_->embedding_fwd(out.b(), tok.b(), table.b());
     EXPECT_TRUE(close_to_oracle(out, "embedding_fwd"));
     Mirror dout = random({b, t, c});
-    Mirror dtable = random({v, c});  // accumulates: starts non-zero on purpose
+    Mirror dtable = random_f32({v, c});  // a weight gradient; accumulates: starts non-zero
     ref_.embedding_bwd(dtable.a(), dout.a(), tok.a());
     test_->embedding_bwd(dtable.b(), dout.b(), tok.b());
     EXPECT_TRUE(close_to_oracle(dtable, "embedding_bwd"));
@@ -102,14 +136,14 @@ TEST_P(Conformance, RmsNormForwardBackward) {
     Mirror in = random({n, c});
     Mirror w = random({c});
     Mirror out = random({n, c});
-    Mirror rstd = random({n});
+    Mirror rstd = random_f32({n});
     ref_.rmsnorm_fwd(out.a(), rstd.a(), in.a(), w.a(), RmsNormArgs{1e-5f});
     test_->rmsnorm_fwd(out.b(), rstd.b(), in.b(), w.b(), RmsNormArgs{1e-5f});
     EXPECT_TRUE(close_to_oracle(out, "rmsnorm_fwd out"));
     EXPECT_TRUE(close_to_oracle(rstd, "rmsnorm_fwd rstd"));
     Mirror dout = random({n, c});
     Mirror din = random({n, c});  // both gradients accumulate
-    Mirror dw = random({c});
+    Mirror dw = random_f32({c});
     ref_.rmsnorm_bwd(din.a(), dw.a(), dout.a(), in.a(), w.a(), rstd.a());
     test_->rmsnorm_bwd(din.b(), dw.b(), dout.b(), in.b(), w.b(), rstd.b());
     EXPECT_TRUE(close_to_oracle(din, "rmsnorm_bwd din"));
@@ -142,7 +176,7 @@ TEST_P(Conformance, AttentionForwardBackward) {
     Mirror k = random({s.b, s.t, s.k, s.d});
     Mirror v = random({s.b, s.t, s.k, s.d});
     Mirror out = random({s.b, s.t, s.h, s.d});
-    Mirror lse = random({s.b, s.h, s.t});
+    Mirror lse = random_f32({s.b, s.h, s.t});
     ref_.attention_fwd(out.a(), lse.a(), q.a(), k.a(), v.a(), AttentionArgs{});
     test_->attention_fwd(out.b(), lse.b(), q.b(), k.b(), v.b(), AttentionArgs{});
     EXPECT_TRUE(close_to_oracle(out, "attention_fwd out" + shape));
@@ -152,8 +186,8 @@ TEST_P(Conformance, AttentionForwardBackward) {
     Mirror dk = random({s.b, s.t, s.k, s.d});
     Mirror dv = random({s.b, s.t, s.k, s.d});
     // Both sides use the oracle's saved out and lse, so the backward is tested on its own.
-    test_->copy_to_device(out.b().data, out.host_a().data(), out.b().bytes());
-    test_->copy_to_device(lse.b().data, lse.host_a().data(), lse.b().bytes());
+    out.set(out.host_a());
+    lse.set(lse.host_a());
     ref_.attention_bwd(dq.a(), dk.a(), dv.a(), dout.a(), q.a(), k.a(), v.a(), out.a(), lse.a(),
                        AttentionArgs{});
     test_->attention_bwd(dq.b(), dk.b(), dv.b(), dout.b(), q.b(), k.b(), v.b(), out.b(), lse.b(),
@@ -161,8 +195,8 @@ TEST_P(Conformance, AttentionForwardBackward) {
     // With one key (t = 1) the softmax is exactly 1 and dq, dk are exactly zero; the oracle gets
     // ~1e-7 from its fp32 lse. Their natural scale is O(1) (inputs are N(0, 1)), so the floor
     // is 1 there.
-    EXPECT_TRUE(close_to_oracle(dq, "attention_bwd dq" + shape, kTolF32, 1.0));
-    EXPECT_TRUE(close_to_oracle(dk, "attention_bwd dk" + shape, kTolF32, 1.0));
+    EXPECT_TRUE(close_to_oracle(dq, "attention_bwd dq" + shape, 1.0));
+    EXPECT_TRUE(close_to_oracle(dk, "attention_bwd dk" + shape, 1.0));
     EXPECT_TRUE(close_to_oracle(dv, "attention_bwd dv" + shape));
   }
 }
@@ -216,7 +250,7 @@ TEST_P(Conformance, CrossEntropyForwardBackward) {
   for (auto [n, v] : {std::array<int64_t, 2>{1, 3}, {13, 101}, {32, 256}}) {
     Mirror logits = random({n, v}, 3.0f);
     Mirror tgt = tokens({n}, v);
-    Mirror losses = random({n});
+    Mirror losses = random_f32({n});
     Mirror dlogits = random({n, v});
     const CrossEntropyArgs args{1.0f / static_cast<float>(n)};
     ref_.cross_entropy_fwd_bwd(losses.a(), dlogits.a(), logits.a(), tgt.a(), args);
@@ -229,7 +263,8 @@ TEST_P(Conformance, CrossEntropyForwardBackward) {
 TEST_P(Conformance, AdamW) {
   for (int64_t n : {1, 33, 4097})
     for (int64_t step : {1, 10}) {
-      Mirror p = random({n}), g = random({n}, 0.1f), m = random({n}, 0.01f);
+      // AdamW runs on the fp32 master weights, gradients and moments at every compute dtype.
+      Mirror p = random_f32({n}), g = random_f32({n}, 0.1f), m = random_f32({n}, 0.01f);
       Mirror v = make(DType::f32, {n});
       std::vector<float> vh = random_floats(rng_, n, 0.01f);
       for (float& x : vh) x = x * x;  // second moments are non-negative
@@ -241,6 +276,25 @@ TEST_P(Conformance, AdamW) {
       EXPECT_TRUE(close_to_oracle(m, "adamw m"));
       EXPECT_TRUE(close_to_oracle(v, "adamw v"));
     }
+}
+
+TEST_P(Conformance, Convert) {
+  for (int64_t n : {1, 17, 4099}) {
+    // fp32 -> compute dtype -> fp32, the oracle converting too (convert is its one bf16 op).
+    // Rounding to nearest even is defined to the bit, so both directions must match exactly.
+    Mirror wide = random_f32({n});
+    Mirror narrow = make(dtype(), {n});
+    narrow.randomize(rng_);
+    ref_.convert(narrow.a(), wide.a());
+    test_->convert(narrow.b(), wide.b());
+    EXPECT_TRUE(close_to_oracle(narrow, "convert to " + std::string(dtype_name(dtype()))));
+    EXPECT_EQ(narrow.host_b(), narrow.host_a());
+    Mirror back = random_f32({n});
+    ref_.convert(back.a(), narrow.a());
+    test_->convert(back.b(), narrow.b());
+    EXPECT_TRUE(close_to_oracle(back, "convert to fp32"));
+    EXPECT_EQ(back.host_b(), back.host_a());
+  }
 }
 
 TEST_P(Conformance, CapabilityQueryAnswersEveryOp) {
@@ -257,8 +311,12 @@ TEST_P(Conformance, CapabilityQueryAnswersEveryOp) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::ValuesIn(backends_under_test()),
-                         backend_test_name);
+std::string backend_dtype_test_name(const ::testing::TestParamInfo<BackendAtDtype>& info) {
+  return backend_test_name({info.param.backend, info.index}) + "_" + dtype_name(info.param.dtype);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::ValuesIn(backends_at_dtypes()),
+                         backend_dtype_test_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Conformance);
 
 TEST(ConformanceCoverage, SomeBackendIsTestedAgainstTheOracle) {

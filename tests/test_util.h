@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/bf16.h"
 #include "backends/registry.h"
 
 namespace capbench::testing {
@@ -19,6 +20,9 @@ namespace capbench::testing {
 // fp32 comparisons: ops differ from the fp64-accumulating oracle by rounding alone, a few ulps
 // times the square root of the reduction length (≤ ~1e-6 here); a wrong formula is off by > 1e-2.
 constexpr double kTolF32 = 2e-5;
+// bf16 storage: rounding an output to bf16 alone gives ~2^-9/sqrt(3) ≈ 1.1e-3; operands rounded
+// inside an op (attention's probabilities) add as much again. A wrong formula is off by > 1e-1.
+constexpr double kTolBF16 = 1e-2;
 
 // Runs a shell command; returns its exit code (-1 if it did not exit) and what it printed.
 inline std::pair<int, std::string> run_command(const std::string& command) {
@@ -75,26 +79,33 @@ inline std::vector<float> random_floats(std::mt19937_64& rng, int64_t n, float s
   return v;
 }
 
-// One tensor on two backends with the same contents.
+// One tensor on two backends with the same contents: the oracle's side at dtype_a, the tested
+// side at dtype_b. When b is bf16 and a fp32, values are rounded to bf16 first, so both sides
+// start from the same numbers; reads widen bf16 back to fp32.
 class Mirror {
  public:
-  Mirror(Backend& a, Backend& b, DType dtype, std::initializer_list<int64_t> dims)
-      : shape_(nullptr, dtype, dims),
-        buf_a_(a, shape_.bytes()),
-        buf_b_(b, shape_.bytes()),
+  Mirror(Backend& a, Backend& b, DType dtype_a, DType dtype_b, std::initializer_list<int64_t> dims)
+      : ta_(nullptr, dtype_a, dims),
+        tb_(nullptr, dtype_b, dims),
+        buf_a_(a, ta_.bytes()),
+        buf_b_(b, tb_.bytes()),
         be_a_(&a),
         be_b_(&b) {
-    ta_ = Tensor(buf_a_.data(), dtype, dims);
-    tb_ = Tensor(buf_b_.data(), dtype, dims);
+    ta_.data = buf_a_.data();
+    tb_.data = buf_b_.data();
   }
+  Mirror(Backend& a, Backend& b, DType dtype, std::initializer_list<int64_t> dims)
+      : Mirror(a, b, dtype, dtype, dims) {}
   const Tensor& a() const { return ta_; }
   const Tensor& b() const { return tb_; }
-  int64_t numel() const { return shape_.numel(); }
+  int64_t numel() const { return ta_.numel(); }
 
-  Mirror& set(const std::vector<float>& host) {
+  Mirror& set(std::vector<float> host) {
+    if (ta_.dtype == DType::bf16 || tb_.dtype == DType::bf16)
+      for (float& x : host) x = bf16_to_float(float_to_bf16(x));
     initial_ = host;
-    be_a_->copy_to_device(ta_.data, host.data(), ta_.bytes());
-    be_b_->copy_to_device(tb_.data, host.data(), tb_.bytes());
+    upload(*be_a_, ta_, host);
+    upload(*be_b_, tb_, host);
     return *this;
   }
   Mirror& set_ints(const std::vector<int32_t>& host) {
@@ -110,16 +121,16 @@ class Mirror {
   std::vector<float> host_b() const { return download(*be_b_, tb_); }
 
  private:
+  static void upload(Backend& be, const Tensor& t, const std::vector<float>& host) {
+    upload_floats(be, t, host.data(), host.size());
+  }
   static std::vector<float> download(Backend& be, const Tensor& t) {
     be.synchronize();
-    std::vector<float> v(static_cast<size_t>(t.numel()));
-    be.copy_to_host(v.data(), t.data, t.bytes());
-    return v;
+    return download_floats(be, t);
   }
-  Tensor shape_;
+  Tensor ta_, tb_;
   DeviceBuffer buf_a_, buf_b_;
   Backend *be_a_, *be_b_;
-  Tensor ta_, tb_;
   std::vector<float> initial_;
 };
 

@@ -2,7 +2,9 @@
 // - prefill + incremental decode gives the logits of one full forward over the same tokens;
 // - the inference forward gives the training forward's logits;
 // - on the tiny model with a fixed seed the loss falls over 20 steps, and each backend's losses
-//   agree with the reference's step by step.
+//   agree with the reference's step by step;
+// - at bf16 (mixed precision), on backends that run it: the canaries pass, the losses follow the
+//   same backend's fp32 losses, and the bf16 weights are the fp32 master copy rounded.
 #include <gtest/gtest.h>
 
 #include "harness/suite.h"
@@ -22,9 +24,7 @@ ModelConfig tiny() {
 }
 
 std::vector<float> download(Backend& be, const Tensor& t) {
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  be.copy_to_host(v.data(), t.data, t.bytes());
-  return v;
+  return download_floats(be, t);
 }
 
 class Workloads : public ::testing::TestWithParam<std::string> {
@@ -110,10 +110,10 @@ TEST_P(Workloads, InferenceForwardEqualsTrainingForward) {
   EXPECT_LE(normalized_error(infer_logits, train_logits), kTolF32);
 }
 
-std::vector<double> train_losses(Backend& be, int steps) {
+std::vector<double> train_losses(Backend& be, int steps, DType dtype = DType::f32) {
   AdamWArgs opt;
   opt.lr = 3e-3f;
-  TrainStep work(be, tiny(), /*batch=*/4, /*seq=*/16, /*seed=*/7, opt);
+  TrainStep work(be, tiny(), /*batch=*/4, /*seq=*/16, /*seed=*/7, opt, dtype);
   std::vector<double> losses;
   for (int i = 0; i < steps; ++i) {
     work.run();
@@ -140,6 +140,62 @@ TEST_P(AgreesWithReference, TrainingLossesStepByStep) {
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_NEAR(got[i], expected[i], 1e-3 * std::fabs(expected[i])) << "step " << i + 1;
 }
+
+class Bf16Workloads : public Workloads {
+ protected:
+  void SetUp() override {
+    Workloads::SetUp();
+    for (int op = 0; op < kOpCount; ++op)
+      if (const Support s = be_->supports(static_cast<OpId>(op), DType::bf16); !s.ok)
+        GTEST_SKIP() << GetParam() << " does not run bf16: " << s.reason;
+  }
+};
+
+TEST_P(Bf16Workloads, InferenceCanaryPasses) {
+  Inference work(*be_, tiny(), 2, 11, 4, 5, DType::bf16);
+  const double err = work.kv_consistency_error();
+  // The runner's bf16 tolerance; a cache bug (wrong position, stale row) is off by O(1).
+  EXPECT_LE(err, 2e-2);
+  EXPECT_GT(err, 0.0) << "bf16 rounding should make incremental and full differ a little";
+}
+
+TEST_P(Bf16Workloads, TrainingLossFallsAndFollowsFp32) {
+  const std::vector<double> fp32 = train_losses(*be_, 20);
+  const std::vector<double> bf16 = train_losses(*be_, 20, DType::bf16);
+  for (double l : bf16) ASSERT_TRUE(std::isfinite(l));
+  EXPECT_LT(bf16.back(), 0.8 * bf16.front()) << "loss " << bf16.front() << " -> " << bf16.back();
+  // Same data, same initial weights, rounding apart: within a few percent at every step.
+  for (size_t i = 0; i < fp32.size(); ++i)
+    EXPECT_NEAR(bf16[i], fp32[i], 0.03 * fp32[i]) << "step " << i + 1;
+}
+
+TEST_P(Bf16Workloads, ComputeWeightsAreTheMasterRoundedAfterEachStep) {
+  AdamWArgs opt;
+  opt.lr = 1e-2f;
+  TrainStep work(*be_, tiny(), 2, 8, 3, opt, DType::bf16);
+  for (int i = 0; i < 2; ++i) work.run();
+  const Model& model = work.model();
+  ASSERT_EQ(model.params_flat().dtype, DType::f32);
+  const Tensor& head = model.weights().head;  // the last tensor of the flat layout
+  ASSERT_EQ(head.dtype, DType::bf16);
+  const std::vector<float> master = model.download(model.params_flat());
+  const std::vector<float> compute = download(*be_, head);
+  const size_t offset = master.size() - compute.size();
+  size_t mismatches = 0;
+  for (size_t i = 0; i < compute.size(); ++i)
+    mismatches += compute[i] != bf16_to_float(float_to_bf16(master[offset + i]));
+  EXPECT_EQ(mismatches, 0u) << "of " << compute.size() << " head weights";
+}
+
+TEST_P(Bf16Workloads, InferenceModelHoldsHalfTheBytes) {
+  const Model fp32(*be_, tiny(), 1, /*training=*/false);
+  const Model bf16(*be_, tiny(), 1, /*training=*/false, DType::bf16);
+  EXPECT_EQ(bf16.bytes() * 2, fp32.bytes());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Bf16Workloads, ::testing::ValuesIn(backends_under_test()),
+                         backend_test_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Bf16Workloads);
 
 INSTANTIATE_TEST_SUITE_P(Backends, Workloads, ::testing::ValuesIn(all_backends()),
                          backend_test_name);

@@ -118,6 +118,10 @@ OpCost adamw_cost(const Tensor& params, const Tensor& grads, const Tensor& m, co
   return {15 * n(params), 2 * b(params) + b(grads) + 2 * b(m) + 2 * b(v)};
 }
 
+OpCost convert_cost(const Tensor& out, const Tensor& in) {
+  return {n(in), b(in) + b(out)};
+}
+
 }  // namespace capbench
 
 namespace capbench {

@@ -49,6 +49,7 @@ OpCost add_cost(const Tensor& out, const Tensor& a, const Tensor& b);
 OpCost cross_entropy_cost(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                           const Tensor& targets);
 OpCost adamw_cost(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v);
+OpCost convert_cost(const Tensor& out, const Tensor& in);
 
 }  // namespace capbench
 

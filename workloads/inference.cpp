@@ -8,9 +8,9 @@
 namespace capbench {
 
 Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
-                     int64_t decode_steps, uint64_t seed)
+                     int64_t decode_steps, uint64_t seed, DType dtype)
     : be_(backend),
-      model_(backend, cfg, seed, /*training=*/false),
+      model_(backend, cfg, seed, /*training=*/false, dtype),
       batch_(batch),
       prompt_(prompt),
       decode_steps_(decode_steps),
@@ -55,13 +55,9 @@ Tensor Inference::decode(int64_t step) {
 double Inference::kv_consistency_error() {
   const int64_t vocab = model_.config().vocab;
   prefill();
-  const Tensor inc = graph_.forward(next_tokens_, prompt_);
-  std::vector<float> incremental(static_cast<size_t>(batch_ * vocab));
-  be_.copy_to_host(incremental.data(), inc.data, incremental.size() * sizeof(float));
-
-  const Tensor full = graph_.forward(check_tokens_, 0);
-  std::vector<float> full_host(static_cast<size_t>(full.numel()));
-  be_.copy_to_host(full_host.data(), full.data, full.bytes());
+  const std::vector<float> incremental =
+      download_floats(be_, graph_.forward(next_tokens_, prompt_));
+  const std::vector<float> full_host = download_floats(be_, graph_.forward(check_tokens_, 0));
   double max_diff = 0, max_abs = 0;
   for (int64_t b = 0; b < batch_; ++b)
     for (int64_t j = 0; j < vocab; ++j) {

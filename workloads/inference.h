@@ -10,7 +10,7 @@ namespace capbench {
 class Inference {
  public:
   Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
-            int64_t decode_steps, uint64_t seed);
+            int64_t decode_steps, uint64_t seed, DType dtype = DType::f32);
   Tensor prefill();             // logits [B·P, V]
   Tensor decode(int64_t step);  // step in [0, decode_steps): logits [B, V]
   // Decode-vs-full-forward canary: prefill, one decode step, then one forward over the prompt

@@ -20,8 +20,8 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 }
 
 TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq,
-                     uint64_t seed, AdamWArgs optimizer)
-    : model_(backend, cfg, seed, /*training=*/true),
+                     uint64_t seed, AdamWArgs optimizer, DType dtype)
+    : model_(backend, cfg, seed, /*training=*/true, dtype),
       graph_(model_, batch, seq),
       optimizer_(optimizer) {
   std::vector<int32_t> tokens, targets;

@@ -16,7 +16,7 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 class TrainStep {
  public:
   TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
-            AdamWArgs optimizer = {});
+            AdamWArgs optimizer = {}, DType dtype = DType::f32);
   // One whole step, queued on the backend with no host synchronisation.
   void run();
   double loss() { return graph_.mean_loss(); }  // of the last step's forward

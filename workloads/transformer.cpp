@@ -59,15 +59,16 @@ void* TensorStore::raw(size_t bytes) {
   return buffers_.back().data();
 }
 
-Weights weight_views(const ModelConfig& cfg, void* flat_base) {
-  float* base = static_cast<float*>(flat_base);
+Weights weight_views(const ModelConfig& cfg, void* flat_base, DType dtype) {
+  char* base = static_cast<char*>(flat_base);
+  const size_t elt = dtype_size(dtype);
   const std::vector<ParamSpec> specs = param_specs(cfg);
   size_t i = 0;
   auto next = [&]() {
     const ParamSpec& s = specs.at(i++);
     Tensor t;
-    t.data = base + s.offset;
-    t.dtype = DType::f32;
+    t.data = base + static_cast<size_t>(s.offset) * elt;
+    t.dtype = dtype;
     t.rank = static_cast<int>(s.shape.size());
     for (size_t d = 0; d < s.shape.size(); ++d) t.shape[d] = s.shape[d];
     return t;
@@ -98,25 +99,34 @@ std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
   return out;
 }
 
-Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training)
-    : backend_(backend), cfg_(cfg), store_(backend) {
+Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training,
+             DType dtype)
+    : backend_(backend), cfg_(cfg), dtype_(dtype), store_(backend) {
+  if (dtype != DType::f32 && dtype != DType::bf16)
+    throw std::invalid_argument(std::string("the model runs at fp32 or bf16, not ") +
+                                dtype_name(dtype));
   const int64_t n = param_count(cfg);
-  params_ = store_.make(DType::f32, {n});
-  weights_ = weight_views(cfg, params_.data);
+  const bool mixed = training && dtype != DType::f32;
+  params_ = store_.make(training ? DType::f32 : dtype, {n});
+  compute_ = mixed ? store_.make(dtype, {n}) : params_;
+  weights_ = weight_views(cfg, compute_.data, dtype);
   // Upload tensor by tensor, so host memory stays at one tensor even for a 70B-shaped model.
   std::vector<float> host;
+  const size_t elt = dtype_size(params_.dtype);
   for (const ParamSpec& s : param_specs(cfg)) {
     const int64_t count = numel_of(s.shape);
     host.resize(static_cast<size_t>(count));
     init_values(cfg, s, seed, host.data(), count);
-    backend.copy_to_device(params_.as<float>() + s.offset, host.data(),
-                           sizeof(float) * static_cast<size_t>(count));
+    const Tensor part(static_cast<char*>(params_.data) + static_cast<size_t>(s.offset) * elt,
+                      params_.dtype, {count});
+    upload_floats(backend, part, host.data(), host.size());
   }
+  refresh_compute_weights();
   if (training) {
     grad_flat_ = store_.make(DType::f32, {n});
     m_ = store_.make(DType::f32, {n});
     v_ = store_.make(DType::f32, {n});
-    grads_ = weight_views(cfg, grad_flat_.data);
+    grads_ = weight_views(cfg, grad_flat_.data, DType::f32);
     backend.fill(grad_flat_, 0.0f);
     backend.fill(m_, 0.0f);
     backend.fill(v_, 0.0f);
@@ -124,15 +134,18 @@ Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool train
 }
 
 std::vector<float> Model::download(const Tensor& flat) const {
-  std::vector<float> host(static_cast<size_t>(flat.numel()));
-  backend_.copy_to_host(host.data(), flat.data, flat.bytes());
-  return host;
+  return download_floats(backend_, flat);
 }
 
 void Model::upload_params(const std::vector<float>& host) {
   if (static_cast<int64_t>(host.size()) != params_.numel())
     throw std::invalid_argument("upload_params: size differs from the model's parameter count");
-  backend_.copy_to_device(params_.data, host.data(), params_.bytes());
+  upload_floats(backend_, params_, host.data(), host.size());
+  refresh_compute_weights();
+}
+
+void Model::refresh_compute_weights() {
+  if (compute_.data != params_.data) backend_.convert(compute_, params_);
 }
 
 void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
@@ -183,7 +196,7 @@ TrainGraph::TrainGraph(Model& model, int64_t batch, int64_t seq)
     throw std::invalid_argument("TrainGraph needs a model built with training state");
   const int64_t n = batch * seq, c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim();
   const int64_t f = cfg.d_ff, v = cfg.vocab;
-  const DType dt = DType::f32;
+  const DType dt = model.dtype();
   tokens_ = store_.make(DType::i32, {batch, seq});
   targets_ = store_.make(DType::i32, {n});
   for (int64_t l = 0; l <= cfg.n_layers; ++l) resid_.push_back(store_.make(dt, {n, c}));
@@ -303,6 +316,7 @@ void TrainGraph::backward() {
 
 void TrainGraph::optimizer_step(const AdamWArgs& args) {
   be_.adamw(model_.params_flat(), model_.grads_flat(), model_.m_flat(), model_.v_flat(), args);
+  model_.refresh_compute_weights();
 }
 
 double TrainGraph::mean_loss() {
@@ -324,40 +338,42 @@ InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_toke
       store_(model.backend()) {
   const ModelConfig& cfg = model.config();
   if (capacity > cfg.max_seq) throw std::invalid_argument("cache longer than the model's max_seq");
+  // Activations at the compute dtype (elt bytes); rstd and lse are fp32 (f4).
   const size_t r = static_cast<size_t>(max_rows_), f4 = sizeof(float);
+  const size_t elt = dtype_size(model.dtype());
   const size_t c = static_cast<size_t>(cfg.d_model), qd = static_cast<size_t>(cfg.q_dim());
   const size_t kd = static_cast<size_t>(cfg.kv_dim()), f = static_cast<size_t>(cfg.d_ff);
-  s_.ln1 = store_.raw(r * c * f4);
+  s_.ln1 = store_.raw(r * c * elt);
   s_.rstd1 = store_.raw(r * f4);
-  s_.q_lin = store_.raw(r * qd * f4);
-  s_.k_lin = store_.raw(r * kd * f4);
-  s_.q = store_.raw(r * qd * f4);
-  s_.k = store_.raw(r * kd * f4);
-  s_.v = store_.raw(r * kd * f4);
-  s_.att = store_.raw(r * qd * f4);
+  s_.q_lin = store_.raw(r * qd * elt);
+  s_.k_lin = store_.raw(r * kd * elt);
+  s_.q = store_.raw(r * qd * elt);
+  s_.k = store_.raw(r * kd * elt);
+  s_.v = store_.raw(r * kd * elt);
+  s_.att = store_.raw(r * qd * elt);
   s_.lse = store_.raw(r * static_cast<size_t>(cfg.n_heads) * f4);
-  s_.o = store_.raw(r * c * f4);
-  s_.mid = store_.raw(r * c * f4);
-  s_.ln2 = store_.raw(r * c * f4);
+  s_.o = store_.raw(r * c * elt);
+  s_.mid = store_.raw(r * c * elt);
+  s_.ln2 = store_.raw(r * c * elt);
   s_.rstd2 = store_.raw(r * f4);
-  s_.gate_up = store_.raw(r * 2 * f * f4);
-  s_.h = store_.raw(r * f * f4);
-  s_.m = store_.raw(r * c * f4);
-  s_.resid_a = store_.raw(r * c * f4);
-  s_.resid_b = store_.raw(r * c * f4);
-  s_.lnf = store_.raw(r * c * f4);
+  s_.gate_up = store_.raw(r * 2 * f * elt);
+  s_.h = store_.raw(r * f * elt);
+  s_.m = store_.raw(r * c * elt);
+  s_.resid_a = store_.raw(r * c * elt);
+  s_.resid_b = store_.raw(r * c * elt);
+  s_.lnf = store_.raw(r * c * elt);
   s_.rstdf = store_.raw(r * f4);
-  s_.logits = store_.raw(r * static_cast<size_t>(cfg.vocab) * f4);
+  s_.logits = store_.raw(r * static_cast<size_t>(cfg.vocab) * elt);
   cache_.capacity = capacity;
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    cache_.k.push_back(store_.make(DType::f32, {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
-    cache_.v.push_back(store_.make(DType::f32, {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.k.push_back(store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.v.push_back(store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
   }
 }
 
 LayerActs InferenceGraph::views(int64_t rows, int64_t seq) const {
   const ModelConfig& cfg = model_.config();
-  const DType dt = DType::f32;
+  const DType dt = model_.dtype();
   const int64_t c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim(), f = cfg.d_ff;
   LayerActs a;
   a.ln1 = Tensor(s_.ln1, dt, {rows, c});
@@ -387,16 +403,17 @@ Tensor InferenceGraph::forward(const Tensor& tokens, int64_t pos) {
     throw std::invalid_argument("InferenceGraph::forward: " + tokens.shape_string() + " at pos " +
                                 std::to_string(pos) + " exceeds the graph's sizes");
   const LayerActs a = views(rows, seq);
-  Tensor x(s_.resid_a, DType::f32, {rows, cfg.d_model});
-  Tensor y(s_.resid_b, DType::f32, {rows, cfg.d_model});
+  const DType dt = model_.dtype();
+  Tensor x(s_.resid_a, dt, {rows, cfg.d_model});
+  Tensor y(s_.resid_b, dt, {rows, cfg.d_model});
   be_.embedding_fwd(x.reshaped({batch, seq, cfg.d_model}), tokens, w.embedding);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     layer_forward(be_, cfg, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
     std::swap(x, y);
   }
-  const Tensor lnf(s_.lnf, DType::f32, {rows, cfg.d_model});
+  const Tensor lnf(s_.lnf, dt, {rows, cfg.d_model});
   const Tensor rstdf(s_.rstdf, DType::f32, {rows});
-  const Tensor logits(s_.logits, DType::f32, {rows, cfg.vocab});
+  const Tensor logits(s_.logits, dt, {rows, cfg.vocab});
   be_.rmsnorm_fwd(lnf, rstdf, x, w.final_norm, RmsNormArgs{static_cast<float>(cfg.norm_eps)});
   be_.matmul(logits, lnf, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
   return logits;

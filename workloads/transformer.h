@@ -32,34 +32,42 @@ struct Weights {
   Tensor embedding, final_norm, head;
   std::vector<LayerWeights> layers;
 };
-// Views of one flat fp32 buffer (parameters, or gradients: same layout).
-Weights weight_views(const ModelConfig& cfg, void* flat_base);
+// Views of one flat buffer of `dtype` elements (parameters, or gradients: same layout).
+Weights weight_views(const ModelConfig& cfg, void* flat_base, DType dtype);
 
 // Deterministic initial parameters: normal(0, 0.02), output projections scaled by 1/sqrt(2L),
 // norm weights 1.
 std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed);
 
-// Parameters (+ gradients and AdamW moments when training) on a backend.
+// Parameters (+ gradients and AdamW moments when training) on a backend, at a compute dtype.
+// fp32: one parameter buffer. bf16 inference: the parameters in bf16 alone. bf16 training: mixed
+// precision — fp32 master parameters (what AdamW updates), a bf16 copy the ops read, refreshed
+// after every update, and fp32 gradients and moments.
 class Model {
  public:
-  Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training);
+  Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training,
+        DType dtype = DType::f32);
   const ModelConfig& config() const { return cfg_; }
   Backend& backend() const { return backend_; }
-  const Weights& weights() const { return weights_; }
-  const Weights& grads() const { return grads_; }
-  Tensor params_flat() const { return params_; }
+  DType dtype() const { return dtype_; }
+  const Weights& weights() const { return weights_; }  // at the compute dtype
+  const Weights& grads() const { return grads_; }      // fp32
+  Tensor params_flat() const { return params_; }  // the master copy: fp32 unless bf16 inference
   Tensor grads_flat() const { return grad_flat_; }
   Tensor m_flat() const { return m_; }
   Tensor v_flat() const { return v_; }
   std::vector<float> download(const Tensor& flat) const;
   void upload_params(const std::vector<float>& host);
+  // Re-derives the compute copy from the master parameters (a no-op when they are one buffer).
+  void refresh_compute_weights();
   size_t bytes() const { return store_.bytes(); }
 
  private:
   Backend& backend_;
   ModelConfig cfg_;
+  DType dtype_;
   TensorStore store_;
-  Tensor params_, grad_flat_, m_, v_;
+  Tensor params_, compute_, grad_flat_, m_, v_;  // compute_: the bf16 copy, in mixed precision
   Weights weights_, grads_;
 };
 

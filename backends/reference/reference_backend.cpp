@@ -2,6 +2,8 @@
 // obviousness, not speed; every other backend is tested against it op by op.
 #include "backends/reference/reference_backend.h"
 
+#include "backends/bf16.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -62,7 +64,8 @@ DeviceInfo ReferenceBackend::device_info() const {
 }
 
 Support ReferenceBackend::supports(OpId op, DType dtype) const {
-  if (dtype != DType::f32) return Support::no("reference computes in fp32 storage only");
+  if (dtype != DType::f32 && !(op == OpId::convert && dtype == DType::bf16))
+    return Support::no("reference computes in fp32 storage only (bf16 through convert alone)");
   return Support::yes();
 }
 
@@ -86,6 +89,8 @@ void ReferenceBackend::copy(void* dst, const void* src, size_t bytes) {
 void ReferenceBackend::fill(const Tensor& t, float value) {
   if (t.dtype == DType::i32) {
     std::fill_n(t.as<int32_t>(), t.numel(), static_cast<int32_t>(value));
+  } else if (t.dtype == DType::bf16) {
+    std::fill_n(t.as<BF16>(), t.numel(), float_to_bf16(value));
   } else {
     require_dtype(t, DType::f32, "fill");
     std::fill_n(t.as<float>(), t.numel(), value);
@@ -362,6 +367,17 @@ void ReferenceBackend::cross_entropy_fwd_bwd(const Tensor& losses, const Tensor&
       const double p = std::exp(x[j] - l) - (j == tgt ? 1.0 : 0.0);
       dlogits.as<float>()[r * vocab + j] = static_cast<float>(p * args.dloss_scale);
     }
+  }
+}
+
+void ReferenceBackend::convert(const Tensor& out, const Tensor& in) {
+  check_convert(out, in);
+  for (int64_t i = 0; i < in.numel(); ++i) {
+    const float x = in.dtype == DType::f32 ? in.as<float>()[i] : load(in.as<BF16>() + i);
+    if (out.dtype == DType::f32)
+      out.as<float>()[i] = x;
+    else
+      store(out.as<BF16>() + i, x);
   }
 }
 

@@ -43,6 +43,7 @@ class ReferenceBackend final : public Backend {
                              const Tensor& targets, const CrossEntropyArgs& args) override;
   void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
              const AdamWArgs& args) override;
+  void convert(const Tensor& out, const Tensor& in) override;
 
   void synchronize() override;
   int pace_slots() const override { return HostPacer::kSlots; }

@@ -277,6 +277,11 @@ class TorchBackend final : public Backend {
     p.addcdiv_(mt, denom, -static_cast<double>(args.lr) / bc1);
   }
 
+  void convert(const Tensor& out, const Tensor& in) override {
+    check_convert(out, in);
+    wrap(out).view({-1}).copy_(wrap(in).view({-1}));
+  }
+
   // ---- timeline -----------------------------------------------------------------------------
 
   void synchronize() override {
