@@ -430,8 +430,11 @@ class OnednnBackend final : public Backend {
     for (int64_t r = 0; r < rows; ++r)
       if (targets.as<int32_t>()[r] < 0 || targets.as<int32_t>()[r] >= vocab)
         throw std::out_of_range("cross_entropy: target out of range");
-    // dlogits = softmax(logits) through the primitive, then the loss and the one-hot from it.
-    run_softmax(dlogits.data, logits.data, dnnl_type(logits.dtype), rows, vocab);
+    // fp32: dlogits = softmax(logits) through the primitive, then the loss and the one-hot from
+    // it. bf16: the softmax stays in fp32 in the loop and is rounded once, after the one-hot is
+    // subtracted — p - 1 from an already rounded p loses the gradient of a confident row.
+    const bool primitive_softmax = logits.dtype == DType::f32;
+    if (primitive_softmax) run_softmax(dlogits.data, logits.data, dnnl_type(logits.dtype), rows, vocab);
     with_element_type(logits.dtype, "cross_entropy_fwd_bwd", [&](auto tag) {
       using T = decltype(tag);
 #pragma omp parallel for schedule(static) if (parallel_worth(rows * vocab))
@@ -439,12 +442,16 @@ class OnednnBackend final : public Backend {
         const T* x = logits.as<T>() + r * vocab;
         T* d = dlogits.as<T>() + r * vocab;
         const int32_t tgt = targets.as<int32_t>()[r];
-        double mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, static_cast<double>(load(x + j)));
-        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(load(x + j)) - mx);
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, load(x + j));
+        double sum = 0;
+        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(x + j) - mx);
         losses.as<float>()[r] = static_cast<float>(mx + std::log(sum) - load(x + tgt));
-        for (int64_t j = 0; j < vocab; ++j)
-          store(d + j, (load(d + j) - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
+        const float inv_sum = static_cast<float>(1.0 / sum);
+        for (int64_t j = 0; j < vocab; ++j) {
+          const float p = primitive_softmax ? load(d + j) : std::exp(load(x + j) - mx) * inv_sum;
+          store(d + j, (p - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
+        }
       }
     });
   }
