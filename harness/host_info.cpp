@@ -24,7 +24,7 @@ std::string os_pretty_name() {
 nlohmann::json threading_env() {
   nlohmann::json env = nlohmann::json::object();
   for (const char* name : {"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS",
-                           "MKL_NUM_THREADS", "GOMP_SPINCOUNT"})
+                           "MKL_NUM_THREADS", "GOMP_SPINCOUNT", "LD_LIBRARY_PATH"})
     if (const char* v = std::getenv(name)) env[name] = v;
   return env;
 }

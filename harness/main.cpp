@@ -257,19 +257,32 @@ int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::
 
 }  // namespace
 
-// libgomp (under ATen) spins idle worker threads by default; on a small CPU they steal cycles
-// from OpenBLAS's own threads. Measured on 2 cores (small train step, torch): 1530 ms with
-// spinning, 613-722 ms with OMP_WAIT_POLICY=PASSIVE. libgomp reads the variable when it is
-// loaded, before main, so capbench re-executes itself once with it set, unless the user set it.
-void ensure_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);
-  // If re-execution fails, carry on with the default policy: slower, not wrong.
+// Debian's libtorch calls OpenBLAS, whose default (pthreads) build runs its own thread pool
+// beside ATen's and oneDNN's OpenMP team; on a small CPU the two pools steal cycles from each
+// other whatever libgomp's wait policy: spinning OpenMP threads slowed torch's small train step
+// from ~620 to 1530 ms, and sleeping ones (OMP_WAIT_POLICY=PASSIVE) cost each oneDNN op a team
+// wake-up (70-220 us; decode at batch 1 ran at 137 instead of 199 tokens/s). The OpenMP build of
+// OpenBLAS (Debian's libopenblas0-openmp) shares the one OpenMP team, and with libgomp's default
+// policy both backends ran at their best (2 cores: torch train 988, decode 119 tokens/s). The
+// dynamic loader reads LD_LIBRARY_PATH at start-up, so capbench re-executes itself once with
+// that build first on the path, when it is installed and the user has not chosen otherwise.
+void prefer_openmp_openblas(char** argv) {
+  if (std::getenv("CAPBENCH_KEEP_BLAS") != nullptr) return;
+  const char* current = std::getenv("LD_LIBRARY_PATH");
+  const std::string path = current ? current : "";
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu/openblas-openmp",
+                          "/usr/lib/aarch64-linux-gnu/openblas-openmp"}) {
+    if (!fs::exists(std::string(dir) + "/libopenblas.so.0")) continue;
+    if (path.find(dir) != std::string::npos) return;
+    setenv("LD_LIBRARY_PATH", path.empty() ? dir : (std::string(dir) + ":" + path).c_str(), 1);
+    setenv("CAPBENCH_KEEP_BLAS", "1", 1);  // one re-execution at most
+    execv("/proc/self/exe", argv);
+    return;  // if re-execution fails, carry on with the pthreads build: slower, not wrong
+  }
 }
 
 int main(int argc, char** argv) {
-  ensure_passive_openmp(argv);
+  prefer_openmp_openblas(argv);
   CLI::App app{"capbench: LLM training and inference throughput across backends and chips"};
   app.set_version_flag("--version",
                        fmt::format("capbench {} ({})", CAPBENCH_VERSION, CAPBENCH_GIT_REVISION));

@@ -36,6 +36,24 @@ void set_blas_threads(int threads) {
     fn(threads);
 }
 
+// Which OpenBLAS build runs the matmuls: its threading decides how it shares the cores with
+// ATen's OpenMP team (see prefer_openmp_openblas in harness/main.cpp).
+std::string blas_threading() {
+  using GetParallel = int (*)();
+  auto fn = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (!fn) return "";
+  switch (fn()) {
+    case 0:
+      return ", OpenBLAS (sequential)";
+    case 1:
+      return ", OpenBLAS (pthreads)";
+    case 2:
+      return ", OpenBLAS (OpenMP)";
+    default:
+      return ", OpenBLAS";
+  }
+}
+
 at::ScalarType scalar_type(DType dtype) {
   switch (dtype) {
     case DType::f32:
@@ -66,7 +84,7 @@ class TorchBackend final : public Backend {
     info.backend = device_.is_cpu() ? "torch" : "torch:cuda";
     info.device_kind = device_.is_cpu() ? "cpu" : "cuda";
     info.threads = device_.is_cpu() ? threads_ : 0;
-    info.library_version = std::string("libtorch ") + TORCH_VERSION;
+    info.library_version = std::string("libtorch ") + TORCH_VERSION + blas_threading();
     info.name = host_cpu_name();
 #ifdef CAPBENCH_TORCH_CUDA
     if (device_.is_cuda()) {
