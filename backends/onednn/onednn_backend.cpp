@@ -128,6 +128,29 @@ T* narrowed(std::vector<float>& x, std::vector<T>& storage) {
   }
 }
 
+// Index of each row's largest element in a [rows, cols] buffer.
+std::vector<int64_t> row_argmax(const float* x, int64_t rows, int64_t cols) {
+  std::vector<int64_t> out(static_cast<size_t>(rows));
+#pragma omp parallel for schedule(static) if (parallel_worth(rows * cols))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    int64_t best = 0;
+    for (int64_t j = 1; j < cols; ++j)
+      if (row[j] > row[best]) best = j;
+    out[static_cast<size_t>(r)] = best;
+  }
+  return out;
+}
+
+// log Σ exp(x) of each row, given its softmax p, its largest element x_max and where it sits:
+// p_max = exp(x_max - lse), so lse = x_max - log(p_max). One log per row instead of an exp per
+// element; p_max >= 1/cols, so the log is well conditioned.
+void log_sum_exp_from_softmax(float* lse, const float* p, const float* x_max,
+                              const int64_t* argmax, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    lse[r] = x_max[r] - std::log(p[r * cols + argmax[r]]);
+}
+
 // avx512_bf16 (or AMX): bf16 dot products in hardware. Without them oneDNN would emulate bf16,
 // which measures the emulation, not the chip.
 bool cpu_has_native_bf16() {
@@ -436,23 +459,35 @@ class OnednnBackend final : public Backend {
     // fp32: dlogits = softmax(logits) through the primitive, then the loss and the one-hot from
     // it. bf16: the softmax stays in fp32 in the loop and is rounded once, after the one-hot is
     // subtracted — p - 1 from an already rounded p loses the gradient of a confident row.
-    const bool primitive_softmax = logits.dtype == DType::f32;
-    if (primitive_softmax) run_softmax(dlogits.data, logits.data, dnnl_type(logits.dtype), rows, vocab);
     with_element_type(logits.dtype, "cross_entropy_fwd_bwd", [&](auto tag) {
       using T = decltype(tag);
+      constexpr bool primitive_softmax = std::is_same_v<T, float>;
+      if constexpr (primitive_softmax)
+        run_softmax(dlogits.data, logits.data, memory::data_type::f32, rows, vocab);
 #pragma omp parallel for schedule(static) if (parallel_worth(rows * vocab))
       for (int64_t r = 0; r < rows; ++r) {
         const T* x = logits.as<T>() + r * vocab;
         T* d = dlogits.as<T>() + r * vocab;
         const int32_t tgt = targets.as<int32_t>()[r];
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, load(x + j));
-        double sum = 0;
-        for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(x + j) - mx);
-        losses.as<float>()[r] = static_cast<float>(mx + std::log(sum) - load(x + tgt));
-        const float inv_sum = static_cast<float>(1.0 / sum);
+        int64_t argmax = 0;
+        for (int64_t j = 1; j < vocab; ++j)
+          if (load(x + j) > load(x + argmax)) argmax = j;
+        const float mx = load(x + argmax);
+        float lse;  // log Σ exp(x)
+        if constexpr (primitive_softmax) {
+          log_sum_exp_from_softmax(&lse, d, &mx, &argmax, 1, vocab);
+        } else {
+          double sum = 0;
+          for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(x + j) - mx);
+          lse = mx + static_cast<float>(std::log(sum));
+        }
+        losses.as<float>()[r] = lse - load(x + tgt);
         for (int64_t j = 0; j < vocab; ++j) {
-          const float p = primitive_softmax ? load(d + j) : std::exp(load(x + j) - mx) * inv_sum;
+          float p;
+          if constexpr (primitive_softmax)
+            p = load(d + j);
+          else
+            p = std::exp(load(x + j) - lse);
           store(d + j, (p - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
         }
       }
@@ -552,15 +587,12 @@ class OnednnBackend final : public Backend {
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     std::vector<T> qh = to_head_major<T>(q);
     std::vector<float> probs = scores(dense4(qh.data(), batch, kv, gt, d), k, t, causal, scale);
-#pragma omp parallel for schedule(static) if (parallel_worth(rows * t))
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* x = probs.data() + row * t;
-      double mx = -INFINITY, sum = 0;
-      for (int64_t j = 0; j < t; ++j) mx = std::max(mx, static_cast<double>(x[j]));
-      for (int64_t j = 0; j < t; ++j) sum += std::exp(static_cast<double>(x[j]) - mx);
-      lse.as<float>()[row] = static_cast<float>(mx + std::log(sum));  // [B,H,T] row order
-    }
+    std::vector<int64_t> argmax = row_argmax(probs.data(), rows, t);
+    std::vector<float> row_max(static_cast<size_t>(rows));
+    for (int64_t row = 0; row < rows; ++row)
+      row_max[static_cast<size_t>(row)] = probs[static_cast<size_t>(row * t + argmax[row])];
     softmax(probs.data(), rows, t);
+    log_sum_exp_from_softmax(lse.as<float>(), probs.data(), row_max.data(), argmax.data(), rows, t);
     std::vector<T> probs_lowp;
     T* p = narrowed(probs, probs_lowp);
     std::vector<T>& oh = qh;  // the queries are no longer needed: reuse the buffer
