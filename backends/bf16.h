@@ -28,9 +28,17 @@ inline BF16 float_to_bf16(float f) {
 }
 
 // Element access for loops templated over float and BF16: compute in fp32, store at T.
-inline float load(const float* p) { return *p; }
-inline float load(const BF16* p) { return bf16_to_float(*p); }
-inline void store(float* p, float x) { *p = x; }
-inline void store(BF16* p, float x) { *p = float_to_bf16(x); }
+inline float load(const float* p) {
+  return *p;
+}
+inline float load(const BF16* p) {
+  return bf16_to_float(*p);
+}
+inline void store(float* p, float x) {
+  *p = x;
+}
+inline void store(BF16* p, float x) {
+  *p = float_to_bf16(x);
+}
 
 }  // namespace capbench

@@ -43,8 +43,8 @@ MatmulDims check_matmul(const Tensor& c, const Tensor& a, const Tensor& b, const
                 " trans_b=" + std::to_string(args.trans_b) + " does not fit");
   require_same_dtype(a, b, "matmul A/B");
   if (c.dtype != a.dtype && c.dtype != DType::f32)
-    shape_error(std::string("matmul: C must be at A's dtype or fp32, got ") +
-                dtype_name(c.dtype) + " with " + dtype_name(a.dtype) + " inputs");
+    shape_error(std::string("matmul: C must be at A's dtype or fp32, got ") + dtype_name(c.dtype) +
+                " with " + dtype_name(a.dtype) + " inputs");
   return {m, n, k};
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/registry.h"
+#include "harness/host_info.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
 #include "workloads/inference.h"
@@ -16,6 +17,7 @@
 using namespace capbench;
 
 int main(int argc, char** argv) {
+  prefer_openmp_openblas(argv);
   const std::string backend_name = argc > 1 ? argv[1] : "reference";
   const std::string model_name = argc > 2 ? argv[2] : "tiny";
   const int64_t batch = argc > 3 ? std::atoll(argv[3]) : 1;

@@ -17,6 +17,7 @@
 #include "backends/registry.h"
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
+#include "harness/host_info.h"
 #include "harness/suite.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"
@@ -67,6 +68,7 @@ void report(const char* what, double ratio, double goal_low, double goal_high) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  prefer_openmp_openblas(argv);
   const std::string name = argc > 1 ? argv[1] : "torch";
   const int reps = argc > 2 ? std::atoi(argv[2]) : 9;
   const BackendEntry* entry = builtin_registry().find(name);

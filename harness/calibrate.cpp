@@ -23,12 +23,12 @@ std::string utc_now_iso8601() {
 }
 
 nlohmann::json to_json(const Calibration& c) {
-  return {{"device", c.device},         {"backend", c.backend},
-          {"threads", c.threads},       {"gemm_flops", c.gemm_flops},
-          {"gemm_n", c.gemm_n},         {"gemm_bf16_flops", c.gemm_bf16_flops},
+  return {{"device", c.device},           {"backend", c.backend},
+          {"threads", c.threads},         {"gemm_flops", c.gemm_flops},
+          {"gemm_n", c.gemm_n},           {"gemm_bf16_flops", c.gemm_bf16_flops},
           {"gemm_bf16_n", c.gemm_bf16_n}, {"copy_bytes_per_s", c.copy_bytes_per_s},
-          {"copy_bytes", c.copy_bytes}, {"stream_bytes_per_s", c.stream_bytes_per_s},
-          {"dispatch_s", c.dispatch_s}, {"measured_utc", c.measured_utc}};
+          {"copy_bytes", c.copy_bytes},   {"stream_bytes_per_s", c.stream_bytes_per_s},
+          {"dispatch_s", c.dispatch_s},   {"measured_utc", c.measured_utc}};
 }
 
 // GEMM: grow n until one call takes long enough to time well, then keep the best of several.

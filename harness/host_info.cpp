@@ -1,8 +1,11 @@
 #include "harness/host_info.h"
 
 #include <sys/utsname.h>
+#include <unistd.h>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 namespace capbench {
@@ -59,6 +62,21 @@ nlohmann::json host_info(const Registry& registry) {
 #endif
           {"threading_env", threading_env()},
           {"backends", backends}};
+}
+
+void prefer_openmp_openblas(char** argv) {
+  if (std::getenv("CAPBENCH_KEEP_BLAS") != nullptr) return;
+  const char* current = std::getenv("LD_LIBRARY_PATH");
+  const std::string path = current ? current : "";
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu/openblas-openmp",
+                          "/usr/lib/aarch64-linux-gnu/openblas-openmp"}) {
+    if (!std::filesystem::exists(std::string(dir) + "/libopenblas.so.0")) continue;
+    if (path.find(dir) != std::string::npos) return;
+    setenv("LD_LIBRARY_PATH", path.empty() ? dir : (std::string(dir) + ":" + path).c_str(), 1);
+    setenv("CAPBENCH_KEEP_BLAS", "1", 1);  // one re-execution at most
+    execv("/proc/self/exe", argv);
+    return;  // if re-execution fails, carry on with the pthreads build: slower, not wrong
+  }
 }
 
 }  // namespace capbench

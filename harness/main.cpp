@@ -14,6 +14,7 @@
 #include "harness/console.h"
 #include "harness/errors.h"
 #include "harness/history.h"
+#include "harness/host_info.h"
 #include "harness/html_report.h"
 #include "harness/json_access.h"
 #include "harness/runner.h"
@@ -256,30 +257,6 @@ int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::
 }
 
 }  // namespace
-
-// Debian's libtorch calls OpenBLAS, whose default (pthreads) build runs its own thread pool
-// beside ATen's and oneDNN's OpenMP team; on a small CPU the two pools steal cycles from each
-// other whatever libgomp's wait policy: spinning OpenMP threads slowed torch's small train step
-// from ~620 to 1530 ms, and sleeping ones (OMP_WAIT_POLICY=PASSIVE) cost each oneDNN op a team
-// wake-up (70-220 us; decode at batch 1 ran at 137 instead of 199 tokens/s). The OpenMP build of
-// OpenBLAS (Debian's libopenblas0-openmp) shares the one OpenMP team, and with libgomp's default
-// policy both backends ran at their best (2 cores: torch train 988, decode 119 tokens/s). The
-// dynamic loader reads LD_LIBRARY_PATH at start-up, so capbench re-executes itself once with
-// that build first on the path, when it is installed and the user has not chosen otherwise.
-void prefer_openmp_openblas(char** argv) {
-  if (std::getenv("CAPBENCH_KEEP_BLAS") != nullptr) return;
-  const char* current = std::getenv("LD_LIBRARY_PATH");
-  const std::string path = current ? current : "";
-  for (const char* dir : {"/usr/lib/x86_64-linux-gnu/openblas-openmp",
-                          "/usr/lib/aarch64-linux-gnu/openblas-openmp"}) {
-    if (!fs::exists(std::string(dir) + "/libopenblas.so.0")) continue;
-    if (path.find(dir) != std::string::npos) return;
-    setenv("LD_LIBRARY_PATH", path.empty() ? dir : (std::string(dir) + ":" + path).c_str(), 1);
-    setenv("CAPBENCH_KEEP_BLAS", "1", 1);  // one re-execution at most
-    execv("/proc/self/exe", argv);
-    return;  // if re-execution fails, carry on with the pthreads build: slower, not wrong
-  }
-}
 
 int main(int argc, char** argv) {
   prefer_openmp_openblas(argv);

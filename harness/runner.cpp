@@ -260,8 +260,7 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
 
 void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
-  Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed,
-                 spec.dtype);
+  Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed, spec.dtype);
   r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
   if (!fits_target(r, env, work.memory_bytes())) return;
@@ -419,7 +418,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       }
     }
     Peaks peaks;
-    const auto own_rates = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
+    const auto own_rates =
+        context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
     if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
       const Calibration& device = it->second;
       peaks.flops = device.gemm_flops;
@@ -463,8 +463,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         const Calibration& own = own_rates->second;
         host = {spec.dtype == DType::bf16 ? own.gemm_bf16_flops : own.gemm_flops,
                 own.stream_bytes_per_s};
-        host_source = fmt::format("calibrated with {} ({} threads, {})", own.backend,
-                                  own.threads, own.measured_utc);
+        host_source = fmt::format("calibrated with {} ({} threads, {})", own.backend, own.threads,
+                                  own.measured_utc);
       }
       if (host.flops <= 0 || host.bytes_per_s <= 0)
         throw std::runtime_error(

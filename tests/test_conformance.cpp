@@ -99,8 +99,8 @@ TEST_P(Conformance, Matmul) {
           Mirror a = ta ? random({k, m}) : random({m, k});
           Mirror b = tb ? random({n, k}) : random({k, n});
           const MatmulArgs args{ta == 1, tb == 1, beta == 0.0f ? 1.0f : 0.5f, beta};
-          const std::string what = "matmul " + std::to_string(m) + "x" + std::to_string(n) +
-                                   "x" + std::to_string(k) + " ta=" + std::to_string(ta) +
+          const std::string what = "matmul " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                                   std::to_string(k) + " ta=" + std::to_string(ta) +
                                    " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta);
           Mirror c = random({m, n});
           ref_.matmul(c.a(), a.a(), b.a(), args);

@@ -99,8 +99,7 @@ std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
   return out;
 }
 
-Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training,
-             DType dtype)
+Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training, DType dtype)
     : backend_(backend), cfg_(cfg), dtype_(dtype), store_(backend) {
   if (dtype != DType::f32 && dtype != DType::bf16)
     throw std::invalid_argument(std::string("the model runs at fp32 or bf16, not ") +
@@ -366,8 +365,10 @@ InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_toke
   s_.logits = store_.raw(r * static_cast<size_t>(cfg.vocab) * elt);
   cache_.capacity = capacity;
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    cache_.k.push_back(store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
-    cache_.v.push_back(store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.k.push_back(
+        store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.v.push_back(
+        store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
   }
 }
 

@@ -145,10 +145,9 @@ std::vector<int64_t> row_argmax(const float* x, int64_t rows, int64_t cols) {
 // log Σ exp(x) of each row, given its softmax p, its largest element x_max and where it sits:
 // p_max = exp(x_max - lse), so lse = x_max - log(p_max). One log per row instead of an exp per
 // element; p_max >= 1/cols, so the log is well conditioned.
-void log_sum_exp_from_softmax(float* lse, const float* p, const float* x_max,
-                              const int64_t* argmax, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r)
-    lse[r] = x_max[r] - std::log(p[r * cols + argmax[r]]);
+void log_sum_exp_from_softmax(float* lse, const float* p, const float* x_max, const int64_t* argmax,
+                              int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) lse[r] = x_max[r] - std::log(p[r * cols + argmax[r]]);
 }
 
 // avx512_bf16 (or AMX): bf16 dot products in hardware. Without them oneDNN would emulate bf16,
@@ -326,15 +325,13 @@ class OnednnBackend final : public Backend {
 
   void rope_fwd(const Tensor& out, const Tensor& in, const RopeArgs& args) override {
     check_rope(out, in);
-    with_element_type(in.dtype, "rope_fwd", [&](auto tag) {
-      rotate<decltype(tag)>(out, in, args, 1.0f);
-    });
+    with_element_type(in.dtype, "rope_fwd",
+                      [&](auto tag) { rotate<decltype(tag)>(out, in, args, 1.0f); });
   }
   void rope_bwd(const Tensor& din, const Tensor& dout, const RopeArgs& args) override {
     check_rope(din, dout);
-    with_element_type(dout.dtype, "rope_bwd", [&](auto tag) {
-      rotate<decltype(tag)>(din, dout, args, -1.0f);
-    });
+    with_element_type(dout.dtype, "rope_bwd",
+                      [&](auto tag) { rotate<decltype(tag)>(din, dout, args, -1.0f); });
   }
 
   void attention_fwd(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
