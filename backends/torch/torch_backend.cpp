@@ -96,10 +96,10 @@ class TorchBackend final : public Backend {
     return info;
   }
 
-  Support supports(OpId op, DType dtype) const override {
-    if (dtype != DType::f32)
-      return Support::no("the torch backend runs fp32 only so far (bf16 comes with the CUDA work)");
-    return Support::yes();
+  Support supports(OpId, DType dtype) const override {
+    if (dtype == DType::f32 || dtype == DType::bf16) return Support::yes();
+    return Support::no(std::string("the torch backend runs fp32 and bf16, not ") +
+                       dtype_name(dtype));
   }
 
   // ---- memory -------------------------------------------------------------------------------
@@ -142,16 +142,17 @@ class TorchBackend final : public Backend {
 
   void embedding_bwd(const Tensor& dtable, const Tensor& dout, const Tensor& tokens) override {
     check_embedding(dout, tokens, dtable);
-    wrap(dtable).index_add_(0, wrap(tokens).reshape({-1}), wrap2d(dout));
+    require_dtype(dtable, DType::f32, "embedding_bwd dtable");
+    wrap(dtable).index_add_(0, wrap(tokens).reshape({-1}), wrap2d(dout).to(at::kFloat));
   }
 
   void rmsnorm_fwd(const Tensor& out, const Tensor& rstd, const Tensor& in, const Tensor& weight,
                    const RmsNormArgs& args) override {
     check_rmsnorm(out, rstd, in, weight);
-    const at::Tensor x = wrap2d(in);
+    const at::Tensor x = wrap2d(in).to(at::kFloat);  // statistics in fp32 at any dtype
     const at::Tensor r = (x.square().mean(-1, /*keepdim=*/true) + args.eps).rsqrt_();
     at::Tensor y = wrap2d(out);
-    at::mul_out(y, x * r, wrap(weight));
+    at::mul_out(y, x * r, wrap(weight).to(at::kFloat));
     wrap(rstd).copy_(r.squeeze(-1));
   }
 
@@ -159,9 +160,10 @@ class TorchBackend final : public Backend {
                    const Tensor& weight, const Tensor& rstd) override {
     check_rmsnorm(dout, rstd, in, weight);
     check_same_shape(din, in, "rmsnorm_bwd din");
-    const at::Tensor x = wrap2d(in), dy = wrap2d(dout);
+    require_dtype(dweight, DType::f32, "rmsnorm_bwd dweight");
+    const at::Tensor x = wrap2d(in).to(at::kFloat), dy = wrap2d(dout).to(at::kFloat);
     const at::Tensor r = wrap(rstd).unsqueeze(-1);
-    const at::Tensor wdy = dy * wrap(weight);
+    const at::Tensor wdy = dy * wrap(weight).to(at::kFloat);
     const at::Tensor dot = (wdy * x).sum(-1, /*keepdim=*/true);
     const double inv_c = 1.0 / static_cast<double>(in.cols());
     wrap2d(din).add_(wdy * r - x * (r * r * r * dot * inv_c));
@@ -174,7 +176,17 @@ class TorchBackend final : public Backend {
     if (args.trans_a) A = A.t();
     if (args.trans_b) B = B.t();
     at::Tensor C = wrap2d(c);
-    if (args.beta == 0.0f) {
+    if (c.dtype != a.dtype) {
+      // fp32 C from bf16 A, B (weight gradients). ATen 1.13 has no mm with a wider output, and
+      // a product rounded to bf16 before accumulating loses C where beta·C and the product
+      // nearly cancel (measured: 2% error), so the operands are widened. (cuBLAS could write
+      // fp32 from bf16 directly: a task for the CUDA path.)
+      const at::Tensor product = at::mm(A.to(at::kFloat), B.to(at::kFloat));
+      if (args.beta == 0.0f)
+        C.copy_(product).mul_(args.alpha);
+      else
+        C.mul_(args.beta).add_(product, args.alpha);
+    } else if (args.beta == 0.0f) {
       at::mm_out(C, A, B);
       if (args.alpha != 1.0f) C.mul_(args.alpha);
     } else {
@@ -197,10 +209,11 @@ class TorchBackend final : public Backend {
     check_attention(out, lse, q, k, v);
     Grouped g(q, k);
     const at::Tensor qg = g.fold(wrap(q)), kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
-    at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).mul_(g.scale);
+    // Scores and softmax in fp32 at any dtype; the P·V product at the inputs' dtype.
+    at::Tensor scores = scores_fp32(qg, kt).mul_(g.scale);
     if (args.causal) scores.masked_fill_(causal_mask(g, 0, g.s), -INFINITY);
     const at::Tensor l = scores.logsumexp(-1, /*keepdim=*/true);
-    const at::Tensor o = at::matmul((scores - l).exp_(), vt);
+    const at::Tensor o = at::matmul((scores - l).exp_().to(qg.scalar_type()), vt);
     wrap(out).copy_(g.unfold(o));
     wrap(lse).copy_(l.reshape({g.b, g.h, g.t}));
   }
@@ -212,13 +225,14 @@ class TorchBackend final : public Backend {
     Grouped g(q, k);
     const at::Tensor qg = g.fold(wrap(q)), dog = g.fold(wrap(dout));
     const at::Tensor kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
-    at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).mul_(g.scale);
+    at::Tensor scores = scores_fp32(qg, kt).mul_(g.scale);
     if (args.causal) scores.masked_fill_(causal_mask(g, 0, g.s), -INFINITY);
     const at::Tensor l = wrap(lse).reshape({g.b, g.kv, g.group * g.t, 1});
     const at::Tensor p = (scores - l).exp_();
-    const at::Tensor dp = at::matmul(dog, vt.transpose(-1, -2));
-    const at::Tensor ds = p * (dp - (p * dp).sum(-1, /*keepdim=*/true)) * g.scale;
-    wrap(dv).copy_(at::matmul(p.transpose(-1, -2), dog).permute({0, 2, 1, 3}));
+    const at::Tensor dp = at::matmul(dog, vt.transpose(-1, -2)).to(at::kFloat);
+    const at::ScalarType dt = qg.scalar_type();
+    const at::Tensor ds = (p * (dp - (p * dp).sum(-1, /*keepdim=*/true)) * g.scale).to(dt);
+    wrap(dv).copy_(at::matmul(p.to(dt).transpose(-1, -2), dog).permute({0, 2, 1, 3}));
     wrap(dq).copy_(g.unfold(at::matmul(ds, kt)));
     wrap(dk).copy_(at::matmul(ds.transpose(-1, -2), qg).permute({0, 2, 1, 3}));
   }
@@ -237,15 +251,16 @@ class TorchBackend final : public Backend {
     const int64_t ctx = args.pos + g.t;
     const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
     const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
-    at::Tensor scores = at::matmul(g.fold(wrap(q)), kt.transpose(-1, -2)).mul_(g.scale);
+    at::Tensor scores =
+        scores_fp32(g.fold(wrap(q)), kt).mul_(g.scale);
     if (g.t > 1) scores.masked_fill_(causal_mask(g, args.pos, ctx), -INFINITY);
-    wrap(out).copy_(g.unfold(at::matmul(scores.softmax(-1), vt)));
+    wrap(out).copy_(g.unfold(at::matmul(scores.softmax(-1).to(vt.scalar_type()), vt)));
   }
 
   void swiglu_fwd(const Tensor& out, const Tensor& gate_up) override {
     check_swiglu(out, gate_up);
     const int64_t f = out.cols();
-    const at::Tensor gu = wrap2d(gate_up);
+    const at::Tensor gu = wrap2d(gate_up).to(at::kFloat);  // fp32 inside at any dtype
     at::Tensor y = wrap2d(out);
     at::mul_out(y, at::silu(gu.narrow(1, 0, f)), gu.narrow(1, f, f));
   }
@@ -254,7 +269,8 @@ class TorchBackend final : public Backend {
     check_swiglu(dout, gate_up);
     check_same_shape(dgate_up, gate_up, "swiglu_bwd dgate_up");
     const int64_t f = dout.cols();
-    const at::Tensor gu = wrap2d(gate_up), dy = wrap2d(dout), dgu = wrap2d(dgate_up);
+    const at::Tensor gu = wrap2d(gate_up).to(at::kFloat), dy = wrap2d(dout).to(at::kFloat);
+    const at::Tensor dgu = wrap2d(dgate_up);
     const at::Tensor g = gu.narrow(1, 0, f), u = gu.narrow(1, f, f);
     const at::Tensor sg = at::sigmoid(g);
     at::Tensor dg = dgu.narrow(1, 0, f), du = dgu.narrow(1, f, f);
@@ -272,14 +288,16 @@ class TorchBackend final : public Backend {
   void cross_entropy_fwd_bwd(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                              const Tensor& targets, const CrossEntropyArgs& args) override {
     check_cross_entropy(losses, dlogits, logits, targets);
-    const at::Tensor x = wrap2d(logits);
+    const at::Tensor x = wrap2d(logits).to(at::kFloat);
     const at::Tensor tgt = wrap(targets).to(at::kLong).unsqueeze(1);
     const at::Tensor l = x.logsumexp(-1, /*keepdim=*/true);
     wrap(losses).copy_((l - x.gather(1, tgt)).squeeze(1));
-    at::Tensor d = wrap2d(dlogits);
+    // In fp32, rounded once at the end: p - 1 from a bf16-rounded p loses a confident row.
+    at::Tensor d = logits.dtype == DType::f32 ? wrap2d(dlogits) : at::empty_like(x);
     at::exp_out(d, x - l);
     d.scatter_add_(1, tgt, at::full({x.size(0), 1}, -1.0f, x.options()));
     d.mul_(args.dloss_scale);
+    if (logits.dtype != DType::f32) wrap2d(dlogits).copy_(d);
   }
 
   void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
@@ -343,6 +361,12 @@ class TorchBackend final : public Backend {
       return x.view({b, kv, group, t, d}).permute({0, 3, 1, 2, 4}).reshape({b, t, h, d});
     }
   };
+
+  // Q·Kᵀ in fp32: scores rounded to bf16 before the exponential put a 2^-9 relative error on
+  // every probability (the backward's recomputed P then disagrees with the forward's lse).
+  static at::Tensor scores_fp32(const at::Tensor& q, const at::Tensor& kt) {
+    return at::matmul(q.to(at::kFloat), kt.to(at::kFloat).transpose(-1, -2));
+  }
 
   static at::Tensor heads_first(const at::Tensor& x) {
     return x.permute({0, 2, 1, 3});
