@@ -189,8 +189,13 @@ Calibration backend_calibration(const BackendEntry& entry, const BackendOptions&
   const std::string key = calibration_key(backend->device_info());
   if (!force)
     if (auto hit = cached_calibration(key)) {
-      if (was_cached) *was_cached = true;
-      return *hit;
+      // A cache written before this backend ran bf16 lacks its bf16 peak: measured again.
+      const bool lacks_bf16 =
+          hit->gemm_bf16_flops <= 0 && backend->supports(OpId::matmul, DType::bf16).ok;
+      if (!lacks_bf16) {
+        if (was_cached) *was_cached = true;
+        return *hit;
+      }
     }
   if (was_cached) *was_cached = false;
   Calibration c = measure_calibration(*backend, progress);

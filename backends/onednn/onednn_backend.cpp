@@ -645,6 +645,8 @@ class OnednnBackend final : public Backend {
             for (int64_t j = 0; j <= last; ++j) {
               const T* kv = k_cache.as<T>() + idx4(k_cache, b, j, kh);
               float dot = 0;
+              // simd: lets the compiler reassociate the sum, i.e. vectorise it.
+#pragma omp simd reduction(+ : dot)
               for (int64_t x = 0; x < d; ++x) dot += qf[static_cast<size_t>(x)] * load(kv + x);
               p[static_cast<size_t>(j)] = dot * scale;
               mx = std::max(mx, p[static_cast<size_t>(j)]);
