@@ -453,40 +453,35 @@ class OnednnBackend final : public Backend {
     for (int64_t r = 0; r < rows; ++r)
       if (targets.as<int32_t>()[r] < 0 || targets.as<int32_t>()[r] >= vocab)
         throw std::out_of_range("cross_entropy: target out of range");
-    // fp32: dlogits = softmax(logits) through the primitive, then the loss and the one-hot from
-    // it. bf16: the softmax stays in fp32 in the loop and is rounded once, after the one-hot is
-    // subtracted — p - 1 from an already rounded p loses the gradient of a confident row.
+    // Softmax through the primitive, in fp32 (bf16 logits are widened first); the loss and the
+    // one-hot from it, rounded once at the end: p - 1 from a bf16-rounded p loses the gradient
+    // of a confident row.
     with_element_type(logits.dtype, "cross_entropy_fwd_bwd", [&](auto tag) {
       using T = decltype(tag);
-      constexpr bool primitive_softmax = std::is_same_v<T, float>;
-      if constexpr (primitive_softmax)
-        run_softmax(dlogits.data, logits.data, memory::data_type::f32, rows, vocab);
+      constexpr bool wide = std::is_same_v<T, float>;
+      float* x32 = wide ? logits.as<float>() : nullptr;
+      float* p32 = wide ? dlogits.as<float>() : nullptr;
+      if constexpr (!wide) {
+        gate_scratch_.resize(static_cast<size_t>(rows * vocab));
+        diff_scratch_.resize(static_cast<size_t>(rows * vocab));
+        x32 = gate_scratch_.data();
+        p32 = diff_scratch_.data();
+        convert_elements(x32, logits.as<T>(), rows * vocab);
+      }
+      run_softmax(p32, x32, memory::data_type::f32, rows, vocab);
+      const std::vector<int64_t> argmax = row_argmax(x32, rows, vocab);
 #pragma omp parallel for schedule(static) if (parallel_worth(rows * vocab))
       for (int64_t r = 0; r < rows; ++r) {
-        const T* x = logits.as<T>() + r * vocab;
+        const float* x = x32 + r * vocab;
+        const float* p = p32 + r * vocab;
         T* d = dlogits.as<T>() + r * vocab;
         const int32_t tgt = targets.as<int32_t>()[r];
-        int64_t argmax = 0;
-        for (int64_t j = 1; j < vocab; ++j)
-          if (load(x + j) > load(x + argmax)) argmax = j;
-        const float mx = load(x + argmax);
+        const int64_t at = argmax[static_cast<size_t>(r)];
         float lse;  // log Σ exp(x)
-        if constexpr (primitive_softmax) {
-          log_sum_exp_from_softmax(&lse, d, &mx, &argmax, 1, vocab);
-        } else {
-          double sum = 0;
-          for (int64_t j = 0; j < vocab; ++j) sum += std::exp(load(x + j) - mx);
-          lse = mx + static_cast<float>(std::log(sum));
-        }
-        losses.as<float>()[r] = lse - load(x + tgt);
-        for (int64_t j = 0; j < vocab; ++j) {
-          float p;
-          if constexpr (primitive_softmax)
-            p = load(d + j);
-          else
-            p = std::exp(load(x + j) - lse);
-          store(d + j, (p - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
-        }
+        log_sum_exp_from_softmax(&lse, p, x + at, &at, 1, vocab);
+        losses.as<float>()[r] = lse - x[tgt];
+        for (int64_t j = 0; j < vocab; ++j)
+          store(d + j, (p[j] - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
       }
     });
   }
