@@ -251,8 +251,7 @@ class TorchBackend final : public Backend {
     const int64_t ctx = args.pos + g.t;
     const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
     const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
-    at::Tensor scores =
-        scores_fp32(g.fold(wrap(q)), kt).mul_(g.scale);
+    at::Tensor scores = scores_fp32(g.fold(wrap(q)), kt).mul_(g.scale);
     if (g.t > 1) scores.masked_fill_(causal_mask(g, args.pos, ctx), -INFINITY);
     wrap(out).copy_(g.unfold(at::matmul(scores.softmax(-1).to(vt.scalar_type()), vt)));
   }
