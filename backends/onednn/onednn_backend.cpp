@@ -318,10 +318,7 @@ class OnednnBackend final : public Backend {
     check_matmul(c, a, b, args);
     const Mat A = args.trans_a ? mat(a).t() : mat(a);
     const Mat B = args.trans_b ? mat(b).t() : mat(b);
-    if (A.rows == 1 && std::getenv("SWAP"))
-      gemm(mat(c).t(), B.t(), A.t(), args.alpha, args.beta);
-    else
-      gemm(mat(c), A, B, args.alpha, args.beta);
+    gemm(mat(c), A, B, args.alpha, args.beta);
   }
 
   void rope_fwd(const Tensor& out, const Tensor& in, const RopeArgs& args) override {
