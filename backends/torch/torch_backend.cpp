@@ -12,6 +12,7 @@
 #include <torch/version.h>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -22,6 +23,9 @@
 #ifdef CAPBENCH_TORCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <cuda_runtime_api.h>
+#endif
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+#include "backends/cuda/pacing.h"
 #endif
 
 namespace capbench {
@@ -324,17 +328,31 @@ class TorchBackend final : public Backend {
     if (device_.is_cuda()) cudaDeviceSynchronize();
 #endif
   }
-  // Device-side pacing kernels come with the throttle; until then only the CPU paces.
+  // The CPU paces on the host clock; the GPU with kernels on the current stream (captured into
+  // CUDA graphs with the ops), when the CUDA pacing library is built.
   int pace_slots() const override {
-    return device_.is_cpu() ? HostPacer::kSlots : 0;
+    if (device_.is_cpu()) return HostPacer::kSlots;
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+    return CudaPacer::kSlots;
+#else
+    return 0;
+#endif
   }
   void stamp(int slot) override {
-    require_host_pacing();
-    pacer_.stamp(slot);
+    if (device_.is_cpu()) return pacer_.stamp(slot);
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+    cuda_pacer().stamp(at::cuda::getCurrentCUDAStream().stream(), slot);
+#else
+    throw_no_device_pacing();
+#endif
   }
   void pace(int slot, const PaceRule& rule) override {
-    require_host_pacing();
-    pacer_.pace(slot, rule);
+    if (device_.is_cpu()) return pacer_.pace(slot, rule);
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+    cuda_pacer().pace(at::cuda::getCurrentCUDAStream().stream(), slot, rule);
+#else
+    throw_no_device_pacing();
+#endif
   }
 
  private:
@@ -416,10 +434,17 @@ class TorchBackend final : public Backend {
     return {rope_cos_.narrow(0, pos, t), rope_sin_.narrow(0, pos, t)};
   }
 
-  void require_host_pacing() const {
-    if (!device_.is_cpu())
-      throw std::runtime_error("torch:cuda has no device-side pacing yet (the throttle adds it)");
+  [[noreturn]] static void throw_no_device_pacing() {
+    throw std::runtime_error(
+        "torch:cuda cannot pace: this build has no CUDA pacing library (no CUDA compiler found)");
   }
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+  CudaPacer& cuda_pacer() {
+    if (!cuda_pacer_) cuda_pacer_ = std::make_unique<CudaPacer>();
+    return *cuda_pacer_;
+  }
+  std::unique_ptr<CudaPacer> cuda_pacer_;
+#endif
 
   at::Tensor wrap(const Tensor& t) const {
     std::vector<int64_t> sizes(t.shape.begin(), t.shape.begin() + t.rank);
