@@ -25,7 +25,8 @@ using namespace capbench;
 namespace {
 
 void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 void cublas_check(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS)
@@ -73,8 +74,8 @@ struct Gemm {
   // C[m,n] = A[m,k] · B[n,k]ᵀ in row-major terms (a linear layer), bf16 in, fp32 accumulation.
   void run() const {
     const float one = 1.0f, zero = 0.0f;
-    cublas_check(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, b, CUDA_R_16BF, k,
-                              a, CUDA_R_16BF, k, &zero, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+    cublas_check(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, b, CUDA_R_16BF, k, a,
+                              CUDA_R_16BF, k, &zero, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
   }
@@ -113,7 +114,12 @@ int main(int argc, char** argv) {
 
   // ---- 1. pacing accuracy --------------------------------------------------------------------
   const int n = 8192;
-  const Gemm big{handle, n, n, n, device_alloc(size_t{2} * n * n), device_alloc(size_t{2} * n * n),
+  const Gemm big{handle,
+                 n,
+                 n,
+                 n,
+                 device_alloc(size_t{2} * n * n),
+                 device_alloc(size_t{2} * n * n),
                  device_alloc(size_t{2} * n * n)};
   const double t_gemm = time_on(stream, reps, [&] { big.run(); });
   fmt::print("1. pacing accuracy (floor mode): GEMM {}^3 bf16 unpaced {:.1f} TFLOP/s\n", n,
@@ -130,7 +136,9 @@ int main(int argc, char** argv) {
   const size_t bytes = size_t{1} << 30;
   void* src = device_alloc(bytes);
   void* dst = device_alloc(bytes);
-  auto copy = [&] { cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), "copy"); };
+  auto copy = [&] {
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), "copy");
+  };
   const double t_copy = time_on(stream, reps, copy);
   const double copy_target = 2.0 * bytes / t_copy / 4;
   const double t_copy_paced = time_on(stream, reps, [&] {
@@ -156,7 +164,8 @@ int main(int argc, char** argv) {
   std::vector<Gemm> layers;
   void* x = device_alloc(size_t{2} * d);
   void* y = device_alloc(size_t{2} * d);
-  for (int i = 0; i < calls; ++i) layers.push_back({handle, 1, d, d, x, device_alloc(size_t{2} * d * d), y});
+  for (int i = 0; i < calls; ++i)
+    layers.push_back({handle, 1, d, d, x, device_alloc(size_t{2} * d * d), y});
   auto capture = [&](bool paced) {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -176,8 +185,10 @@ int main(int argc, char** argv) {
   // Interleaved, so drift on a shared machine hits both alike.
   std::vector<double> t_plain, t_paced_graph;
   for (int r = 0; r < reps; ++r) {
-    t_plain.push_back(time_on(stream, 1, [&] { cuda_check(cudaGraphLaunch(plain, stream), "launch"); }));
-    t_paced_graph.push_back(time_on(stream, 1, [&] { cuda_check(cudaGraphLaunch(paced, stream), "launch"); }));
+    t_plain.push_back(
+        time_on(stream, 1, [&] { cuda_check(cudaGraphLaunch(plain, stream), "launch"); }));
+    t_paced_graph.push_back(
+        time_on(stream, 1, [&] { cuda_check(cudaGraphLaunch(paced, stream), "launch"); }));
   }
   fmt::print("  graph without pacing {:.3f} ms, with {:.3f} ms\n", median(t_plain) * 1e3,
              median(t_paced_graph) * 1e3);

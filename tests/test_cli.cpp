@@ -222,6 +222,28 @@ TEST_F(Cli, FailedRunIsRecordedAndTheSuiteGoesOn) {
   EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
 }
 
+TEST_F(Cli, TorchRunsOnTheOpenMpBuildOfOpenBlasWhenInstalled) {
+  if (!builtin_registry().find("torch")) GTEST_SKIP() << "no torch backend in this build";
+  if (!fs::exists("/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0"))
+    GTEST_SKIP() << "libopenblas0-openmp is not installed";
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "torch", "batch": 2, "seq": 8})");
+  auto library_of_run = [&] {
+    const Result r = run("run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ +
+                         "' --no-calibrate --reps 1");
+    EXPECT_EQ(r.code, 0) << r.output;
+    const Report rep = read_report(report_);
+    return rep.runs.at(0).device.value("library", std::string());
+  };
+  unsetenv("CAPBENCH_KEEP_BLAS");
+  EXPECT_NE(library_of_run().find("OpenBLAS (OpenMP)"), std::string::npos)
+      << "capbench re-executes itself with the OpenMP OpenBLAS first on the library path";
+  setenv("CAPBENCH_KEEP_BLAS", "1", 1);  // the user's choice: the loader's default (pthreads)
+  const std::string kept = library_of_run();
+  unsetenv("CAPBENCH_KEEP_BLAS");
+  EXPECT_EQ(kept.find("OpenBLAS (OpenMP)"), std::string::npos) << kept;
+}
+
 TEST_F(Cli, ListShowsTheReference) {
   const Result r = run("list --config-dir '" + dir_.string() + "'");
   EXPECT_EQ(r.code, 0);

@@ -242,6 +242,8 @@ class EmulateCli : public ::testing::Test {
       c.threads = info.threads;
       c.gemm_flops = 2e9;
       c.gemm_n = 256;
+      c.gemm_bf16_flops = 4e9;  // a cache without it is measured again for bf16 backends
+      c.gemm_bf16_n = 256;
       c.copy_bytes_per_s = 1e10;
       c.copy_bytes = 1e8;
       c.stream_bytes_per_s = 5e9;
@@ -290,6 +292,25 @@ TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
   EXPECT_TRUE(e["fits"].get<bool>());
   EXPECT_GT(rep.runs[2].ops[0].target_roofline_seconds, 0.0);
   EXPECT_NE(rep.runs[0].key.to_string(), rep.runs[1].key.to_string());
+}
+
+TEST_F(EmulateCli, Bf16RunsTakeTheBf16GemmPeakForMfu) {
+  std::string backend;
+  for (const BackendEntry& e : builtin_registry().entries())
+    if (!e.oracle && e.device_kind == "cpu" &&
+        e.make(BackendOptions{})->supports(OpId::matmul, DType::bf16).ok)
+      backend = e.name;
+  if (backend.empty()) GTEST_SKIP() << "no CPU backend of this build runs bf16 here";
+  for (const char* dtype : {"fp32", "bf16"}) {
+    const auto [code, out] = run("--backend " + backend + " --dtype " + dtype + " --reps 2");
+    ASSERT_EQ(code, 0) << out;
+    const Report rep = read_report(report_);
+    ASSERT_EQ(rep.runs.size(), 1u);
+    const RunRecord& r = rep.runs[0];
+    const double peak = std::string(dtype) == "bf16" ? 4e9 : 2e9;  // as seeded above
+    EXPECT_EQ(r.roofline.peak_flops, peak) << dtype << ": " << r.roofline.peaks_source;
+    EXPECT_NEAR(r.metrics.at("mfu"), r.metrics.at("achieved_flops_per_s") / peak, 1e-12) << dtype;
+  }
 }
 
 TEST_F(EmulateCli, RunThatDoesNotFitTheTargetIsSkipped) {
