@@ -54,7 +54,7 @@ void CudaPacer::stamp(void* stream, int slot) {
 void CudaPacer::pace(void* stream, int slot, const PaceRule& rule) {
   if (slot < 0 || slot >= kSlots) throw std::out_of_range("CudaPacer::pace: slot out of range");
   pace_kernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(slots_, slot, rule.floor_s * 1e9,
-                                                             rule.dilate, rule.extra_s * 1e9);
+                                                              rule.dilate, rule.extra_s * 1e9);
   check(cudaGetLastError(), "pace launch");
 }
 
