@@ -180,16 +180,17 @@ class TorchBackend final : public Backend {
     if (args.trans_a) A = A.t();
     if (args.trans_b) B = B.t();
     at::Tensor C = wrap2d(c);
-    if (c.dtype != a.dtype) {
-      // fp32 C from bf16 A, B (weight gradients). ATen 1.13 has no mm with a wider output, and
-      // a product rounded to bf16 before accumulating loses C where beta·C and the product
-      // nearly cancel (measured: 2% error), so the operands are widened. (cuBLAS could write
-      // fp32 from bf16 directly: a task for the CUDA path.)
+    if (c.dtype != a.dtype || (args.beta != 0.0f && c.dtype != DType::f32)) {
+      // Results that accumulate (fp32 weight gradients from bf16 A, B; beta·C + product at
+      // bf16) must round once: a product rounded to bf16 before the sum loses the result where
+      // beta·C and the product nearly cancel (measured: 2-5% on a one-element C). ATen 1.13 has
+      // no mm with a wider output, so the operands are widened. (cuBLAS computes in fp32 and
+      // rounds once: the CUDA path need not widen.)
       const at::Tensor product = at::mm(A.to(at::kFloat), B.to(at::kFloat));
       if (args.beta == 0.0f)
-        C.copy_(product).mul_(args.alpha);
+        C.copy_(product.mul_(args.alpha));
       else
-        C.mul_(args.beta).add_(product, args.alpha);
+        C.copy_(C.to(at::kFloat).mul_(args.beta).add_(product, args.alpha));
     } else if (args.beta == 0.0f) {
       at::mm_out(C, A, B);
       if (args.alpha != 1.0f) C.mul_(args.alpha);
