@@ -23,10 +23,6 @@ ModelConfig tiny() {
   return load_model_config("tiny", default_config_dir());
 }
 
-std::vector<float> download(Backend& be, const Tensor& t) {
-  return download_floats(be, t);
-}
-
 class Workloads : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { be_ = make_backend(GetParam()); }
@@ -49,7 +45,7 @@ TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
 
   // Full forward over every position.
   InferenceGraph full_graph(model, batch, total, total);
-  const std::vector<float> full = download(*be_, full_graph.forward(all, 0));
+  const std::vector<float> full = download_floats(*be_, full_graph.forward(all, 0));
 
   // Prefill the prompt, then one token per step.
   InferenceGraph graph(model, batch, prompt, total);
@@ -60,7 +56,7 @@ TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
   const Tensor prompt_dev = store.make(DType::i32, {batch, prompt});
   const Tensor step_dev = store.make(DType::i32, {batch, 1});
   be_->copy_to_device(prompt_dev.data, prompt_host.data(), prompt_dev.bytes());
-  const std::vector<float> pre = download(*be_, graph.forward(prompt_dev, 0));
+  const std::vector<float> pre = download_floats(*be_, graph.forward(prompt_dev, 0));
 
   const int64_t v = cfg.vocab;
   auto full_row = [&](int64_t b, int64_t pos) {
@@ -77,7 +73,7 @@ TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
     for (int64_t b = 0; b < batch; ++b)
       step_host[static_cast<size_t>(b)] = stream[static_cast<size_t>(b * total + prompt + s)];
     be_->copy_to_device(step_dev.data, step_host.data(), step_dev.bytes());
-    const std::vector<float> inc = download(*be_, graph.forward(step_dev, prompt + s));
+    const std::vector<float> inc = download_floats(*be_, graph.forward(step_dev, prompt + s));
     for (int64_t b = 0; b < batch; ++b) {
       const std::vector<float> row(inc.begin() + b * v, inc.begin() + (b + 1) * v);
       EXPECT_LE(normalized_error(row, full_row(b, prompt + s)), kTolF32)
@@ -100,13 +96,13 @@ TEST_P(Workloads, InferenceForwardEqualsTrainingForward) {
   synthetic_batch(cfg, batch, seq, 4, &tokens, &targets);
   train.set_batch(tokens, targets);
   train.forward();
-  const std::vector<float> train_logits = download(*be_, train.logits());
+  const std::vector<float> train_logits = download_floats(*be_, train.logits());
 
   InferenceGraph infer(model, batch, seq, seq);
   TensorStore store(*be_);
   const Tensor tok = store.make(DType::i32, {batch, seq});
   be_->copy_to_device(tok.data, tokens.data(), tok.bytes());
-  const std::vector<float> infer_logits = download(*be_, infer.forward(tok, 0));
+  const std::vector<float> infer_logits = download_floats(*be_, infer.forward(tok, 0));
   EXPECT_LE(normalized_error(infer_logits, train_logits), kTolF32);
 }
 
@@ -179,7 +175,7 @@ TEST_P(Bf16Workloads, ComputeWeightsAreTheMasterRoundedAfterEachStep) {
   const Tensor& head = model.weights().head;  // the last tensor of the flat layout
   ASSERT_EQ(head.dtype, DType::bf16);
   const std::vector<float> master = model.download(model.params_flat());
-  const std::vector<float> compute = download(*be_, head);
+  const std::vector<float> compute = download_floats(*be_, head);
   const size_t offset = master.size() - compute.size();
   size_t mismatches = 0;
   for (size_t i = 0; i < compute.size(); ++i)

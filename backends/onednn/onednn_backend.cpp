@@ -142,12 +142,11 @@ std::vector<int64_t> row_argmax(const float* x, int64_t rows, int64_t cols) {
   return out;
 }
 
-// log Σ exp(x) of each row, given its softmax p, its largest element x_max and where it sits:
+// log Σ exp(x) of a row from its largest element x_max and the softmax there, p_max:
 // p_max = exp(x_max - lse), so lse = x_max - log(p_max). One log per row instead of an exp per
 // element; p_max >= 1/cols, so the log is well conditioned.
-void log_sum_exp_from_softmax(float* lse, const float* p, const float* x_max, const int64_t* argmax,
-                              int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) lse[r] = x_max[r] - std::log(p[r * cols + argmax[r]]);
+inline float log_sum_exp_from_softmax(float x_max, float p_max) {
+  return x_max - std::log(p_max);
 }
 
 // avx512_bf16 (or AMX): bf16 dot products in hardware. Without them oneDNN would emulate bf16,
@@ -384,8 +383,8 @@ class OnednnBackend final : public Backend {
       T* y = out.as<T>();
       // oneDNN's eltwise runs on a contiguous fp32 copy of the gate half: on the strided half it
       // fell to a slow path, and the copy is the conversion from bf16 anyway.
-      gate_scratch_.resize(static_cast<size_t>(n * f));
-      float* g = gate_scratch_.data();
+      scratch_a_.resize(static_cast<size_t>(n * f));
+      float* g = scratch_a_.data();
 #pragma omp parallel for schedule(static) if (parallel_worth(n * f))
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < f; ++j) g[r * f + j] = load(gu + r * 2 * f + j);
@@ -409,10 +408,10 @@ class OnednnBackend final : public Backend {
       T* dgu = dgate_up.as<T>();
       // d(gate) = (dy · up) · silu'(gate), d(up) = dy · silu(gate); the swish primitives run on
       // contiguous fp32 [N, F] scratch (see swiglu_fwd).
-      gate_scratch_.resize(static_cast<size_t>(n * f));
-      diff_scratch_.resize(static_cast<size_t>(n * f));
-      float* g = gate_scratch_.data();
-      float* dg = diff_scratch_.data();
+      scratch_a_.resize(static_cast<size_t>(n * f));
+      scratch_b_.resize(static_cast<size_t>(n * f));
+      float* g = scratch_a_.data();
+      float* dg = scratch_b_.data();
 #pragma omp parallel for schedule(static) if (parallel_worth(n * f))
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < f; ++j) {
@@ -460,10 +459,10 @@ class OnednnBackend final : public Backend {
       float* x32 = wide ? logits.as<float>() : nullptr;
       float* p32 = wide ? dlogits.as<float>() : nullptr;
       if constexpr (!wide) {
-        gate_scratch_.resize(static_cast<size_t>(rows * vocab));
-        diff_scratch_.resize(static_cast<size_t>(rows * vocab));
-        x32 = gate_scratch_.data();
-        p32 = diff_scratch_.data();
+        scratch_a_.resize(static_cast<size_t>(rows * vocab));
+        scratch_b_.resize(static_cast<size_t>(rows * vocab));
+        x32 = scratch_a_.data();
+        p32 = scratch_b_.data();
         convert_elements(x32, logits.as<T>(), rows * vocab);
       }
       run_softmax(p32, x32, memory::data_type::f32, rows, vocab);
@@ -475,9 +474,7 @@ class OnednnBackend final : public Backend {
         T* d = dlogits.as<T>() + r * vocab;
         const int32_t tgt = targets.as<int32_t>()[r];
         const int64_t at = argmax[static_cast<size_t>(r)];
-        float lse;  // log Σ exp(x)
-        log_sum_exp_from_softmax(&lse, p, x + at, &at, 1, vocab);
-        losses.as<float>()[r] = lse - x[tgt];
+        losses.as<float>()[r] = log_sum_exp_from_softmax(x[at], p[at]) - x[tgt];
         for (int64_t j = 0; j < vocab; ++j)
           store(d + j, (p[j] - (j == tgt ? 1.0f : 0.0f)) * args.dloss_scale);
       }
@@ -577,12 +574,14 @@ class OnednnBackend final : public Backend {
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     std::vector<T> qh = to_head_major<T>(q);
     std::vector<float> probs = scores(dense4(qh.data(), batch, kv, gt, d), k, t, causal, scale);
-    std::vector<int64_t> argmax = row_argmax(probs.data(), rows, t);
-    std::vector<float> row_max(static_cast<size_t>(rows));
+    const std::vector<int64_t> argmax = row_argmax(probs.data(), rows, t);
+    std::vector<float> row_max(static_cast<size_t>(rows));  // the softmax overwrites the scores
     for (int64_t row = 0; row < rows; ++row)
       row_max[static_cast<size_t>(row)] = probs[static_cast<size_t>(row * t + argmax[row])];
     softmax(probs.data(), rows, t);
-    log_sum_exp_from_softmax(lse.as<float>(), probs.data(), row_max.data(), argmax.data(), rows, t);
+    for (int64_t row = 0; row < rows; ++row)  // [B,H,T] row order
+      lse.as<float>()[row] = log_sum_exp_from_softmax(
+          row_max[static_cast<size_t>(row)], probs[static_cast<size_t>(row * t + argmax[row])]);
     std::vector<T> probs_lowp;
     T* p = narrowed(probs, probs_lowp);
     std::vector<T>& oh = qh;  // the queries are no longer needed: reuse the buffer
@@ -859,7 +858,8 @@ class OnednnBackend final : public Backend {
   dnnl::stream stream_;
   int threads_ = 1;
   HostPacer pacer_;
-  std::vector<float> gate_scratch_, diff_scratch_;
+  // fp32 scratch that SwiGLU and cross-entropy borrow (ops run one at a time).
+  std::vector<float> scratch_a_, scratch_b_;
   bool native_bf16_ = false;
   using MatmulKey =
       std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
