@@ -3,6 +3,7 @@
 #include "backends/bf16.h"
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -164,6 +165,21 @@ void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t 
     throw std::invalid_argument(std::string("upload_floats: ") + dtype_name(t.dtype) +
                                 " is not a float tensor here");
   }
+}
+
+void Backend::begin_capture() {
+  throw std::logic_error("begin_capture: " + can_capture().reason);
+}
+int Backend::end_capture() {
+  throw std::logic_error("end_capture: " + can_capture().reason);
+}
+void Backend::replay(int) {
+  throw std::logic_error("replay: " + can_capture().reason);
+}
+
+int64_t host_adamw_step(const AdamWArgs& args) {
+  if (!args.step_tensor.data) return args.step;
+  return static_cast<int64_t>(std::lround(*args.step_tensor.as<const float>()));
 }
 
 double host_seconds_now() {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,10 @@ struct AdamWArgs {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
   int64_t step = 1;  // 1-based, for bias correction
+  // [1] f32 on the device. When set, the step is read from it when the op runs and `step` is
+  // ignored: a captured graph bakes in its arguments, so a replayed train step advances its
+  // step count in device memory (the workload adds one to it each step).
+  Tensor step_tensor;
 };
 
 // ---- capability query and device description ---------------------------------------------
@@ -234,10 +239,26 @@ class Backend {
   virtual void stamp(int slot) = 0;
   virtual void pace(int slot, const PaceRule& rule) = 0;
 
-  // Optional graph capture (CUDA graphs); a backend that cannot capture returns false.
-  virtual bool begin_capture() { return false; }
-  virtual bool end_capture() { return false; }
-  virtual void replay() {}
+  // Optional graph capture (CUDA graphs). Between begin_capture and end_capture the ops and
+  // device-side fills and copies are recorded, not run; replay(graph) runs a recorded graph.
+  // A graph bakes in every argument, so what changes between replays must live in device
+  // memory (AdamW's step_tensor); nothing may copy to or from the host while capturing.
+  // Graphs share the backend's memory and may replay in any order, one at a time.
+  virtual Support can_capture() const { return Support::no("this backend has no graph capture"); }
+  virtual void begin_capture();
+  virtual int end_capture();  // the graph's id, for replay
+  virtual void replay(int graph);
+
+  // The device allocator's peak bytes in use (temporaries included) since the last reset; 0
+  // where the backend cannot tell (the CPU backends: the run reports capbench's own buffers).
+  virtual uint64_t device_peak_bytes() { return 0; }
+  virtual void reset_device_peak_bytes() {}
+};
+
+// An allocation the device could not satisfy; the runner records the run as failed with it.
+class OutOfDeviceMemory : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // Owns one device allocation of a backend; frees it on destruction.
@@ -276,6 +297,9 @@ class HostPacer {
 // must match the tensor's element count.
 std::vector<float> download_floats(Backend& backend, const Tensor& t);
 void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t count);
+
+// AdamW's step for a backend whose device memory is host memory: step_tensor's value when set.
+int64_t host_adamw_step(const AdamWArgs& args);
 
 double host_seconds_now();
 // Seconds `fn` takes on `backend`'s timeline: synchronised before and after.

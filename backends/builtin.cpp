@@ -17,9 +17,15 @@ const Registry& builtin_registry() {
            [](const BackendOptions&) { return std::make_unique<ReferenceBackend>(); }});
 #ifdef CAPBENCH_HAVE_TORCH
     register_torch_backends(r);
+#else
+    for (const char* name : {"torch", "torch:cuda"})
+      r.add_unavailable({name, name == std::string("torch") ? "cpu" : "cuda",
+                         "built without libtorch (not found at configure time)"});
 #endif
 #ifdef CAPBENCH_HAVE_ONEDNN
     register_onednn_backends(r);
+#else
+    r.add_unavailable({"onednn", "cpu", "built without oneDNN (not found at configure time)"});
 #endif
     return r;
   }();

@@ -60,12 +60,16 @@ class ForwardingBackend : public Backend {
   int pace_slots() const override { return inner_.pace_slots(); }
   void stamp(int slot) override { inner_.stamp(slot); }
   void pace(int slot, const PaceRule& rule) override { inner_.pace(slot, rule); }
-  bool begin_capture() override { return inner_.begin_capture(); }
-  bool end_capture() override { return inner_.end_capture(); }
-  void replay() override { inner_.replay(); }
+  Support can_capture() const override { return inner_.can_capture(); }
+  void begin_capture() override { inner_.begin_capture(); }
+  int end_capture() override { return inner_.end_capture(); }
+  void replay(int graph) override { inner_.replay(graph); }
+  uint64_t device_peak_bytes() override { return inner_.device_peak_bytes(); }
+  void reset_device_peak_bytes() override { inner_.reset_device_peak_bytes(); }
 
  protected:
-  // Every op comes through here; `call` runs it on the inner backend.
+  // Every op comes through here; `call` runs it on the inner backend. It holds copies of the
+  // op's arguments, so a decorator may keep it past the op (a test's capture recorder does).
   virtual void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) { call(); }
 
   Backend& inner_;

@@ -9,6 +9,18 @@ void Registry::add(BackendEntry entry) {
   entries_.push_back(std::move(entry));
 }
 
+void Registry::add_unavailable(UnavailableBackend entry) {
+  if (find(entry.name) || unavailable(entry.name))
+    throw std::logic_error("backend registered twice: " + entry.name);
+  unavailable_.push_back(std::move(entry));
+}
+
+const UnavailableBackend* Registry::unavailable(const std::string& name) const {
+  for (const auto& u : unavailable_)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
 const BackendEntry* Registry::find(const std::string& name) const {
   for (const auto& e : entries_)
     if (e.name == name) return &e;

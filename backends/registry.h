@@ -1,5 +1,6 @@
 // Backends by name. builtin_registry() holds what this build has: "reference" always, "torch"
-// when libtorch was found, "torch:cuda" when that libtorch also sees a CUDA device at run time.
+// when libtorch was found, "torch:cuda" when that libtorch also sees a CUDA device at run time,
+// "onednn" when oneDNN was found; the others it knows as unavailable, with the reason.
 #pragma once
 
 #include <functional>
@@ -23,15 +24,27 @@ struct BackendEntry {
   std::function<std::unique_ptr<Backend>(const BackendOptions&)> make;
 };
 
+// A backend capbench knows but this build or this machine cannot run, and why.
+struct UnavailableBackend {
+  std::string name;
+  std::string device_kind;
+  std::string reason;
+};
+
 class Registry {
  public:
   void add(BackendEntry entry);
+  void add_unavailable(UnavailableBackend entry);
   const BackendEntry* find(const std::string& name) const;
   const std::vector<BackendEntry>& entries() const { return entries_; }
   std::vector<std::string> names() const;
+  // Why `name` cannot run here; nullptr when it can, or when capbench has no such backend.
+  const UnavailableBackend* unavailable(const std::string& name) const;
+  const std::vector<UnavailableBackend>& unavailable() const { return unavailable_; }
 
  private:
   std::vector<BackendEntry> entries_;
+  std::vector<UnavailableBackend> unavailable_;
 };
 
 const Registry& builtin_registry();

@@ -134,13 +134,20 @@ void check_cross_entropy(const Tensor& losses, const Tensor& dlogits, const Tens
                 targets.shape_string() + " losses" + losses.shape_string());
 }
 
-void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v) {
+void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
+                 const AdamWArgs& args) {
   require_dtype(params, DType::f32, "adamw params");
   require_dtype(grads, DType::f32, "adamw grads");
   require_dtype(m, DType::f32, "adamw m");
   require_dtype(v, DType::f32, "adamw v");
   if (grads.numel() != params.numel() || m.numel() != params.numel() || v.numel() != params.numel())
     shape_error("adamw: flat buffers differ in length");
+  if (args.step_tensor.data) {
+    require_dtype(args.step_tensor, DType::f32, "adamw step_tensor");
+    if (args.step_tensor.numel() != 1) shape_error("adamw: step_tensor must hold one value");
+  } else if (args.step < 1) {
+    shape_error("adamw: step is 1-based");
+  }
 }
 
 }  // namespace capbench

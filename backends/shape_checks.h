@@ -34,6 +34,7 @@ void check_swiglu(const Tensor& out, const Tensor& gate_up);
 void check_cross_entropy(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                          const Tensor& targets);
 void check_convert(const Tensor& out, const Tensor& in);
-void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v);
+void check_adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
+                 const AdamWArgs& args);
 
 }  // namespace capbench

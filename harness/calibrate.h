@@ -16,8 +16,8 @@ struct Calibration {
   std::string device;   // DeviceInfo::name
   std::string backend;  // which backend measured it
   int64_t threads = 0;
-  double gemm_flops = 0;        // best of the repetitions
-  int64_t gemm_n = 0;           // n of the n×n×n fp32 GEMM
+  double gemm_flops = 0;  // best of the repetitions
+  int64_t gemm_n = 0;     // n of the n×n×n fp32 GEMM
   // The same for bf16 operands (fp32 accumulation); 0 where the backend runs no bf16 matmul.
   double gemm_bf16_flops = 0;
   int64_t gemm_bf16_n = 0;

@@ -299,6 +299,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--relative-to", run.ov.relative_to,
                       "Let the host play this profile: scale its calibrated rates by the "
                       "target's figures over this one's");
+  run_cmd->add_flag("--no-graphs", run.ov.no_graphs,
+                    "Run every step as eager ops, without CUDA graphs (on by default where the "
+                    "backend can capture: torch:cuda)");
   run_cmd->add_flag("--no-calibrate", run.no_calibrate,
                     "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
   run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");

@@ -38,6 +38,22 @@ void OpProfiler::around_op(OpId op, const OpCost& cost, const std::function<void
   e.target_roofline_seconds += roofline(cost, target_.flops, target_.bytes_per_s).seconds;
 }
 
+void* OpProfiler::alloc(size_t bytes) {
+  void* p = inner_.alloc(bytes);
+  allocations_[p] = bytes;
+  allocated_ += bytes;
+  allocated_peak_ = std::max(allocated_peak_, allocated_);
+  return p;
+}
+
+void OpProfiler::free(void* ptr) {
+  if (auto it = allocations_.find(ptr); it != allocations_.end()) {
+    allocated_ -= it->second;
+    allocations_.erase(it);
+  }
+  inner_.free(ptr);
+}
+
 // ---- progress -------------------------------------------------------------------------------
 
 Progress Progress::for_stderr() {
@@ -196,6 +212,21 @@ void finish_stats(RunRecord& r, const RunnerSettings& rs) {
   r.validity = judge(r.stats.at(r.primary), ValidityRules{rs.min_reps, rs.cv_bound});
 }
 
+// Turns device graphs on for the run where the spec wants them and the backend can capture,
+// and records which it was in the report (device.graphs).
+bool use_graphs(const RunSpec& spec, const RunEnv& env, RunRecord& r,
+                const std::function<bool(bool)>& enable) {
+  const Support can = env.be.can_capture();
+  const bool on = enable(spec.graphs);
+  r.device["graphs"] = {
+      {"requested", spec.graphs},
+      {"used", on},
+      {"reason", on             ? "replayed as captured graphs"
+                 : !spec.graphs ? "off by request (--no-graphs or \"graphs\": false)"
+                                : can.reason}};
+  return on;
+}
+
 void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
   AdamWArgs opt;
@@ -204,6 +235,10 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   r.memory["parameters_and_optimizer_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
   if (!fits_target(r, env, work.memory_bytes())) return;
+  if (use_graphs(spec, env, r, [&](bool on) { return work.use_graphs(on); })) {
+    env.progress.update("capturing the step's graph");
+    for (int i = 0; i < 2; ++i) work.run();  // eager, then captured: neither is timed
+  }
 
   std::vector<double> losses, steps;
   const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
@@ -235,6 +270,7 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   r.canaries.push_back(canary);
 
   env.progress.update("per-op breakdown");
+  work.use_graphs(false);  // op by op
   start_profile(env);
   work.run();
   be.synchronize();
@@ -264,6 +300,13 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
   if (!fits_target(r, env, work.memory_bytes())) return;
+  if (use_graphs(spec, env, r, [&](bool on) { return work.use_graphs(on); })) {
+    env.progress.update("capturing prefill and decode graphs");
+    for (int i = 0; i < 2; ++i) {  // eager, then captured: neither is timed
+      work.prefill();
+      for (int64_t s = 0; s < spec.decode_steps; ++s) work.decode(s);
+    }
+  }
 
   std::vector<double> prefill, decode;
   const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
@@ -294,6 +337,7 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   r.canaries.push_back(canary);
 
   env.progress.update("per-op breakdown");
+  work.use_graphs(false);  // op by op
   start_profile(env);
   work.prefill();
   be.synchronize();
@@ -393,7 +437,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
                 {"seed", spec.seed},
                 {"learning_rate", spec.learning_rate},
                 {"origin", spec.origin}};
-  if (spec.backend.empty()) {
+  if (spec.backend.empty() || !spec.no_backend_reason.empty()) {
     r.status = "skipped";
     r.reason = spec.no_backend_reason;
     return r;
@@ -478,16 +522,35 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     }
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
     const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, progress};
+    backend->reset_device_peak_bytes();  // the device allocator outlives a backend object
+    // Whatever happens in the run, the memory it reached goes into the record.
+    struct MemoryPeaks {
+      OpProfiler& be;
+      RunRecord& r;
+      ~MemoryPeaks() {
+        r.memory["allocated_peak_bytes"] = static_cast<double>(be.allocated_peak_bytes());
+        try {
+          if (const uint64_t device = be.device_peak_bytes())
+            r.memory["device_peak_bytes"] = static_cast<double>(device);
+        } catch (...) {  // may run while an exception unwinds: never throw from here
+        }
+      }
+    } record_peaks{profiled, r};
     if (spec.workload == "train_step")
       run_train(spec, env, r);
     else
       run_inference(spec, env, r);
+  } catch (const OutOfDeviceMemory& e) {
+    r.status = "failed";
+    r.reason = std::string("out of device memory: ") + e.what();
   } catch (const std::bad_alloc&) {
     r.status = "failed";
     r.reason = "out of memory";
   } catch (const std::exception& e) {
     r.status = "failed";
-    r.reason = e.what();
+    // Library messages (ATen's) append a backtrace after their first line.
+    const std::string what = e.what();
+    r.reason = what.substr(0, what.find('\n'));
   }
   return r;
 }

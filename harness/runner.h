@@ -5,6 +5,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -32,12 +33,19 @@ class OpProfiler final : public ForwardingBackend {
   void stop() { intercept_ = false; }
   const std::array<Entry, kOpCount>& entries() const { return entries_; }
 
+  // The workload allocates through here: the peak of its buffers, on any backend.
+  void* alloc(size_t bytes) override;
+  void free(void* ptr) override;
+  size_t allocated_peak_bytes() const { return allocated_peak_; }
+
  protected:
   void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
 
  private:
   Rates host_, target_;
   std::array<Entry, kOpCount> entries_{};
+  std::map<void*, size_t> allocations_;
+  size_t allocated_ = 0, allocated_peak_ = 0;
 };
 
 // Progress lines on stderr, only when stderr is a terminal.

@@ -32,15 +32,26 @@ RunnerSettings runner_settings(const JsonView& v, RunnerSettings base) {
 
 // Backend names a run entry lists: registry names, or "cpu" / "cuda" for every non-oracle
 // backend of that device kind this build has.
+using Unavailable = std::vector<std::pair<std::string, std::string>>;  // name, reason
+
+// Backend names and kinds to the backends of this build. Names capbench knows but cannot run
+// here go to `unavailable` with the reason; so do the unavailable backends of a "cpu"/"cuda"
+// kind when the whole list matches nothing (["cpu", "cuda"] on a CPU machine is no news).
 std::vector<std::string> expand_backends(const std::vector<std::string>& names,
-                                         const JsonView& where, const Registry& registry) {
+                                         const JsonView& where, const Registry& registry,
+                                         Unavailable* unavailable) {
   std::vector<std::string> out;
+  Unavailable of_kinds;
   for (const std::string& name : names) {
     if (name == "cpu" || name == "cuda") {
       for (const BackendEntry& e : registry.entries())
         if (e.device_kind == name && !e.oracle) out.push_back(e.name);
+      for (const UnavailableBackend& u : registry.unavailable())
+        if (u.device_kind == name) of_kinds.push_back({u.name, u.reason});
     } else if (registry.find(name)) {
       out.push_back(name);
+    } else if (const UnavailableBackend* u = registry.unavailable(name)) {
+      unavailable->push_back({u->name, u->reason});
     } else {
       std::string known;
       for (const std::string& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
@@ -48,6 +59,7 @@ std::vector<std::string> expand_backends(const std::vector<std::string>& names,
           fmt::format("a backend of this build ({}) or \"cpu\"/\"cuda\", got \"{}\"", known, name));
     }
   }
+  if (out.empty() && unavailable->empty()) *unavailable = of_kinds;
   return out;
 }
 
@@ -234,15 +246,22 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     s.seed = static_cast<uint64_t>(
         ov.seed.value_or(e.get_nonnegative_int("seed", defaults.get_nonnegative_int("seed", 1))));
     s.learning_rate = e.get_number("learning_rate", defaults.get_number("learning_rate", 1e-3));
+    if (e.has("graphs"))
+      s.graphs = e.at("graphs").as_bool();
+    else if (defaults.has("graphs"))
+      s.graphs = defaults.at("graphs").as_bool();
+    if (ov.no_graphs) s.graphs = false;
     const std::vector<std::optional<EmulationSpec>> emulations =
         emulation_list(e, defaults, ov, config_dir);
 
     std::vector<std::string> backends;
+    Unavailable unavailable;
     if (ov.backend)
-      backends = expand_backends({*ov.backend}, root, registry);
+      backends = expand_backends({*ov.backend}, root, registry, &unavailable);
     else
-      backends = expand_backends(e.at("backends").as_string_list(), e.at("backends"), registry);
-    if (backends.empty()) {
+      backends = expand_backends(e.at("backends").as_string_list(), e.at("backends"), registry,
+                                 &unavailable);
+    if (backends.empty() && unavailable.empty()) {
       s.no_backend_reason = "no backend of this build matches " +
                             (ov.backend ? *ov.backend : e.at("backends").raw().dump());
       suite.runs.push_back(s);
@@ -262,6 +281,13 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
         run.emulation = em;
         suite.runs.push_back(run);
       }
+    }
+    // Backends this machine cannot run are skipped runs with the reason, never silently absent.
+    for (const auto& [name, why] : unavailable) {
+      RunSpec skipped = s;
+      skipped.backend = name;
+      skipped.no_backend_reason = name + " is not available here: " + why;
+      suite.runs.push_back(skipped);
     }
   }
   if (suite.runs.empty())

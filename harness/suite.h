@@ -33,12 +33,13 @@ struct RunSpec {
   std::string workload;  // "train_step" | "inference"
   ModelConfig model;
   std::string backend;  // a registry name; empty when nothing matched (see no_backend_reason)
-  std::string no_backend_reason;
+  std::string no_backend_reason;  // set: the run is skipped with it (no backend, or unavailable)
   int64_t batch = 1, seq = 0, prompt = 0, decode_steps = 0;
   DType dtype = DType::f32;
   int64_t threads = 0;
   uint64_t seed = 1;
   double learning_rate = 1e-3;
+  bool graphs = true;  // replay steps as device graphs where the backend can capture them
   RunnerSettings runner;
   std::optional<EmulationSpec> emulation;
   std::string origin;  // "suite.json $.runs[2]": where the spec came from
@@ -50,6 +51,7 @@ struct SuiteOverrides {
   std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
   std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
   std::optional<double> min_time_s, max_time_s, cv_bound;
+  bool no_graphs = false;
 };
 
 struct Suite {

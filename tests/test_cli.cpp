@@ -222,6 +222,77 @@ TEST_F(Cli, FailedRunIsRecordedAndTheSuiteGoesOn) {
   EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
 }
 
+TEST_F(Cli, LibraryOutOfMemoryIsOneLineAndTheSuiteGoesOn) {
+  // libtorch's allocator fails the ~550 GB request with a message plus a C++ backtrace: the
+  // reason keeps the message's first line.
+  if (!builtin_registry().find("torch")) GTEST_SKIP() << "no torch backend in this build";
+  write(
+      "models/huge.json",
+      R"({"d_model": 65536, "n_layers": 1, "n_heads": 512, "n_kv_heads": 512, "d_ff": 64, "vocab": 1000000, "max_seq": 64})");
+  const std::string f = suite_with(
+      R"({"workload": "inference", "model": "huge", "backends": "torch", "batch": 1, "prompt": 4, "decode_steps": 1}, )" +
+      std::string(kGoodTrain));
+  const Result r = run_suite(f, "--reps 2");
+  EXPECT_EQ(r.code, 1) << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.runs[0].status, "failed");
+  EXPECT_NE(rep.runs[0].reason.find("memory"), std::string::npos) << rep.runs[0].reason;
+  EXPECT_EQ(rep.runs[0].reason.find('\n'), std::string::npos) << rep.runs[0].reason;
+  EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
+}
+
+TEST_F(Cli, GraphUseAndMemoryPeakAreRecordedPerRun) {
+  const std::string f =
+      suite_with(std::string(kGoodTrain) + ", " +
+                 R"({"workload": "inference", "model": "tiny", "backends": )"
+                 R"("reference", "prompt": 5, "decode_steps": 3, "graphs": false})");
+  ASSERT_EQ(run_suite(f, "--reps 2").code, 0);
+  Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  // The reference backend cannot capture: asked for graphs by default, ran without, says why.
+  const nlohmann::json& train = rep.runs[0].device.at("graphs");
+  EXPECT_TRUE(train.at("requested").get<bool>());
+  EXPECT_FALSE(train.at("used").get<bool>());
+  EXPECT_NE(train.at("reason").get<std::string>().find("no graph capture"), std::string::npos);
+  EXPECT_FALSE(rep.runs[1].device.at("graphs").at("requested").get<bool>());
+  for (const RunRecord& run : rep.runs) {
+    // Every buffer of the run goes through the profiler's alloc: at least the footprint the
+    // workload declares, and not much more (AdamW's step counter, token buffers).
+    const double peak = run.memory.at("allocated_peak_bytes");
+    const double total = run.memory.at("total_bytes");
+    EXPECT_GE(peak, total) << run.key.workload;
+    EXPECT_LT(peak, 1.5 * total) << run.key.workload;
+    EXPECT_EQ(run.memory.count("device_peak_bytes"), 0u) << "CPU backends cannot tell";
+  }
+  ASSERT_EQ(run_suite(suite_with(kGoodTrain), "--reps 2 --no-graphs").code, 0);
+  rep = read_report(report_);
+  EXPECT_FALSE(rep.runs.at(0).device.at("graphs").at("requested").get<bool>());
+  EXPECT_NE(rep.runs.at(0).device.at("graphs").at("reason").get<std::string>().find("--no-graphs"),
+            std::string::npos);
+}
+
+TEST_F(Cli, GraphsMustBeABoolean) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "seq": 8, "graphs": "yes"})");
+  EXPECT_TRUE(is_bad_input(run_suite(f), "suite.json", "$.runs[0].graphs", "true or false"));
+}
+
+TEST_F(Cli, BackendUnavailableHereIsASkippedRunWithTheReason) {
+  const UnavailableBackend* cuda = builtin_registry().unavailable("torch:cuda");
+  if (!cuda) GTEST_SKIP() << "torch:cuda runs here";
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": ["reference", "torch:cuda"], "batch": 2, "seq": 8})");
+  const Result r = run_suite(f, "--reps 2");
+  EXPECT_EQ(r.code, 0) << "skipped is not failed: " << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.runs[0].status, "ok");
+  EXPECT_EQ(rep.runs[1].key.backend, "torch:cuda");
+  EXPECT_EQ(rep.runs[1].status, "skipped");
+  EXPECT_EQ(rep.runs[1].reason, "torch:cuda is not available here: " + cuda->reason);
+}
+
 TEST_F(Cli, TorchRunsOnTheOpenMpBuildOfOpenBlasWhenInstalled) {
   if (!builtin_registry().find("torch")) GTEST_SKIP() << "no torch backend in this build";
   if (!fs::exists("/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0"))

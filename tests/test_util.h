@@ -36,12 +36,25 @@ inline std::pair<int, std::string> run_command(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// Every backend of this build that is tested against the oracle.
+// Every backend tested against the oracle: those of this build, and those capbench knows but
+// cannot run here (torch:cuda without a CUDA libtorch or a GPU), whose tests skip saying why.
 inline std::vector<std::string> backends_under_test() {
   std::vector<std::string> out;
   for (const BackendEntry& e : builtin_registry().entries())
     if (!e.oracle) out.push_back(e.name);
+  for (const UnavailableBackend& u : builtin_registry().unavailable()) out.push_back(u.name);
   return out;
+}
+
+// The backend, or null with the reason this build or machine cannot run it.
+inline std::unique_ptr<Backend> make_backend_or_why(const std::string& name, std::string* why) {
+  if (const UnavailableBackend* u = builtin_registry().unavailable(name)) {
+    *why = name + " is not available here: " + u->reason;
+    return nullptr;
+  }
+  const BackendEntry* e = builtin_registry().find(name);
+  if (!e) throw std::runtime_error("no backend " + name);
+  return e->make(BackendOptions{});
 }
 
 // "torch:cuda" -> "torch_cuda": GoogleTest names allow letters, digits and underscores only.

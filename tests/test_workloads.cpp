@@ -16,7 +16,9 @@ namespace capbench::testing {
 namespace {
 
 std::vector<std::string> all_backends() {
-  return builtin_registry().names();
+  std::vector<std::string> out = builtin_registry().names();
+  for (const UnavailableBackend& u : builtin_registry().unavailable()) out.push_back(u.name);
+  return out;
 }
 
 ModelConfig tiny() {
@@ -25,7 +27,11 @@ ModelConfig tiny() {
 
 class Workloads : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { be_ = make_backend(GetParam()); }
+  void SetUp() override {
+    std::string why;
+    be_ = make_backend_or_why(GetParam(), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
   std::unique_ptr<Backend> be_;
 };
 
@@ -141,6 +147,7 @@ class Bf16Workloads : public Workloads {
  protected:
   void SetUp() override {
     Workloads::SetUp();
+    if (IsSkipped()) return;
     for (int op = 0; op < kOpCount; ++op)
       if (const Support s = be_->supports(static_cast<OpId>(op), DType::bf16); !s.ok)
         GTEST_SKIP() << GetParam() << " does not run bf16: " << s.reason;

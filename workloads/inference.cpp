@@ -16,7 +16,8 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
       decode_steps_(decode_steps),
       // prompt + 1 rows lets the consistency canary run one full forward over P+1 tokens.
       graph_(model_, batch, prompt + 1, std::max(prompt + decode_steps, prompt + 1)),
-      store_(backend) {
+      store_(backend),
+      captured_(backend) {
   std::vector<int32_t> stream, unused;
   synthetic_batch(cfg, batch, prompt + std::max<int64_t>(decode_steps, 1), seed + 1, &stream,
                   &unused);
@@ -44,12 +45,14 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
 }
 
 Tensor Inference::prefill() {
-  return graph_.forward(prompt_tokens_, 0);
+  return captured_.run(-1, [this] { return graph_.forward(prompt_tokens_, 0); });
 }
 
 Tensor Inference::decode(int64_t step) {
-  const Tensor tokens(decode_tokens_.as<int32_t>() + step * batch_, DType::i32, {batch_, 1});
-  return graph_.forward(tokens, prompt_ + step);
+  return captured_.run(step, [this, step] {
+    const Tensor tokens(decode_tokens_.as<int32_t>() + step * batch_, DType::i32, {batch_, 1});
+    return graph_.forward(tokens, prompt_ + step);
+  });
 }
 
 double Inference::kv_consistency_error() {

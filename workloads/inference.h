@@ -3,6 +3,7 @@
 // front (no sampling), so no step waits on the host.
 #pragma once
 
+#include "workloads/captured_steps.h"
 #include "workloads/transformer.h"
 
 namespace capbench {
@@ -11,8 +12,11 @@ class Inference {
  public:
   Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
             int64_t decode_steps, uint64_t seed, DType dtype = DType::f32);
+  // Both replay a graph per step where graphs are on (prefill; each decode position).
   Tensor prefill();             // logits [B·P, V]
   Tensor decode(int64_t step);  // step in [0, decode_steps): logits [B, V]
+  // Graphs on where wanted and the backend can capture; returns whether they are on.
+  bool use_graphs(bool wanted) { return captured_.enable(wanted); }
   // Decode-vs-full-forward canary: prefill, one decode step, then one forward over the prompt
   // plus that token; returns the largest |difference| of the new position's logits, relative
   // to the largest |logit|.
@@ -34,6 +38,7 @@ class Inference {
   Tensor decode_tokens_;  // [D,B]: step-major so each step's [B,1] is contiguous
   Tensor check_tokens_;   // [B,P+1]: the prompt plus the first decode token
   Tensor next_tokens_;    // [B,1]: that first decode token alone
+  CapturedSteps captured_;
 };
 
 }  // namespace capbench

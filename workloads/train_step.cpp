@@ -23,18 +23,32 @@ TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, in
                      uint64_t seed, AdamWArgs optimizer, DType dtype)
     : model_(backend, cfg, seed, /*training=*/true, dtype),
       graph_(model_, batch, seq),
-      optimizer_(optimizer) {
+      optimizer_(optimizer),
+      counters_(backend),
+      captured_(backend) {
   std::vector<int32_t> tokens, targets;
   synthetic_batch(cfg, batch, seq, seed, &tokens, &targets);
   graph_.set_batch(tokens, targets);
+  step_count_ = counters_.make(DType::f32, {1});
+  one_ = counters_.make(DType::f32, {1});
+  backend.fill(step_count_, 0.0f);
+  backend.fill(one_, 1.0f);
+  optimizer_.step_tensor = step_count_;
 }
 
 void TrainStep::run() {
-  graph_.forward();
-  graph_.backward();
-  AdamWArgs args = optimizer_;
-  args.step = ++step_;
-  graph_.optimizer_step(args);
+  captured_.run(0, [this] {
+    graph_.forward();
+    graph_.backward();
+    Backend& be = model_.backend();
+    be.add(step_count_, step_count_, one_);
+    graph_.optimizer_step(optimizer_);
+    return Tensor{};
+  });
+}
+
+int64_t TrainStep::steps_taken() {
+  return static_cast<int64_t>(download_floats(model_.backend(), step_count_).at(0));
 }
 
 }  // namespace capbench

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "workloads/captured_steps.h"
 #include "workloads/transformer.h"
 
 namespace capbench {
@@ -17,8 +18,12 @@ class TrainStep {
  public:
   TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
             AdamWArgs optimizer = {}, DType dtype = DType::f32);
-  // One whole step, queued on the backend with no host synchronisation.
+  // One whole step, queued on the backend with no host synchronisation; a replayed graph where
+  // graphs are on.
   void run();
+  // Graphs on where wanted and the backend can capture; returns whether they are on.
+  bool use_graphs(bool wanted) { return captured_.enable(wanted); }
+  int64_t steps_taken();                        // AdamW's step count, read from the device
   double loss() { return graph_.mean_loss(); }  // of the last step's forward
   Model& model() { return model_; }
   TrainGraph& graph() { return graph_; }
@@ -29,7 +34,10 @@ class TrainStep {
   Model model_;
   TrainGraph graph_;
   AdamWArgs optimizer_;
-  int64_t step_ = 0;
+  // AdamW's step count lives on the device, advanced inside the step, so a replay advances it.
+  TensorStore counters_;
+  Tensor step_count_, one_;  // [1] f32 each
+  CapturedSteps captured_;
 };
 
 }  // namespace capbench

@@ -483,11 +483,12 @@ class OnednnBackend final : public Backend {
 
   void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
              const AdamWArgs& args) override {
-    check_adamw(params, grads, m, v);
+    check_adamw(params, grads, m, v, args);
     const int64_t n = params.numel();
     const float b1 = args.beta1, b2 = args.beta2, lr = args.lr, eps = args.eps;
-    const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(b1), args.step));
-    const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(b2), args.step));
+    const int64_t step = host_adamw_step(args);
+    const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(b1), step));
+    const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(b2), step));
     const float decay = 1.0f - lr * args.weight_decay;
     float *p = params.as<float>(), *pm = m.as<float>(), *pv = v.as<float>();
     const float* g = grads.as<float>();

@@ -383,9 +383,10 @@ void ReferenceBackend::convert(const Tensor& out, const Tensor& in) {
 
 void ReferenceBackend::adamw(const Tensor& params, const Tensor& grads, const Tensor& m,
                              const Tensor& v, const AdamWArgs& args) {
-  check_adamw(params, grads, m, v);
-  const double bc1 = 1.0 - std::pow(static_cast<double>(args.beta1), args.step);
-  const double bc2 = 1.0 - std::pow(static_cast<double>(args.beta2), args.step);
+  check_adamw(params, grads, m, v, args);
+  const int64_t step = host_adamw_step(args);
+  const double bc1 = 1.0 - std::pow(static_cast<double>(args.beta1), step);
+  const double bc2 = 1.0 - std::pow(static_cast<double>(args.beta2), step);
   for (int64_t i = 0; i < params.numel(); ++i) {
     const double g = grads.as<float>()[i];
     const double mi = args.beta1 * static_cast<double>(m.as<float>()[i]) + (1 - args.beta1) * g;

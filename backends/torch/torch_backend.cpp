@@ -22,7 +22,18 @@
 
 #ifdef CAPBENCH_TORCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
+#include <optional>
+#endif
+// Fused kernels of libtorch 2.x on CUDA: flash attention (FlashAttention-2, bf16/fp16, head
+// dim <= 256) with its backward, and the fused AdamW that torch.optim.AdamW(fused=True) runs.
+// Their C++ signatures took their current form in 2.1.
+#if defined(CAPBENCH_TORCH_CUDA) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+#define CAPBENCH_TORCH_FUSED_KERNELS 1
 #endif
 #ifdef CAPBENCH_HAVE_CUDA_PACING
 #include "backends/cuda/pacing.h"
@@ -56,6 +67,11 @@ std::string blas_threading() {
     default:
       return ", OpenBLAS";
   }
+}
+
+// ATen's messages append a C++ backtrace after the first line; a run's reason keeps the line.
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
 }
 
 at::ScalarType scalar_type(DType dtype) {
@@ -109,8 +125,13 @@ class TorchBackend final : public Backend {
   // ---- memory -------------------------------------------------------------------------------
 
   void* alloc(size_t bytes) override {
-    at::Tensor t = at::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))},
-                             at::TensorOptions().dtype(at::kByte).device(device_));
+    at::Tensor t;
+    try {
+      t = at::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))},
+                    at::TensorOptions().dtype(at::kByte).device(device_));
+    } catch (const c10::OutOfMemoryError& e) {
+      throw OutOfDeviceMemory(first_line(e.what()));
+    }
     void* p = t.data_ptr();
     std::lock_guard<std::mutex> lock(mutex_);
     allocations_.emplace(p, std::move(t));
@@ -213,6 +234,18 @@ class TorchBackend final : public Backend {
                      const Tensor& v, const AttentionArgs& args) override {
     check_attention(out, lse, q, k, v);
     Grouped g(q, k);
+#ifdef CAPBENCH_TORCH_FUSED_KERNELS
+    if (flash_applies(q, args)) {
+      auto result = at::_scaled_dot_product_flash_attention(
+          heads_first(wrap(q)), flash_heads(wrap(k), g), flash_heads(wrap(v), g),
+          /*dropout_p=*/0.0, args.causal, /*return_debug_mask=*/false, g.scale);
+      wrap(out).copy_(heads_first(std::get<0>(result)));
+      wrap(lse).copy_(std::get<1>(result).narrow(-1, 0, g.t));
+      flash_philox_seed_ = std::get<6>(result);
+      flash_philox_offset_ = std::get<7>(result);
+      return;
+    }
+#endif
     const at::Tensor qg = g.fold(wrap(q)), kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
     // Scores and softmax in fp32 at any dtype; the P·V product at the inputs' dtype.
     at::Tensor scores = scores_fp32(qg, kt).mul_(g.scale);
@@ -228,6 +261,23 @@ class TorchBackend final : public Backend {
                      const Tensor& lse, const AttentionArgs& args) override {
     check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
     Grouped g(q, k);
+#ifdef CAPBENCH_TORCH_FUSED_KERNELS
+    if (flash_applies(q, args)) {
+      if (!flash_philox_seed_.defined()) {  // no forward ran here: dropout 0 never reads them
+        flash_philox_seed_ = at::empty({0}, wrap(lse).options().dtype(at::kLong));
+        flash_philox_offset_ = flash_philox_seed_;
+      }
+      auto grads = at::_scaled_dot_product_flash_attention_backward(
+          heads_first(wrap(dout)), heads_first(wrap(q)), flash_heads(wrap(k), g),
+          flash_heads(wrap(v), g), heads_first(wrap(out)), wrap(lse), /*cum_seq_q=*/at::Tensor(),
+          /*cum_seq_k=*/at::Tensor(), g.t, g.t, /*dropout_p=*/0.0, args.causal, flash_philox_seed_,
+          flash_philox_offset_, g.scale);
+      wrap(dq).copy_(heads_first(std::get<0>(grads)));
+      wrap(dk).copy_(heads_first(flash_group_sum(std::get<1>(grads), g)));
+      wrap(dv).copy_(heads_first(flash_group_sum(std::get<2>(grads), g)));
+      return;
+    }
+#endif
     const at::Tensor qg = g.fold(wrap(q)), dog = g.fold(wrap(dout));
     const at::Tensor kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
     at::Tensor scores = scores_fp32(qg, kt).mul_(g.scale);
@@ -306,15 +356,37 @@ class TorchBackend final : public Backend {
 
   void adamw(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v,
              const AdamWArgs& args) override {
-    check_adamw(params, grads, m, v);
+    check_adamw(params, grads, m, v, args);
     const at::Tensor p = wrap(params), g = wrap(grads), mt = wrap(m), vt = wrap(v);
-    const double bc1 = 1.0 - std::pow(static_cast<double>(args.beta1), args.step);
-    const double bc2 = 1.0 - std::pow(static_cast<double>(args.beta2), args.step);
+    const double lr = args.lr;
+#ifdef CAPBENCH_TORCH_FUSED_KERNELS
+    if (device_.is_cuda()) {
+      // One kernel over the flat buffers; it reads the step from device memory.
+      const at::Tensor step = args.step_tensor.data
+                                  ? wrap(args.step_tensor)
+                                  : at::full({1}, static_cast<double>(args.step), p.options());
+      at::_fused_adamw_({p}, {g}, {mt}, {vt}, {}, {step}, lr, args.beta1, args.beta2,
+                        args.weight_decay, args.eps, /*amsgrad=*/false, /*maximize=*/false);
+      return;
+    }
+#endif
     mt.mul_(args.beta1).add_(g, 1.0 - args.beta1);
     vt.mul_(args.beta2).addcmul_(g, g, 1.0 - args.beta2);
+    p.mul_(1.0 - lr * args.weight_decay);
+    if (device_.is_cuda() && args.step_tensor.data) {
+      // The step stays on the device (a captured graph replays it): bias corrections as tensors.
+      const at::Tensor step = wrap(args.step_tensor);
+      const at::Tensor bc1 = 1.0 - at::pow(static_cast<double>(args.beta1), step);
+      const at::Tensor bc2 = 1.0 - at::pow(static_cast<double>(args.beta2), step);
+      const at::Tensor denom = (vt / bc2).sqrt_().add_(args.eps);
+      p.sub_((mt / denom).mul_(bc1.reciprocal().mul_(lr)));
+      return;
+    }
+    const int64_t step = device_.is_cpu() ? host_adamw_step(args) : args.step;
+    const double bc1 = 1.0 - std::pow(static_cast<double>(args.beta1), step);
+    const double bc2 = 1.0 - std::pow(static_cast<double>(args.beta2), step);
     const at::Tensor denom = (vt / bc2).sqrt_().add_(args.eps);
-    p.mul_(1.0 - static_cast<double>(args.lr) * args.weight_decay);
-    p.addcdiv_(mt, denom, -static_cast<double>(args.lr) / bc1);
+    p.addcdiv_(mt, denom, -lr / bc1);
   }
 
   void convert(const Tensor& out, const Tensor& in) override {
@@ -329,6 +401,62 @@ class TorchBackend final : public Backend {
     if (device_.is_cuda()) cudaDeviceSynchronize();
 #endif
   }
+  // CUDA graphs. Capture runs on a side stream (the legacy default stream cannot capture); the
+  // graphs share one memory pool, safe because no temporary outlives the op that made it, and
+  // replay on the current stream. A step's first run is eager (the workload sees to it), so
+  // lazy initialisation - cuBLAS handles, workspaces, RoPE tables - stays outside the capture.
+  Support can_capture() const override {
+#ifdef CAPBENCH_TORCH_CUDA
+    if (device_.is_cuda()) return Support::yes();
+#endif
+    return Support::no("torch on the CPU has no graph capture");
+  }
+#ifdef CAPBENCH_TORCH_CUDA
+  void begin_capture() override {
+    if (!device_.is_cuda()) Backend::begin_capture();
+    if (capturing_) throw std::logic_error("begin_capture: a capture is already open");
+    cudaDeviceSynchronize();  // the side stream must see the default stream's work done
+    if (graph_pool_.first == 0 && graph_pool_.second == 0)
+      graph_pool_ = at::cuda::graph_pool_handle();
+    capture_stream_.emplace(at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+    capturing_ = std::make_unique<at::cuda::CUDAGraph>();
+    try {
+      capturing_->capture_begin(graph_pool_);
+    } catch (...) {
+      capturing_.reset();
+      capture_stream_.reset();
+      throw;
+    }
+  }
+  int end_capture() override {
+    if (!capturing_) throw std::logic_error("end_capture without begin_capture");
+    std::unique_ptr<at::cuda::CUDAGraph> graph = std::move(capturing_);
+    try {
+      graph->capture_end();  // on the capture stream: the guard goes after it, in every case
+    } catch (...) {
+      capture_stream_.reset();
+      throw;
+    }
+    capture_stream_.reset();
+    graphs_.push_back(std::move(graph));
+    return static_cast<int>(graphs_.size()) - 1;
+  }
+  void replay(int graph) override {
+    if (graph < 0 || graph >= static_cast<int>(graphs_.size()))
+      throw std::out_of_range("replay: no graph " + std::to_string(graph));
+    graphs_[static_cast<size_t>(graph)]->replay();
+  }
+  uint64_t device_peak_bytes() override {
+    if (!device_.is_cuda()) return 0;
+    // allocated_bytes[0]: the aggregate over the small and large pools.
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    return static_cast<uint64_t>(stats.allocated_bytes[0].peak);
+  }
+  void reset_device_peak_bytes() override {
+    if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
+  }
+#endif
+
   // The CPU paces on the host clock; the GPU with kernels on the current stream (captured into
   // CUDA graphs with the ops), when the CUDA pacing library is built.
   int pace_slots() const override {
@@ -389,6 +517,23 @@ class TorchBackend final : public Backend {
   static at::Tensor heads_first(const at::Tensor& x) {
     return x.permute({0, 2, 1, 3});
   }
+
+#ifdef CAPBENCH_TORCH_FUSED_KERNELS
+  bool flash_applies(const Tensor& q, const AttentionArgs& args) const {
+    return device_.is_cuda() && (q.dtype == DType::bf16 || q.dtype == DType::f16) && args.causal &&
+           q.dim(3) % 8 == 0 && q.dim(3) <= 256;
+  }
+  // [B,T,K,D] -> [B,H,T,D]: each kv head repeated for its G query heads (G = 1: a view). The
+  // private flash op takes as many kv heads as query heads in every 2.x release.
+  static at::Tensor flash_heads(const at::Tensor& x, const Grouped& g) {
+    const at::Tensor t = heads_first(x);
+    return g.group == 1 ? t : t.repeat_interleave(g.group, 1);
+  }
+  // [B,H,T,D] gradients of the repeated heads -> [B,K,T,D], summed over each group.
+  static at::Tensor flash_group_sum(const at::Tensor& x, const Grouped& g) {
+    return g.group == 1 ? x : x.reshape({g.b, g.kv, g.group, g.t, g.d}).sum(2);
+  }
+#endif
 
   // True where query row (g, t) at position pos+t must not see key j: j > pos + t.
   at::Tensor causal_mask(const Grouped& g, int64_t pos, int64_t keys) const {
@@ -469,6 +614,13 @@ class TorchBackend final : public Backend {
   std::unordered_map<void*, at::Tensor> allocations_;
   HostPacer pacer_;
   at::Tensor rope_cos_, rope_sin_;
+  at::Tensor flash_philox_seed_, flash_philox_offset_;  // the last flash forward's
+#ifdef CAPBENCH_TORCH_CUDA
+  std::vector<std::unique_ptr<at::cuda::CUDAGraph>> graphs_;
+  std::unique_ptr<at::cuda::CUDAGraph> capturing_;
+  std::optional<c10::cuda::CUDAStreamGuard> capture_stream_;
+  at::cuda::MempoolId_t graph_pool_{0, 0};
+#endif
   int64_t rope_hd_ = 0, rope_positions_ = 0;
   float rope_theta_ = 0;
 };
@@ -486,6 +638,16 @@ void register_torch_backends(Registry& registry) {
                   [](const BackendOptions& o) -> std::unique_ptr<Backend> {
                     return std::make_unique<TorchBackend>(at::Device(at::kCUDA, 0), o);
                   }});
+  else
+    registry.add_unavailable({"torch:cuda", "cuda",
+                              std::string("libtorch ") + TORCH_VERSION +
+                                  " has CUDA, but sees no CUDA device (driver, "
+                                  "CUDA_VISIBLE_DEVICES)"});
+#else
+  registry.add_unavailable(
+      {"torch:cuda", "cuda",
+       std::string("this build's libtorch ") + TORCH_VERSION +
+           " is a CPU build; configure against a CUDA PyTorch (README: NVIDIA GPUs)"});
 #endif
 }
 
