@@ -14,6 +14,9 @@ namespace capbench {
 
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = all cores
+  // CUDA backends: run every kernel on this many SMs through a green context (rounded up to the
+  // GPU's granularity); 0 = the whole GPU. CPU backends reject it.
+  int sm_count = 0;
 };
 
 struct BackendEntry {

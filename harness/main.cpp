@@ -117,6 +117,8 @@ int cmd_list(const std::string& config_dir) {
     fmt::print("  {:<12} {:<5} {}{} — {}\n", e.name, e.device_kind, e.description,
                e.oracle ? " (oracle)" : "", device);
   }
+  for (const UnavailableBackend& u : registry.unavailable())
+    fmt::print("  {:<12} {:<5} not available here: {}\n", u.name, u.device_kind, u.reason);
   for (const char* kind : {"models", "suites"}) {
     fmt::print("{} in {}/{}:\n", kind, config_dir, kind);
     std::vector<std::string> names;
@@ -187,17 +189,20 @@ int cmd_compare(const CompareCli& o) {
         "--by must be one of backend, emulation.profile, model, dtype, device, "
         "threads, got \"" +
         o.by + "\"");
-  if (!o.by.empty() && o.reports.size() != 1)
-    throw UsageError("--by compares the runs inside one report: give exactly one");
   if (o.by.empty() && o.reports.size() < 2)
     throw UsageError("compare needs a baseline report and at least one more (or --by FIELD)");
   std::vector<std::pair<std::string, Report>> reports;
   for (const std::string& path : o.reports) reports.emplace_back(path, read_report(path));
 
+  // With --by, the runs of every report given are pooled: capbench's and the PyTorch reference
+  // script's reports, say, compared by backend.
+  Report pooled = reports.front().second;
+  for (size_t i = 1; i < reports.size(); ++i)
+    for (const RunRecord& r : reports[i].second.runs) pooled.runs.push_back(r);
   const Comparison c =
       o.by.empty()
           ? compare_reports(reports, o.options)
-          : compare_by_field(reports.front().second, o.by,
+          : compare_by_field(pooled, o.by,
                              o.base.empty() ? std::nullopt : std::optional<std::string>(o.base),
                              o.options);
   const bool colour = o.out.empty() && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
@@ -337,8 +342,8 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("--format", compare.format, "console, markdown, json or junit");
   compare_cmd->add_option("--out,-o", compare.out, "Write the output to a file");
   compare_cmd->add_option("--by", compare.by,
-                          "Compare inside one report across this key field: backend, "
-                          "emulation.profile, model, dtype, device, threads");
+                          "Compare the runs of the reports given (pooled) across this key "
+                          "field: backend, emulation.profile, model, dtype, device, threads");
   compare_cmd->add_option("--base", compare.base, "With --by: the value to compare against");
 
   std::string report_path, html_out, html_title;

@@ -25,6 +25,7 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <optional>
 #endif
@@ -36,6 +37,7 @@
 #define CAPBENCH_TORCH_FUSED_KERNELS 1
 #endif
 #ifdef CAPBENCH_HAVE_CUDA_PACING
+#include "backends/cuda/green_context.h"
 #include "backends/cuda/pacing.h"
 #endif
 
@@ -92,12 +94,23 @@ class TorchBackend final : public Backend {
  public:
   TorchBackend(at::Device device, const BackendOptions& options) : device_(device) {
     if (device.is_cpu()) {
+      if (options.sm_count > 0)
+        throw std::invalid_argument("torch on the CPU has no SMs to confine to (sm_count)");
       threads_ = options.threads > 0 ? options.threads
                                      : static_cast<int>(std::thread::hardware_concurrency());
       at::set_num_threads(threads_);
       set_blas_threads(threads_);
     }
+#ifdef CAPBENCH_TORCH_CUDA
+    if (device.is_cuda() && options.sm_count > 0) confine_to_sms(options.sm_count);
+#endif
   }
+#ifdef CAPBENCH_TORCH_CUDA
+  ~TorchBackend() override {
+    // The current stream is per thread and outlives the backend: give the old one back.
+    if (previous_stream_) at::cuda::setCurrentCUDAStream(*previous_stream_);
+  }
+#endif
 
   DeviceInfo device_info() const override {
     DeviceInfo info;
@@ -111,6 +124,9 @@ class TorchBackend final : public Backend {
       const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
       info.name = prop->name;
       info.memory_bytes = prop->totalGlobalMem;
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+      if (partition_) info.name += ", " + sm_partition_label(*partition_);
+#endif
     }
 #endif
     return info;
@@ -197,6 +213,9 @@ class TorchBackend final : public Backend {
 
   void matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) override {
     check_matmul(c, a, b, args);
+#ifdef CAPBENCH_TORCH_CUDA
+    if (device_.is_cuda() && a.dtype == DType::bf16) return cublas_bf16_gemm(c, a, b, args);
+#endif
     at::Tensor A = wrap2d(a), B = wrap2d(b);
     if (args.trans_a) A = A.t();
     if (args.trans_b) B = B.t();
@@ -206,7 +225,7 @@ class TorchBackend final : public Backend {
       // bf16) must round once: a product rounded to bf16 before the sum loses the result where
       // beta·C and the product nearly cancel (measured: 2-5% on a one-element C). ATen 1.13 has
       // no mm with a wider output, so the operands are widened. (cuBLAS computes in fp32 and
-      // rounds once: the CUDA path need not widen.)
+      // rounds once: the CUDA path calls it directly, cublas_bf16_gemm.)
       const at::Tensor product = at::mm(A.to(at::kFloat), B.to(at::kFloat));
       if (args.beta == 0.0f)
         C.copy_(product.mul_(args.alpha));
@@ -304,6 +323,21 @@ class TorchBackend final : public Backend {
     check_attention_decode(out, q, k_cache, v_cache, args);
     Grouped g(q, k_cache);
     const int64_t ctx = args.pos + g.t;
+#ifdef CAPBENCH_TORCH_FUSED_KERNELS
+    if (g.t == 1 && flash_applies(q, AttentionArgs{})) {
+      // One new token per sequence: the G query heads of a kv head become G query rows of one
+      // non-causal attention over that head's cache, so grouped-query models need no repeated
+      // K/V, and flash reads the bf16 cache once, in place (the rows are [S,K,D]-strided).
+      const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
+      const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
+      const at::Tensor qg = wrap(q).view({g.b, g.kv, g.group, g.d});  // [B,1,H,D] -> [B,K,G,D]
+      auto result = at::_scaled_dot_product_flash_attention(qg, kt, vt, /*dropout_p=*/0.0,
+                                                            /*is_causal=*/false,
+                                                            /*return_debug_mask=*/false, g.scale);
+      wrap(out).view({g.b, g.kv, g.group, g.d}).copy_(std::get<0>(result));
+      return;
+    }
+#endif
     const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
     const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
     at::Tensor scores = scores_fp32(g.fold(wrap(q)), kt).mul_(g.scale);
@@ -398,7 +432,11 @@ class TorchBackend final : public Backend {
 
   void synchronize() override {
 #ifdef CAPBENCH_TORCH_CUDA
-    if (device_.is_cuda()) cudaDeviceSynchronize();
+    if (device_.is_cuda()) {
+      // A green context's stream is not the primary context's work: wait for it by name.
+      if (previous_stream_) at::cuda::getCurrentCUDAStream(device_.index()).synchronize();
+      cudaDeviceSynchronize();
+    }
 #endif
   }
   // CUDA graphs. Capture runs on a side stream (the legacy default stream cannot capture); the
@@ -415,10 +453,14 @@ class TorchBackend final : public Backend {
   void begin_capture() override {
     if (!device_.is_cuda()) Backend::begin_capture();
     if (capturing_) throw std::logic_error("begin_capture: a capture is already open");
-    cudaDeviceSynchronize();  // the side stream must see the default stream's work done
+    synchronize();  // the capture stream must see the work before it done
     if (graph_pool_.first == 0 && graph_pool_.second == 0)
       graph_pool_ = at::cuda::graph_pool_handle();
-    capture_stream_.emplace(at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+    // Confined to a green context, its stream (not the legacy default) captures: the graph's
+    // kernels then replay on those SMs too.
+    if (!previous_stream_)
+      capture_stream_.emplace(
+          at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
     capturing_ = std::make_unique<at::cuda::CUDAGraph>();
     try {
       capturing_->capture_begin(graph_pool_);
@@ -580,6 +622,41 @@ class TorchBackend final : public Backend {
     return {rope_cos_.narrow(0, pos, t), rope_sin_.narrow(0, pos, t)};
   }
 
+#ifdef CAPBENCH_TORCH_CUDA
+  // bf16 operands on the GPU: one cuBLAS call, fp32 accumulation, the result rounded once to C's
+  // dtype, fp32 (weight gradients) or bf16 (beta·C included), as ATen 2.x's mm cannot write a
+  // wider output. Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
+  void cublas_bf16_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) {
+    const int64_t m = c.rows(), n = c.cols();
+    const int64_t k = args.trans_a ? a.rows() : a.cols();
+    const cublasHandle_t handle = at::cuda::getCurrentCUDABlasHandle();  // on the current stream
+    const float alpha = args.alpha, beta = args.beta;
+    const cudaDataType c_type = c.dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+    const cublasStatus_t status = cublasGemmEx(
+        handle, args.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, args.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+        static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data, CUDA_R_16BF,
+        static_cast<int>(args.trans_b ? k : n), a.data, CUDA_R_16BF,
+        static_cast<int>(args.trans_a ? m : k), &beta, c.data, c_type, static_cast<int>(n),
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (status != CUBLAS_STATUS_SUCCESS)
+      throw std::runtime_error(std::string("cublasGemmEx failed: ") +
+                               cublasGetStatusString(status));
+  }
+
+  // Every op of this backend then runs on the green context's stream, on sm_count SMs.
+  void confine_to_sms(int sm_count) {
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+    partition_ = std::make_unique<SmPartition>(device_.index(), sm_count);
+    previous_stream_.emplace(at::cuda::getCurrentCUDAStream(device_.index()));
+    at::cuda::setCurrentCUDAStream(at::cuda::getStreamFromExternal(
+        static_cast<cudaStream_t>(partition_->stream()), device_.index()));
+#else
+    throw std::runtime_error("torch:cuda cannot confine to " + std::to_string(sm_count) +
+                             " SMs: this build has no CUDA library (no CUDA compiler found)");
+#endif
+  }
+#endif
+
   [[noreturn]] static void throw_no_device_pacing() {
     throw std::runtime_error(
         "torch:cuda cannot pace: this build has no CUDA pacing library (no CUDA compiler found)");
@@ -609,6 +686,10 @@ class TorchBackend final : public Backend {
   }
 
   at::Device device_;
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+  // First member, so destroyed last: the tensors and graphs made on its stream go before it.
+  std::unique_ptr<SmPartition> partition_;
+#endif
   int threads_ = 0;
   std::mutex mutex_;
   std::unordered_map<void*, at::Tensor> allocations_;
@@ -620,6 +701,7 @@ class TorchBackend final : public Backend {
   std::unique_ptr<at::cuda::CUDAGraph> capturing_;
   std::optional<c10::cuda::CUDAStreamGuard> capture_stream_;
   at::cuda::MempoolId_t graph_pool_{0, 0};
+  std::optional<at::cuda::CUDAStream> previous_stream_;  // set while confined to a partition
 #endif
   int64_t rope_hd_ = 0, rope_positions_ = 0;
   float rope_theta_ = 0;
