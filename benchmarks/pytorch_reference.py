@@ -242,6 +242,7 @@ def compiled(model, mode):
 
 
 def make_adamw(params, lr, device):
+    params = list(params)  # tried twice where fused is refused
     kwargs = dict(lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
     if device.type == "cuda":
         try:
