@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
+#include "backends/cuda/gemm_layout.h"
 #include "backends/reference/reference_backend.h"
 #include "harness/statistics.h"
 #include "harness/suite.h"
@@ -11,6 +13,41 @@
 
 namespace capbench {
 namespace {
+
+// The cuBLAS call of torch:cuda's bf16 matmul, checked without a GPU: a column-major GEMM with
+// BLAS's semantics, given column_major_gemm's arguments, must give the row-major product.
+TEST(GemmLayout, ColumnMajorCallGivesTheRowMajorProduct) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  const int64_t m = 3, n = 5, k = 4;
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true}) {
+      std::vector<double> a(m * k), b(k * n);
+      for (double& x : a) x = dist(rng);
+      for (double& x : b) x = dist(rng);
+      // Row-major op(A)[i,p] and op(B)[p,j] as stored.
+      auto at = [&](int64_t i, int64_t p) { return trans_a ? a[p * m + i] : a[i * k + p]; };
+      auto bt = [&](int64_t p, int64_t j) { return trans_b ? b[j * k + p] : b[p * n + j]; };
+      const ColumnMajorGemm g = column_major_gemm(m, n, k, trans_a, trans_b);
+      // BLAS: C[i + j·ldc] = Σ_p op(X)[i,p]·op(Y)[p,j], X[r,c] = X[r + c·ld] column-major.
+      auto col = [](const std::vector<double>& x, int64_t ld, bool trans, int64_t r, int64_t c) {
+        return trans ? x[c + r * ld] : x[r + c * ld];
+      };
+      std::vector<double> c(m * n, 0.0);
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.n; ++j)
+          for (int64_t p = 0; p < g.k; ++p)
+            c[i + j * g.ld_c] +=
+                col(b, g.ld_first, g.trans_first, i, p) * col(a, g.ld_second, g.trans_second, p, j);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double expected = 0;
+          for (int64_t p = 0; p < k; ++p) expected += at(i, p) * bt(p, j);
+          EXPECT_NEAR(c[i * n + j], expected, 1e-12)
+              << "trans_a " << trans_a << " trans_b " << trans_b << " at " << i << "," << j;
+        }
+    }
+}
 
 TEST(Statistics, PercentilesInterpolateLikeNumpy) {
   // numpy.percentile([1, 2, 3, 4], q) with its default linear interpolation.

@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backends/cuda/gemm_layout.h"
 #include "backends/shape_checks.h"
 
 #ifdef CAPBENCH_TORCH_CUDA
@@ -625,19 +626,19 @@ class TorchBackend final : public Backend {
 #ifdef CAPBENCH_TORCH_CUDA
   // bf16 operands on the GPU: one cuBLAS call, fp32 accumulation, the result rounded once to C's
   // dtype, fp32 (weight gradients) or bf16 (beta·C included), as ATen 2.x's mm cannot write a
-  // wider output. Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
+  // wider output.
   void cublas_bf16_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) {
-    const int64_t m = c.rows(), n = c.cols();
-    const int64_t k = args.trans_a ? a.rows() : a.cols();
+    const ColumnMajorGemm g = column_major_gemm(
+        c.rows(), c.cols(), args.trans_a ? a.rows() : a.cols(), args.trans_a, args.trans_b);
     const cublasHandle_t handle = at::cuda::getCurrentCUDABlasHandle();  // on the current stream
     const float alpha = args.alpha, beta = args.beta;
     const cudaDataType c_type = c.dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+    auto op = [](bool trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; };
+    auto i32 = [](int64_t x) { return static_cast<int>(x); };
     const cublasStatus_t status = cublasGemmEx(
-        handle, args.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, args.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-        static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data, CUDA_R_16BF,
-        static_cast<int>(args.trans_b ? k : n), a.data, CUDA_R_16BF,
-        static_cast<int>(args.trans_a ? m : k), &beta, c.data, c_type, static_cast<int>(n),
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        handle, op(g.trans_first), op(g.trans_second), i32(g.m), i32(g.n), i32(g.k), &alpha, b.data,
+        CUDA_R_16BF, i32(g.ld_first), a.data, CUDA_R_16BF, i32(g.ld_second), &beta, c.data, c_type,
+        i32(g.ld_c), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (status != CUBLAS_STATUS_SUCCESS)
       throw std::runtime_error(std::string("cublasGemmEx failed: ") +
                                cublasGetStatusString(status));
