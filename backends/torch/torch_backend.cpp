@@ -324,24 +324,23 @@ class TorchBackend final : public Backend {
     check_attention_decode(out, q, k_cache, v_cache, args);
     Grouped g(q, k_cache);
     const int64_t ctx = args.pos + g.t;
+    // Queries folded per kv head ([B,K,G·T,D]) against that head's cache rows, read in place
+    // ([S,K,D]-strided): grouped-query models need no repeated K/V.
+    const at::Tensor qg = g.fold(wrap(q));
+    const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
+    const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
 #ifdef CAPBENCH_TORCH_FUSED_KERNELS
     if (g.t == 1 && flash_applies(q, AttentionArgs{})) {
-      // One new token per sequence: the G query heads of a kv head become G query rows of one
-      // non-causal attention over that head's cache, so grouped-query models need no repeated
-      // K/V, and flash reads the bf16 cache once, in place (the rows are [S,K,D]-strided).
-      const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
-      const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
-      const at::Tensor qg = wrap(q).view({g.b, g.kv, g.group, g.d});  // [B,1,H,D] -> [B,K,G,D]
+      // One new token: the G folded rows see the whole cache, no mask - flash, on the bf16
+      // cache as it is. (The fold is the one the CPU path below runs and the tests check.)
       auto result = at::_scaled_dot_product_flash_attention(qg, kt, vt, /*dropout_p=*/0.0,
                                                             /*is_causal=*/false,
                                                             /*return_debug_mask=*/false, g.scale);
-      wrap(out).view({g.b, g.kv, g.group, g.d}).copy_(std::get<0>(result));
+      wrap(out).copy_(g.unfold(std::get<0>(result)));
       return;
     }
 #endif
-    const at::Tensor kt = heads_first(wrap(k_cache).narrow(1, 0, ctx));
-    const at::Tensor vt = heads_first(wrap(v_cache).narrow(1, 0, ctx));
-    at::Tensor scores = scores_fp32(g.fold(wrap(q)), kt).mul_(g.scale);
+    at::Tensor scores = scores_fp32(qg, kt).mul_(g.scale);
     if (g.t > 1) scores.masked_fill_(causal_mask(g, args.pos, ctx), -INFINITY);
     wrap(out).copy_(g.unfold(at::matmul(scores.softmax(-1).to(vt.scalar_type()), vt)));
   }
