@@ -74,6 +74,8 @@ class Cli : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
+  RunRecord huge_run_then_good_one(const std::string& backend);
+
   fs::path dir_;
   std::string report_;
 };
@@ -203,43 +205,36 @@ TEST_F(Cli, GoodRunWritesAWholeReport) {
   EXPECT_NE(r.output.find("reference"), std::string::npos) << "the table names the backend";
 }
 
-TEST_F(Cli, FailedRunIsRecordedAndTheSuiteGoesOn) {
-  // ~550 GB of parameters: the allocation fails, the run is recorded as failed with its reason,
-  // and the next run still happens. (ASan would abort on such a request instead of failing it.)
+// A ~550 GB model's inference on `backend`, then a good run: the allocation fails, the run is
+// recorded as failed (exit code 1), and the next run still happens. Returns the failed run.
+// (ASan would abort on such a request instead of failing it: allocator_may_return_null.)
+RunRecord Cli::huge_run_then_good_one(const std::string& backend) {
   write(
       "models/huge.json",
       R"({"d_model": 65536, "n_layers": 1, "n_heads": 512, "n_kv_heads": 512, "d_ff": 64, "vocab": 1000000, "max_seq": 64})");
-  const std::string f = suite_with(
-      R"({"workload": "inference", "model": "huge", "backends": "reference", "batch": 1, "prompt": 4, "decode_steps": 1}, )" +
-      std::string(kGoodTrain));
-  const Result r = run("run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ +
-                       "' --no-calibrate --reps 2");
+  const std::string f =
+      suite_with(R"({"workload": "inference", "model": "huge", "backends": ")" + backend +
+                 R"(", "batch": 1, "prompt": 4, "decode_steps": 1}, )" + std::string(kGoodTrain));
+  const Result r = run_suite(f, "--reps 2");
   EXPECT_EQ(r.code, 1) << "a failed run makes the exit code 1: " << r.output;
   const Report rep = read_report(report_);
-  ASSERT_EQ(rep.runs.size(), 2u);
-  EXPECT_EQ(rep.runs[0].status, "failed");
-  EXPECT_EQ(rep.runs[0].reason, "out of memory");
-  EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
+  EXPECT_EQ(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.runs.at(1).status, "ok") << rep.runs.at(1).reason;
+  EXPECT_EQ(rep.runs.at(0).status, "failed");
+  return rep.runs.at(0);
+}
+
+TEST_F(Cli, FailedRunIsRecordedAndTheSuiteGoesOn) {
+  EXPECT_EQ(huge_run_then_good_one("reference").reason, "out of memory");
 }
 
 TEST_F(Cli, LibraryOutOfMemoryIsOneLineAndTheSuiteGoesOn) {
-  // libtorch's allocator fails the ~550 GB request with a message plus a C++ backtrace: the
-  // reason keeps the message's first line.
+  // libtorch's allocator fails with a message plus a C++ backtrace: the reason keeps the
+  // message's first line.
   if (!builtin_registry().find("torch")) GTEST_SKIP() << "no torch backend in this build";
-  write(
-      "models/huge.json",
-      R"({"d_model": 65536, "n_layers": 1, "n_heads": 512, "n_kv_heads": 512, "d_ff": 64, "vocab": 1000000, "max_seq": 64})");
-  const std::string f = suite_with(
-      R"({"workload": "inference", "model": "huge", "backends": "torch", "batch": 1, "prompt": 4, "decode_steps": 1}, )" +
-      std::string(kGoodTrain));
-  const Result r = run_suite(f, "--reps 2");
-  EXPECT_EQ(r.code, 1) << r.output;
-  const Report rep = read_report(report_);
-  ASSERT_EQ(rep.runs.size(), 2u);
-  EXPECT_EQ(rep.runs[0].status, "failed");
-  EXPECT_NE(rep.runs[0].reason.find("memory"), std::string::npos) << rep.runs[0].reason;
-  EXPECT_EQ(rep.runs[0].reason.find('\n'), std::string::npos) << rep.runs[0].reason;
-  EXPECT_EQ(rep.runs[1].status, "ok") << rep.runs[1].reason;
+  const std::string reason = huge_run_then_good_one("torch").reason;
+  EXPECT_NE(reason.find("memory"), std::string::npos) << reason;
+  EXPECT_EQ(reason.find('\n'), std::string::npos) << reason;
 }
 
 TEST_F(Cli, GraphUseAndMemoryPeakAreRecordedPerRun) {

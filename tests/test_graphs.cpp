@@ -87,35 +87,18 @@ ModelConfig tiny() {
   return load_model_config("tiny", default_config_dir());
 }
 
-class Graphs : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    be_ = make_backend_or_why(GetParam(), &why);
-    if (!be_) GTEST_SKIP() << why;
-  }
-  std::unique_ptr<Backend> be_;
-};
-
-std::vector<double> losses(TrainStep& work, int steps) {
-  std::vector<double> out;
-  for (int i = 0; i < steps; ++i) {
-    work.run();
-    out.push_back(work.loss());
-  }
-  return out;
-}
+class Graphs : public BackendFixture {};
 
 TEST_P(Graphs, ReplayedTrainStepsFollowEagerOnes) {
   AdamWArgs opt;
   opt.lr = 1e-2f;
   TrainStep eager(*be_, tiny(), 2, 8, 3, opt);
-  const std::vector<double> expected = losses(eager, 8);
+  const std::vector<double> expected = run_steps(eager, 8);
 
   CaptureRecorder recorder(*be_);
   TrainStep graphed(recorder, tiny(), 2, 8, 3, opt);
   ASSERT_TRUE(graphed.use_graphs(true));
-  const std::vector<double> got = losses(graphed, 8);
+  const std::vector<double> got = run_steps(graphed, 8);
   EXPECT_EQ(recorder.graphs(), 1u);
   EXPECT_EQ(recorder.replays(), 7) << "step 1 eager, step 2 captured and replayed, 3-8 replayed";
   EXPECT_EQ(graphed.steps_taken(), 8) << "AdamW's step count must advance on every replay";

@@ -14,6 +14,7 @@
 
 #include "backends/bf16.h"
 #include "backends/registry.h"
+#include "workloads/train_step.h"
 
 namespace capbench::testing {
 
@@ -55,6 +56,28 @@ inline std::unique_ptr<Backend> make_backend_or_why(const std::string& name, std
   const BackendEntry* e = builtin_registry().find(name);
   if (!e) throw std::runtime_error("no backend " + name);
   return e->make(BackendOptions{});
+}
+
+// Tests parameterised by backend name: be_ is the backend, or the test is skipped with the
+// reason this build or machine cannot run it.
+class BackendFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    be_ = make_backend_or_why(GetParam(), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
+  std::unique_ptr<Backend> be_;
+};
+
+// Runs `steps` train steps; returns the loss of each.
+inline std::vector<double> run_steps(TrainStep& work, int steps) {
+  std::vector<double> losses;
+  for (int i = 0; i < steps; ++i) {
+    work.run();
+    losses.push_back(work.loss());
+  }
+  return losses;
 }
 
 // "torch:cuda" -> "torch_cuda": GoogleTest names allow letters, digits and underscores only.

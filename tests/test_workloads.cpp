@@ -25,15 +25,7 @@ ModelConfig tiny() {
   return load_model_config("tiny", default_config_dir());
 }
 
-class Workloads : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    be_ = make_backend_or_why(GetParam(), &why);
-    if (!be_) GTEST_SKIP() << why;
-  }
-  std::unique_ptr<Backend> be_;
-};
+class Workloads : public BackendFixture {};
 
 TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
   const ModelConfig cfg = tiny();
@@ -116,12 +108,7 @@ std::vector<double> train_losses(Backend& be, int steps, DType dtype = DType::f3
   AdamWArgs opt;
   opt.lr = 3e-3f;
   TrainStep work(be, tiny(), /*batch=*/4, /*seq=*/16, /*seed=*/7, opt, dtype);
-  std::vector<double> losses;
-  for (int i = 0; i < steps; ++i) {
-    work.run();
-    losses.push_back(work.loss());
-  }
-  return losses;
+  return run_steps(work, steps);
 }
 
 TEST_P(Workloads, TrainingLossFallsOverTwentySteps) {
