@@ -33,10 +33,4 @@ Tensor CapturedSteps::run(int64_t key, const std::function<Tensor()>& step) {
   return entry.result;
 }
 
-size_t CapturedSteps::graphs() const {
-  size_t n = 0;
-  for (const auto& [key, entry] : steps_) n += entry.graph >= 0;
-  return n;
-}
-
 }  // namespace capbench

@@ -19,11 +19,9 @@ class CapturedSteps {
   // Graphs on when `wanted` and the backend can capture; returns whether they are on. Turning
   // them off leaves the graphs captured so far for a later enable.
   bool enable(bool wanted);
-  bool enabled() const { return enabled_; }
   // Runs the step `key`; returns what the step returned when it last ran as code (its output
   // tensors sit at fixed addresses, so a replay fills the same ones).
   Tensor run(int64_t key, const std::function<Tensor()>& step);
-  size_t graphs() const;
 
  private:
   struct Entry {
