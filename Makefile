@@ -17,7 +17,7 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 configure: deps
-	@test -f $(BUILD_DIR)/CMakeCache.txt || \
+	@test -f $(BUILD_DIR)/build.ninja || \
 	  cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
 deps:

@@ -9,7 +9,9 @@ required=(cmake ninja-build g++ make pkg-config nlohmann-json3-dev libgtest-dev 
 # libopenblas0-openmp: the OpenMP build of OpenBLAS, which capbench puts first on the library path
 # for libtorch (see prefer_openmp_openblas in harness/main.cpp). python3-torch: PyTorch for
 # benchmarks/pytorch_reference.py (its test runs it on the CPU; it skips without it).
-optional=(libtorch-dev libopenblas-dev libopenblas0-openmp libdnnl-dev python3-torch)
+# ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL, which libdnnl-dev only recommends.
+optional=(libtorch-dev libopenblas-dev libopenblas0-openmp libdnnl-dev ocl-icd-opencl-dev
+          python3-torch)
 
 missing() {
   local out=()
