@@ -9,6 +9,8 @@
 #include "harness/statistics.h"
 #include "harness/suite.h"
 #include "workloads/cost_model.h"
+#include "workloads/inference.h"
+#include "workloads/train_step.h"
 #include "workloads/transformer.h"
 
 namespace capbench {
@@ -117,6 +119,26 @@ TEST(ParamLayout, InitialValuesAreDeterministicAndScaled) {
   double ss = 0;
   for (int64_t i = 0; i < 80; ++i) ss += a[static_cast<size_t>(i)] * a[static_cast<size_t>(i)];
   EXPECT_NEAR(std::sqrt(ss / 80), 0.02, 0.006);  // embedding std 0.02
+}
+
+// The footprint a run checks before it allocates is what the workload then allocates, to the
+// byte: a table that drifts from the allocation would let an over-large run through.
+TEST(Footprint, EstimateEqualsWhatTheWorkloadAllocates) {
+  ReferenceBackend be;
+  ModelConfig cfg = toy();
+  cfg.n_kv_heads = 1;  // grouped-query: kv_dim differs from q_dim
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    TrainStep train(be, cfg, 2, 5, 1, AdamWArgs{}, dtype);
+    EXPECT_EQ(TrainStep::footprint_bytes(cfg, 2, 5, dtype),
+              static_cast<double>(train.memory_bytes()))
+        << dtype_name(dtype);
+    for (int64_t decode : {0, 3}) {
+      Inference infer(be, cfg, 3, 4, decode, 1, dtype);
+      EXPECT_EQ(Inference::footprint_bytes(cfg, 3, 4, decode, dtype),
+                static_cast<double>(infer.memory_bytes()))
+          << dtype_name(dtype) << " decode " << decode;
+    }
+  }
 }
 
 TEST(CostModel, MatmulCountsTwoFlopsPerMultiplyAdd) {

@@ -6,6 +6,17 @@
 #include "workloads/train_step.h"
 
 namespace capbench {
+namespace {
+
+// prompt + 1 rows lets the consistency canary run one full forward over P+1 tokens.
+int64_t scratch_tokens(int64_t prompt) {
+  return prompt + 1;
+}
+int64_t cache_capacity(int64_t prompt, int64_t decode_steps) {
+  return std::max(prompt + decode_steps, prompt + 1);
+}
+
+}  // namespace
 
 Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
                      int64_t decode_steps, uint64_t seed, DType dtype)
@@ -14,8 +25,7 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
       batch_(batch),
       prompt_(prompt),
       decode_steps_(decode_steps),
-      // prompt + 1 rows lets the consistency canary run one full forward over P+1 tokens.
-      graph_(model_, batch, prompt + 1, std::max(prompt + decode_steps, prompt + 1)),
+      graph_(model_, batch, scratch_tokens(prompt), cache_capacity(prompt, decode_steps)),
       store_(backend),
       captured_(backend) {
   std::vector<int32_t> stream, unused;
@@ -70,6 +80,17 @@ double Inference::kv_consistency_error() {
       max_abs = std::max(max_abs, std::fabs(f));
     }
   return max_abs > 0 ? max_diff / max_abs : max_diff;
+}
+
+double Inference::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t prompt,
+                                  int64_t decode_steps, DType dtype) {
+  // Token ids: the prompt, the canary's prompt + 1 and its next token, every decode step's.
+  const double tokens = 4.0 * static_cast<double>(batch) *
+                        static_cast<double>(2 * prompt + 2 + decode_steps);
+  return model_bytes(cfg, false, dtype) +
+         inference_pass_bytes(cfg, batch, scratch_tokens(prompt),
+                              cache_capacity(prompt, decode_steps), dtype) +
+         tokens;
 }
 
 size_t Inference::memory_bytes() const {

@@ -27,6 +27,9 @@ class Inference {
   int64_t decode_steps() const { return decode_steps_; }
   Model& model() { return model_; }
   size_t memory_bytes() const;
+  // What memory_bytes() will be, from the shape alone (nothing allocated).
+  static double footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t prompt,
+                                int64_t decode_steps, DType dtype);
 
  private:
   Backend& be_;

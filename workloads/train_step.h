@@ -28,7 +28,11 @@ class TrainStep {
   Model& model() { return model_; }
   TrainGraph& graph() { return graph_; }
   int64_t tokens_per_step() const { return graph_.batch() * graph_.seq(); }
-  size_t memory_bytes() const { return model_.bytes() + graph_.activation_bytes(); }
+  size_t memory_bytes() const {
+    return model_.bytes() + graph_.activation_bytes() + counters_.bytes();
+  }
+  // What memory_bytes() will be, from the shape alone (nothing allocated).
+  static double footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype);
 
  private:
   Model model_;

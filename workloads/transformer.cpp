@@ -46,11 +46,97 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
+double bytes_of(DType dtype, const std::vector<int64_t>& dims) {
+  double n = static_cast<double>(dtype_size(dtype));
+  for (int64_t d : dims) n *= static_cast<double>(d);
+  return n;
+}
+
 }  // namespace
 
+Tensor shaped(void* data, DType dtype, const std::vector<int64_t>& dims) {
+  if (dims.empty() || dims.size() > static_cast<size_t>(kMaxRank))
+    throw std::invalid_argument("a tensor has 1 to 4 dimensions");
+  Tensor t;
+  t.data = data;
+  t.dtype = dtype;
+  t.rank = static_cast<int>(dims.size());
+  for (size_t d = 0; d < dims.size(); ++d) t.shape[d] = dims[d];
+  return t;
+}
+
+std::vector<ActivationSpec> layer_activation_specs(const ModelConfig& cfg, int64_t batch,
+                                                   int64_t seq, DType dt) {
+  const int64_t n = batch * seq, c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim();
+  const int64_t f = cfg.d_ff;
+  const DType f32 = DType::f32;
+  return {{&LayerActs::ln1, dt, {n, c}},
+          {&LayerActs::rstd1, f32, {n}},
+          {&LayerActs::q_lin, dt, {n, qd}},
+          {&LayerActs::k_lin, dt, {n, kd}},
+          {&LayerActs::q, dt, {n, qd}},
+          {&LayerActs::k, dt, {n, kd}},
+          {&LayerActs::v, dt, {n, kd}},
+          {&LayerActs::att, dt, {n, qd}},
+          {&LayerActs::lse, f32, {batch, cfg.n_heads, seq}},
+          {&LayerActs::o, dt, {n, c}},
+          {&LayerActs::mid, dt, {n, c}},
+          {&LayerActs::ln2, dt, {n, c}},
+          {&LayerActs::rstd2, f32, {n}},
+          {&LayerActs::gate_up, dt, {n, 2 * f}},
+          {&LayerActs::h, dt, {n, f}},
+          {&LayerActs::m, dt, {n, c}}};
+}
+
+double layer_activation_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype) {
+  double total = 0;
+  for (const ActivationSpec& a : layer_activation_specs(cfg, batch, seq, dtype))
+    total += bytes_of(a.dtype, a.dims);
+  return total;
+}
+
+double model_bytes(const ModelConfig& cfg, bool training, DType dtype) {
+  const double n = static_cast<double>(param_count(cfg));
+  if (!training) return n * static_cast<double>(dtype_size(dtype));
+  // fp32 master, gradients and both moments; the bf16 compute copy in mixed precision.
+  return n * 16.0 + (dtype == DType::f32 ? 0.0 : n * static_cast<double>(dtype_size(dtype)));
+}
+
+// The tensors of a training pass besides the per-layer activations, as TrainGraph allocates them.
+double training_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dt) {
+  const double n = static_cast<double>(batch) * static_cast<double>(seq);
+  const double e = static_cast<double>(dtype_size(dt));
+  const double c = static_cast<double>(cfg.d_model), qd = static_cast<double>(cfg.q_dim());
+  const double kd = static_cast<double>(cfg.kv_dim()), f = static_cast<double>(cfg.d_ff);
+  const double v = static_cast<double>(cfg.vocab), layers = static_cast<double>(cfg.n_layers);
+  const double tokens_and_targets = 2 * n * 4;
+  const double resid = (layers + 1) * n * c * e;
+  const double head = n * c * e + n * 4 + 2 * n * v * e + n * 4;  // lnf, rstdf, logits, dlogits, losses
+  const double scratch = n * e * (2 * c + 3 * qd + 3 * kd + f + 2 * f);
+  return tokens_and_targets + resid + layers * layer_activation_bytes(cfg, batch, seq, dt) + head +
+         scratch;
+}
+
+// An inference pass: scratch for batch · max_new_tokens rows, and the KV cache.
+double inference_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t max_new_tokens,
+                            int64_t capacity, DType dt) {
+  const double rows = static_cast<double>(batch) * static_cast<double>(max_new_tokens);
+  const double e = static_cast<double>(dtype_size(dt));
+  const double c = static_cast<double>(cfg.d_model);
+  const double rest = rows * (3 * c * e + 4 + static_cast<double>(cfg.vocab) * e);
+  const double cache = 2.0 * static_cast<double>(cfg.n_layers) * static_cast<double>(batch) *
+                       static_cast<double>(capacity) * static_cast<double>(cfg.kv_dim()) * e;
+  return layer_activation_bytes(cfg, batch, max_new_tokens, dt) + rest + cache;
+}
+
 Tensor TensorStore::make(DType dtype, std::initializer_list<int64_t> dims) {
-  Tensor probe(nullptr, dtype, dims);
-  return Tensor(raw(probe.bytes()), dtype, dims);
+  return make(dtype, std::vector<int64_t>(dims));
+}
+
+Tensor TensorStore::make(DType dtype, const std::vector<int64_t>& dims) {
+  Tensor t = shaped(nullptr, dtype, dims);
+  t.data = raw(t.bytes());
+  return t;
 }
 
 void* TensorStore::raw(size_t bytes) {
@@ -199,24 +285,10 @@ TrainGraph::TrainGraph(Model& model, int64_t batch, int64_t seq)
   tokens_ = store_.make(DType::i32, {batch, seq});
   targets_ = store_.make(DType::i32, {n});
   for (int64_t l = 0; l <= cfg.n_layers; ++l) resid_.push_back(store_.make(dt, {n, c}));
+  const std::vector<ActivationSpec> table = layer_activation_specs(cfg, batch, seq, dt);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     LayerActs a;
-    a.ln1 = store_.make(dt, {n, c});
-    a.rstd1 = store_.make(DType::f32, {n});
-    a.q_lin = store_.make(dt, {n, qd});
-    a.k_lin = store_.make(dt, {n, kd});
-    a.q = store_.make(dt, {n, qd});
-    a.k = store_.make(dt, {n, kd});
-    a.v = store_.make(dt, {n, kd});
-    a.att = store_.make(dt, {n, qd});
-    a.lse = store_.make(DType::f32, {batch, cfg.n_heads, seq});
-    a.o = store_.make(dt, {n, c});
-    a.mid = store_.make(dt, {n, c});
-    a.ln2 = store_.make(dt, {n, c});
-    a.rstd2 = store_.make(DType::f32, {n});
-    a.gate_up = store_.make(dt, {n, 2 * f});
-    a.h = store_.make(dt, {n, f});
-    a.m = store_.make(dt, {n, c});
+    for (const ActivationSpec& spec : table) a.*spec.member = store_.make(spec.dtype, spec.dims);
     acts_.push_back(a);
   }
   lnf_ = store_.make(dt, {n, c});
@@ -337,32 +409,14 @@ InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_toke
       store_(model.backend()) {
   const ModelConfig& cfg = model.config();
   if (capacity > cfg.max_seq) throw std::invalid_argument("cache longer than the model's max_seq");
-  // Activations at the compute dtype (elt bytes); rstd and lse are fp32 (f4).
-  const size_t r = static_cast<size_t>(max_rows_), f4 = sizeof(float);
-  const size_t elt = dtype_size(model.dtype());
-  const size_t c = static_cast<size_t>(cfg.d_model), qd = static_cast<size_t>(cfg.q_dim());
-  const size_t kd = static_cast<size_t>(cfg.kv_dim()), f = static_cast<size_t>(cfg.d_ff);
-  s_.ln1 = store_.raw(r * c * elt);
-  s_.rstd1 = store_.raw(r * f4);
-  s_.q_lin = store_.raw(r * qd * elt);
-  s_.k_lin = store_.raw(r * kd * elt);
-  s_.q = store_.raw(r * qd * elt);
-  s_.k = store_.raw(r * kd * elt);
-  s_.v = store_.raw(r * kd * elt);
-  s_.att = store_.raw(r * qd * elt);
-  s_.lse = store_.raw(r * static_cast<size_t>(cfg.n_heads) * f4);
-  s_.o = store_.raw(r * c * elt);
-  s_.mid = store_.raw(r * c * elt);
-  s_.ln2 = store_.raw(r * c * elt);
-  s_.rstd2 = store_.raw(r * f4);
-  s_.gate_up = store_.raw(r * 2 * f * elt);
-  s_.h = store_.raw(r * f * elt);
-  s_.m = store_.raw(r * c * elt);
-  s_.resid_a = store_.raw(r * c * elt);
-  s_.resid_b = store_.raw(r * c * elt);
-  s_.lnf = store_.raw(r * c * elt);
-  s_.rstdf = store_.raw(r * f4);
-  s_.logits = store_.raw(r * static_cast<size_t>(cfg.vocab) * elt);
+  const DType dt = model.dtype();
+  for (const ActivationSpec& spec : layer_activation_specs(cfg, batch, max_new_tokens, dt))
+    scratch_.*spec.member = store_.make(spec.dtype, spec.dims);
+  resid_a_ = store_.make(dt, {max_rows_, cfg.d_model});
+  resid_b_ = store_.make(dt, {max_rows_, cfg.d_model});
+  lnf_ = store_.make(dt, {max_rows_, cfg.d_model});
+  rstdf_ = store_.make(DType::f32, {max_rows_});
+  logits_ = store_.make(dt, {max_rows_, cfg.vocab});
   cache_.capacity = capacity;
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     cache_.k.push_back(
@@ -373,26 +427,10 @@ InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_toke
 }
 
 LayerActs InferenceGraph::views(int64_t rows, int64_t seq) const {
-  const ModelConfig& cfg = model_.config();
-  const DType dt = model_.dtype();
-  const int64_t c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim(), f = cfg.d_ff;
   LayerActs a;
-  a.ln1 = Tensor(s_.ln1, dt, {rows, c});
-  a.rstd1 = Tensor(s_.rstd1, DType::f32, {rows});
-  a.q_lin = Tensor(s_.q_lin, dt, {rows, qd});
-  a.k_lin = Tensor(s_.k_lin, dt, {rows, kd});
-  a.q = Tensor(s_.q, dt, {rows, qd});
-  a.k = Tensor(s_.k, dt, {rows, kd});
-  a.v = Tensor(s_.v, dt, {rows, kd});
-  a.att = Tensor(s_.att, dt, {rows, qd});
-  a.lse = Tensor(s_.lse, DType::f32, {rows / seq, cfg.n_heads, seq});
-  a.o = Tensor(s_.o, dt, {rows, c});
-  a.mid = Tensor(s_.mid, dt, {rows, c});
-  a.ln2 = Tensor(s_.ln2, dt, {rows, c});
-  a.rstd2 = Tensor(s_.rstd2, DType::f32, {rows});
-  a.gate_up = Tensor(s_.gate_up, dt, {rows, 2 * f});
-  a.h = Tensor(s_.h, dt, {rows, f});
-  a.m = Tensor(s_.m, dt, {rows, c});
+  for (const ActivationSpec& spec :
+       layer_activation_specs(model_.config(), rows / seq, seq, model_.dtype()))
+    a.*spec.member = shaped((scratch_.*spec.member).data, spec.dtype, spec.dims);
   return a;
 }
 
@@ -405,16 +443,16 @@ Tensor InferenceGraph::forward(const Tensor& tokens, int64_t pos) {
                                 std::to_string(pos) + " exceeds the graph's sizes");
   const LayerActs a = views(rows, seq);
   const DType dt = model_.dtype();
-  Tensor x(s_.resid_a, dt, {rows, cfg.d_model});
-  Tensor y(s_.resid_b, dt, {rows, cfg.d_model});
+  Tensor x(resid_a_.data, dt, {rows, cfg.d_model});
+  Tensor y(resid_b_.data, dt, {rows, cfg.d_model});
   be_.embedding_fwd(x.reshaped({batch, seq, cfg.d_model}), tokens, w.embedding);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     layer_forward(be_, cfg, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
     std::swap(x, y);
   }
-  const Tensor lnf(s_.lnf, dt, {rows, cfg.d_model});
-  const Tensor rstdf(s_.rstdf, DType::f32, {rows});
-  const Tensor logits(s_.logits, dt, {rows, cfg.vocab});
+  const Tensor lnf(lnf_.data, dt, {rows, cfg.d_model});
+  const Tensor rstdf(rstdf_.data, DType::f32, {rows});
+  const Tensor logits(logits_.data, dt, {rows, cfg.vocab});
   be_.rmsnorm_fwd(lnf, rstdf, x, w.final_norm, RmsNormArgs{static_cast<float>(cfg.norm_eps)});
   be_.matmul(logits, lnf, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
   return logits;

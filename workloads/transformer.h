@@ -16,6 +16,7 @@ class TensorStore {
  public:
   explicit TensorStore(Backend& backend) : backend_(backend) {}
   Tensor make(DType dtype, std::initializer_list<int64_t> dims);
+  Tensor make(DType dtype, const std::vector<int64_t>& dims);
   void* raw(size_t bytes);
   size_t bytes() const { return bytes_; }
 
@@ -24,6 +25,9 @@ class TensorStore {
   std::vector<DeviceBuffer> buffers_;
   size_t bytes_ = 0;
 };
+
+// A view of `data` with these dimensions (1 to 4 of them).
+Tensor shaped(void* data, DType dtype, const std::vector<int64_t>& dims);
 
 struct LayerWeights {
   Tensor attn_norm, wq, wk, wv, wo, mlp_norm, w_gate_up, w_down;
@@ -76,6 +80,28 @@ class Model {
 struct LayerActs {
   Tensor ln1, rstd1, q_lin, k_lin, q, k, v, att, lse, o, mid, ln2, rstd2, gate_up, h, m;
 };
+
+// One activation tensor of a layer: which member of LayerActs, its dtype and shape.
+struct ActivationSpec {
+  Tensor LayerActs::*member;
+  DType dtype;
+  std::vector<int64_t> dims;
+};
+// The activations of one layer for `batch` sequences of `seq` tokens (N = B·T rows), at the
+// compute dtype (rstd and lse in fp32): the one table that training's per-layer allocation,
+// inference's scratch and its per-call views, and the footprint estimates all read.
+std::vector<ActivationSpec> layer_activation_specs(const ModelConfig& cfg, int64_t batch,
+                                                   int64_t seq, DType dtype);
+// Bytes of one layer's activations (the table above, summed).
+double layer_activation_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype);
+
+// Bytes each part allocates, from the model's shape alone: what a run checks against the
+// device's (or the emulated chip's) memory before it allocates anything. Doubles, so that no
+// shape can overflow them.
+double model_bytes(const ModelConfig& cfg, bool training, DType dtype);
+double training_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype);
+double inference_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t max_new_tokens,
+                            int64_t capacity, DType dtype);
 
 // Per-layer KV cache, [B, S, K, D] each.
 struct KvCache {
@@ -136,11 +162,9 @@ class InferenceGraph {
   int64_t batch_, max_rows_;
   TensorStore store_;
   KvCache cache_;
-  // Raw scratch, viewed per call with the call's row count.
-  struct Scratch {
-    void *ln1, *rstd1, *q_lin, *k_lin, *q, *k, *v, *att, *lse, *o, *mid, *ln2, *rstd2, *gate_up, *h,
-        *m, *resid_a, *resid_b, *lnf, *rstdf, *logits;
-  } s_{};
+  // Scratch for the largest call, viewed per call with the call's row count.
+  LayerActs scratch_;
+  Tensor resid_a_, resid_b_, lnf_, rstdf_, logits_;
 };
 
 }  // namespace capbench
