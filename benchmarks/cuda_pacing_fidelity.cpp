@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backends/cuda/pacing.h"
+#include "harness/statistics.h"
 
 using namespace capbench;
 
@@ -31,11 +32,6 @@ void cuda_check(cudaError_t err, const char* what) {
 void cublas_check(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error(std::string(what) + ": cuBLAS status " + std::to_string(st));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 int failures = 0;

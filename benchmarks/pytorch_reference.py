@@ -37,6 +37,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 try:
@@ -219,11 +220,27 @@ def summarize(values):
         lo, hi = math.floor(pos), math.ceil(pos)
         return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
+    n = len(values)
     mean = statistics.fmean(values)
-    stdev = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"n": len(values), "mean": mean, "median": statistics.median(values), "stdev": stdev,
+    stdev = statistics.stdev(values) if n > 1 else 0.0
+    median = statistics.median(values)
+    # capbench's verdict: a distribution-free 95% interval of the median (order statistics j and
+    # n+1-j, j the largest with P(Binomial(n, 1/2) < j) <= 2.5%; the whole range below 6
+    # samples), and outliers beyond 3 scaled MADs, counted.
+    j, tail = 1, 0.0
+    if n >= 6:
+        for i in range(n):
+            tail += math.comb(n, i) / 2.0 ** n
+            if tail > 0.025:
+                break
+            j = i + 1
+        j = max(j, 1)
+    mad = 1.4826 * statistics.median([abs(v - median) for v in values])
+    outliers = sum(1 for v in values if mad > 0 and abs(v - median) > 3 * mad)
+    return {"n": n, "mean": mean, "median": median, "stdev": stdev,
             "cv": stdev / mean if mean > 0 else 0.0, "min": ordered[0], "max": ordered[-1],
-            "p50": quantile(0.5), "p90": quantile(0.9), "p99": quantile(0.99)}
+            "p50": quantile(0.5), "p90": quantile(0.9), "p99": quantile(0.99),
+            "median_ci95": [ordered[j - 1], ordered[n - j]], "outliers": outliers}
 
 
 # ---- workloads ----------------------------------------------------------------------------
@@ -451,7 +468,7 @@ def run_key(spec, mode, device):
             "emulation": None, "parallel": {"layout": "single", "world": 1}}
 
 
-def execute(spec, mode, device, cv_bound):
+def execute(spec, mode, device, ci_bound):
     clock = Clock(device)
     record = {"key": run_key(spec, mode, device), "status": "ok", "reason": "",
               "device": {"backend": "pytorch:" + mode, "kind": device.type,
@@ -477,18 +494,38 @@ def execute(spec, mode, device, cv_bound):
                        if values}
     primary = record["stats"].get(record.get("primary", ""))
     reasons = []
-    if record["status"] == "ok" and primary and primary["cv"] > cv_bound:
-        reasons.append(f"coefficient of variation {primary['cv']:.3f} above the bound "
-                       f"{cv_bound:.3f}")
+    if record["status"] == "ok" and primary:
+        low, high = primary["median_ci95"]
+        med = primary["median"]
+        ci = max(med - low, high - med) / med if med > 0 else 0.0
+        if ci > ci_bound:
+            reasons.append(f"the median's 95% confidence interval is ±{100 * ci:.1f}% wide, above "
+                           f"the bound ±{100 * ci_bound:.1f}%")
     record["validity"] = {"valid": record["status"] == "ok" and not reasons, "reasons": reasons}
     return record
 
 
 def write_atomic(path, report):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, path)
+    # A unique temporary file beside the report, created exclusively, then renamed over it.
+    # Non-finite numbers as capbench writes them ("NaN", "Infinity"), never bare NaN tokens.
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return v
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(finite(report), f, indent=1, allow_nan=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def print_row(record):
@@ -528,7 +565,9 @@ def main(argv):
     parser.add_argument("--reps", type=int, help="exactly N timed repetitions")
     parser.add_argument("--warmup", type=int)
     parser.add_argument("--min-time", type=float, help="seconds of timed repetitions at least")
-    parser.add_argument("--cv-bound", type=float, default=0.1)
+    parser.add_argument("--ci-bound", type=float, default=0.05,
+                        help="largest relative half-width of the median's 95%% interval in a "
+                             "valid run")
     parser.add_argument("--config-dir", default=CONFIG_DIR)
     parser.add_argument("--out", help="write a capbench report (schema 1) here")
     args = parser.parse_args(argv)
@@ -561,7 +600,7 @@ def main(argv):
     runs = []
     for spec in specs:
         for mode in modes:
-            record = execute(spec, mode, device, args.cv_bound)
+            record = execute(spec, mode, device, args.ci_bound)
             print_row(record)
             runs.append(record)
     if args.out:

@@ -20,6 +20,7 @@
 
 #include "backends/registry.h"
 #include "backends/throttle/throttle_backend.h"
+#include "harness/statistics.h"
 #include "harness/calibrate.h"
 #include "harness/host_info.h"
 #include "harness/suite.h"
@@ -29,11 +30,6 @@
 using namespace capbench;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 EmulationPlan plan(EmulationMode mode, Rates host, Rates target) {
   EmulationPlan p;

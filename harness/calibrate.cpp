@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <cmath>
 #include <filesystem>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "harness/json_access.h"
 #include "harness/report.h"
+#include "backends/throttle/device_profile.h"
 
 namespace capbench {
 
@@ -22,13 +25,84 @@ std::string utc_now_iso8601() {
   return buf;
 }
 
+double Calibration::memory_peak_bytes_per_s() const {
+  return std::max({read_bytes_per_s, copy_bytes_per_s, stream_bytes_per_s});
+}
+
 nlohmann::json to_json(const Calibration& c) {
-  return {{"device", c.device},           {"backend", c.backend},
-          {"threads", c.threads},         {"gemm_flops", c.gemm_flops},
-          {"gemm_n", c.gemm_n},           {"gemm_bf16_flops", c.gemm_bf16_flops},
-          {"gemm_bf16_n", c.gemm_bf16_n}, {"copy_bytes_per_s", c.copy_bytes_per_s},
-          {"copy_bytes", c.copy_bytes},   {"stream_bytes_per_s", c.stream_bytes_per_s},
-          {"dispatch_s", c.dispatch_s},   {"measured_utc", c.measured_utc}};
+  return {{"device", c.device},
+          {"backend", c.backend},
+          {"threads", c.threads},
+          {"gemm_flops", c.gemm_flops},
+          {"gemm_n", c.gemm_n},
+          {"gemm_bf16_flops", c.gemm_bf16_flops},
+          {"gemm_bf16_n", c.gemm_bf16_n},
+          {"copy_bytes_per_s", c.copy_bytes_per_s},
+          {"copy_bytes", c.copy_bytes},
+          {"stream_bytes_per_s", c.stream_bytes_per_s},
+          {"read_bytes_per_s", c.read_bytes_per_s},
+          {"dispatch_s", c.dispatch_s},
+          {"measured_utc", c.measured_utc}};
+}
+
+nlohmann::json to_json(const DevicePeaks& p) {
+  nlohmann::json backends = nlohmann::json::array();
+  for (const Calibration& c : p.backends) backends.push_back(to_json(c));
+  // The first three keys keep the names of a single backend's calibration, so that readers of
+  // either find the peaks where they look.
+  return {{"device", p.device},
+          {"gemm_flops", p.fp32_flops},
+          {"gemm_bf16_flops", p.bf16_flops},
+          {"memory_bytes_per_s", p.bytes_per_s},
+          {"sources",
+           {{"gemm_flops", p.fp32_source},
+            {"gemm_bf16_flops", p.bf16_source},
+            {"memory_bytes_per_s", p.bytes_source}}},
+          {"backends", backends}};
+}
+
+namespace {
+
+// Summed with many independent accumulators so that the loop is bound by memory, not by the
+// latency of one add chain; compiled for the widest vectors the CPU has.
+__attribute__((target_clones("avx512f", "avx2", "default"))) float sum_floats(const float* p,
+                                                                             size_t n) {
+  float acc[32] = {};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 32; ++k) acc[k] += p[i + k];
+  float s = 0;
+  for (; i < n; ++i) s += p[i];
+  for (float a : acc) s += a;
+  return s;
+}
+
+}  // namespace
+
+double measure_host_read_stream(int threads, size_t bytes) {
+  threads = std::max(threads, 1);
+  const size_t n = bytes / sizeof(float);
+  std::vector<float> buffer(n, 1.0f);
+  std::vector<float> sums(static_cast<size_t>(threads));
+  double best = 1e30;
+  for (int rep = 0; rep < 6; ++rep) {
+    const double t0 = host_seconds_now();
+    std::vector<std::thread> team;
+    for (int t = 0; t < threads; ++t)
+      team.emplace_back([&, t] {
+        const size_t begin = n * static_cast<size_t>(t) / static_cast<size_t>(threads);
+        const size_t end = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+        sums[static_cast<size_t>(t)] = sum_floats(buffer.data() + begin, end - begin);
+      });
+    for (std::thread& worker : team) worker.join();
+    best = std::min(best, host_seconds_now() - t0);
+  }
+  // Every float is 1: a wrong sum means the loop did not read what it was timed on.
+  double total = 0;
+  for (float s : sums) total += s;
+  if (std::fabs(total - static_cast<double>(n)) > 1e-3 * static_cast<double>(n))
+    throw std::runtime_error("read-stream calibration summed the wrong value");
+  return static_cast<double>(n * sizeof(float)) / best;
 }
 
 // GEMM: grow n until one call takes long enough to time well, then keep the best of several.
@@ -109,6 +183,12 @@ Calibration measure_calibration(Backend& be,
                  static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best_stream);
   }
 
+  // Read stream: on a CPU the backend's memory is the host's, read by its thread count.
+  if (!gpu) {
+    if (progress) progress("calibrate: read stream");
+    c.read_bytes_per_s = measure_host_read_stream(std::max(info.threads, 1), size_t{512} << 20);
+  }
+
   // Dispatch: a one-element add, synchronised each time; the median of many.
   if (progress) progress("calibrate: dispatch overhead");
   DeviceBuffer tiny(be, 3 * sizeof(float));
@@ -147,18 +227,24 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     const json doc = load_json_file(file);
     if (!doc.contains(key)) return std::nullopt;
     const JsonView v(doc.at(key), file, "$[\"" + key + "\"]");
+    // Figures outside a chip's plausible range (a damaged or hand-edited cache) are measured
+    // again: pacing against 1e-300 FLOP/s would stall an emulated op for ever.
+    const double* flops = kFlopsRange;
+    const double* bandwidth = kBandwidthRange;
     Calibration c;
     c.device = v.at("device").as_string();
     c.backend = v.at("backend").as_string();
-    c.threads = v.at("threads").as_nonnegative_int();
-    c.gemm_flops = v.at("gemm_flops").as_positive_number();
-    c.gemm_n = v.at("gemm_n").as_positive_int();
-    c.gemm_bf16_flops = v.at("gemm_bf16_flops").as_number();  // older caches: measured again
-    c.gemm_bf16_n = v.at("gemm_bf16_n").as_nonnegative_int();
-    c.copy_bytes_per_s = v.at("copy_bytes_per_s").as_positive_number();
-    c.copy_bytes = v.at("copy_bytes").as_positive_number();
-    c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_positive_number();
-    c.dispatch_s = v.at("dispatch_s").as_positive_number();  // older caches: measured again
+    c.threads = v.at("threads").as_int_in(0, 1 << 20);
+    c.gemm_flops = v.at("gemm_flops").as_number_in(1e6, flops[1]);
+    c.gemm_n = v.at("gemm_n").as_int_in(1, 1 << 20);
+    c.gemm_bf16_n = v.at("gemm_bf16_n").as_int_in(0, 1 << 20);
+    c.gemm_bf16_flops = c.gemm_bf16_n == 0 ? v.at("gemm_bf16_flops").as_number_in(0, 0)
+                                           : v.at("gemm_bf16_flops").as_number_in(1e6, flops[1]);
+    c.copy_bytes_per_s = v.at("copy_bytes_per_s").as_number_in(1e6, bandwidth[1]);
+    c.copy_bytes = v.at("copy_bytes").as_number_in(1, 1e15);
+    c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_number_in(1e6, bandwidth[1]);
+    c.dispatch_s = v.at("dispatch_s").as_number_in(1e-10, 1.0);  // older caches: measured again
+    c.read_bytes_per_s = v.at("read_bytes_per_s").as_number_in(0, bandwidth[1]);
     c.measured_utc = v.get_string("measured_utc", "");
     return c;
   } catch (const ConfigError&) {
@@ -189,10 +275,13 @@ Calibration backend_calibration(const BackendEntry& entry, const BackendOptions&
   const std::string key = calibration_key(backend->device_info());
   if (!force)
     if (auto hit = cached_calibration(key)) {
-      // A cache written before this backend ran bf16 lacks its bf16 peak: measured again.
+      // A cache written before this backend ran bf16, or before CPUs had a read-stream
+      // figure, lacks it: measured again.
       const bool lacks_bf16 =
           hit->gemm_bf16_flops <= 0 && backend->supports(OpId::matmul, DType::bf16).ok;
-      if (!lacks_bf16) {
+      const bool lacks_read =
+          hit->read_bytes_per_s <= 0 && backend->device_info().device_kind == "cpu";
+      if (!lacks_bf16 && !lacks_read) {
         if (was_cached) *was_cached = true;
         return *hit;
       }
@@ -203,14 +292,36 @@ Calibration backend_calibration(const BackendEntry& entry, const BackendOptions&
   return c;
 }
 
-Calibration device_calibration(const Registry& registry, const std::string& device_kind,
-                               const BackendOptions& options, bool force,
-                               const std::function<void(const std::string&)>& progress) {
-  const BackendEntry* chosen = nullptr;
-  for (const BackendEntry& e : registry.entries())
-    if (e.device_kind == device_kind && (!chosen || (chosen->oracle && !e.oracle))) chosen = &e;
-  if (!chosen) throw std::runtime_error("no backend for device kind " + device_kind);
-  return backend_calibration(*chosen, options, force, progress);
+DevicePeaks device_peaks(const Registry& registry, const std::string& device_kind,
+                         const BackendOptions& options, bool force,
+                         const std::function<void(const std::string&)>& progress) {
+  DevicePeaks peaks;
+  peaks.device_kind = device_kind;
+  for (const BackendEntry& e : registry.entries()) {
+    if (e.device_kind != device_kind || e.oracle) continue;
+    const Calibration c = backend_calibration(e, options, force, progress);
+    const std::string when = fmt::format("{} threads, {}", c.threads, c.measured_utc);
+    peaks.device = c.device;
+    if (c.gemm_flops > peaks.fp32_flops) {
+      peaks.fp32_flops = c.gemm_flops;
+      peaks.fp32_source = fmt::format("{} GEMM {}^3 fp32 ({})", c.backend, c.gemm_n, when);
+    }
+    if (c.gemm_bf16_flops > peaks.bf16_flops) {
+      peaks.bf16_flops = c.gemm_bf16_flops;
+      peaks.bf16_source = fmt::format("{} GEMM {}^3 bf16 ({})", c.backend, c.gemm_bf16_n, when);
+    }
+    if (c.memory_peak_bytes_per_s() > peaks.bytes_per_s) {
+      peaks.bytes_per_s = c.memory_peak_bytes_per_s();
+      const char* what = c.read_bytes_per_s >= std::max(c.copy_bytes_per_s, c.stream_bytes_per_s)
+                             ? "read stream"
+                         : c.stream_bytes_per_s >= c.copy_bytes_per_s ? "weight stream (GEMV)"
+                                                                      : "copy (read + write)";
+      peaks.bytes_source = fmt::format("{} {} ({})", c.backend, what, when);
+    }
+    peaks.backends.push_back(c);
+  }
+  if (peaks.backends.empty()) throw std::runtime_error("no backend for device kind " + device_kind);
+  return peaks;
 }
 
 }  // namespace capbench

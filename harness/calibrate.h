@@ -29,7 +29,14 @@ struct Calibration {
   // ops against it; MBU stays against copy_bytes_per_s, the hardware's peak.
   double stream_bytes_per_s = 0;
   double dispatch_s = 0;  // median time of a one-element op, synchronised: launch cost
+  // CPU: bytes per second the backend's thread count reads from a buffer far larger than the
+  // caches (a sum over 512 MiB): the most a decode step's weight stream can reach. 0 on GPUs.
+  double read_bytes_per_s = 0;
   std::string measured_utc;
+
+  // The memory rate utilisation is judged against: the best of the read stream, the copy and
+  // the weight stream, each of which moved real bytes at that rate.
+  double memory_peak_bytes_per_s() const;
 };
 
 nlohmann::json to_json(const Calibration& c);
@@ -49,11 +56,26 @@ Calibration backend_calibration(const BackendEntry& entry, const BackendOptions&
                                 const std::function<void(const std::string&)>& progress = {},
                                 bool* was_cached = nullptr);
 
-// The peaks of a device kind: measured with the preferred backend for it (the first non-oracle
-// backend of that kind, since the oracle's loops are not the hardware's peak), cached.
-Calibration device_calibration(const Registry& registry, const std::string& device_kind,
-                               const BackendOptions& options, bool force,
-                               const std::function<void(const std::string&)>& progress = {});
+// A device's peaks: the best that any of its backends measured (the oracle's loops are not the
+// hardware's), so that no backend's run can beat them unless the calibration is stale or was
+// disturbed. MFU and MBU divide by these.
+struct DevicePeaks {
+  std::string device_kind, device;
+  double fp32_flops = 0, bf16_flops = 0;  // GEMM; bf16 0 where no backend multiplies bf16
+  double bytes_per_s = 0;                 // memory: Calibration::memory_peak_bytes_per_s
+  std::string fp32_source, bf16_source, bytes_source;  // which backend and measurement
+  std::vector<Calibration> backends;                   // every backend's own calibration
+  double flops(DType dtype) const { return dtype == DType::bf16 ? bf16_flops : fp32_flops; }
+};
+nlohmann::json to_json(const DevicePeaks& p);
+
+// Calibrates (or reads the cache of) every non-oracle backend of a device kind.
+DevicePeaks device_peaks(const Registry& registry, const std::string& device_kind,
+                         const BackendOptions& options, bool force,
+                         const std::function<void(const std::string&)>& progress = {});
+
+// Bytes per second `threads` host threads read from `bytes` of memory (best of several sums).
+double measure_host_read_stream(int threads, size_t bytes);
 
 std::string utc_now_iso8601();
 

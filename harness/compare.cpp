@@ -11,26 +11,23 @@
 namespace capbench {
 namespace {
 
-// Number of orderings of m x-values and n y-values, by U (pairs with x > y): the classic
-// recursion f(m, n, u) = f(m-1, n, u-n) + f(m, n-1, u), as a table over u.
+constexpr size_t kExactMaxSmaller = 8;
+
+// Number of orderings of m x-values and n y-values by U (pairs with x > y): the coefficients of
+// the Gaussian binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), built one
+// factor at a time (after each, the polynomial is [n+i choose i]_q). O(m²·n) time and O(m·n)
+// memory, so the exact test stays cheap for any n when m is small.
 std::vector<double> exact_u_counts(size_t m, size_t n) {
-  // counts[i][j] holds the distribution for sizes (i, j); built up row by row.
-  std::vector<std::vector<std::vector<double>>> f(m + 1, std::vector<std::vector<double>>(n + 1));
-  for (size_t i = 0; i <= m; ++i)
-    for (size_t j = 0; j <= n; ++j) {
-      std::vector<double>& d = f[i][j];
-      d.assign(i * j + 1, 0.0);
-      if (i == 0 || j == 0) {
-        d[0] = 1;
-        continue;
-      }
-      // The largest value is an x (beats all j y's) or a y.
-      const std::vector<double>& with_x = f[i - 1][j];
-      const std::vector<double>& with_y = f[i][j - 1];
-      for (size_t u = 0; u < with_x.size(); ++u) d[u + j] += with_x[u];
-      for (size_t u = 0; u < with_y.size(); ++u) d[u] += with_y[u];
-    }
-  return f[m][n];
+  if (m > n) std::swap(m, n);
+  std::vector<double> c(m * n + 1, 0.0);
+  c[0] = 1;
+  size_t degree = 0;
+  for (size_t i = 1; i <= m; ++i) {
+    degree += n;  // the degree of [n+i choose i]_q is i·n
+    for (size_t k = degree; k >= n + i; --k) c[k] -= c[k - n - i];  // × (1 - q^(n+i))
+    for (size_t k = i; k <= degree; ++k) c[k] += c[k - i];          // ÷ (1 - q^i)
+  }
+  return c;
 }
 
 std::string human_seconds(double s) {
@@ -101,6 +98,19 @@ void finish(Comparison& c) {
   c.geomean_ratio = c.geomean_count ? std::exp(log_sum / static_cast<double>(c.geomean_count)) : 1;
 }
 
+// A report's runs by key. Two runs with one key cannot both be matched: the first is compared,
+// and the others are listed, never silently dropped.
+std::map<std::string, const RunRecord*> runs_by_key(const Report& report, const std::string& name,
+                                                    Comparison& c) {
+  std::map<std::string, const RunRecord*> out;
+  for (size_t i = 0; i < report.runs.size(); ++i) {
+    const std::string key = report.runs[i].key.to_string();
+    if (!out.emplace(key, &report.runs[i]).second)
+      c.unmatched.push_back(fmt::format("duplicate in {} (run {}, not compared): {}", name, i, key));
+  }
+  return out;
+}
+
 std::string field_value(const RunKey& k, const std::string& field) {
   if (field == "backend") return k.backend;
   if (field == "emulation.profile")
@@ -159,7 +169,7 @@ MannWhitney mann_whitney_u(const std::vector<double>& x, const std::vector<doubl
   const double dm = static_cast<double>(m), dn = static_cast<double>(n);
   r.u = rank_sum_x - dm * (dm + 1) / 2;
   const double u_big = std::max(r.u, dm * dn - r.u);
-  if (allow_exact && !ties && std::min(m, n) <= 8) {
+  if (allow_exact && !ties && std::min(m, n) <= kExactMaxSmaller) {
     const std::vector<double> counts = exact_u_counts(m, n);
     double all = 0, tail = 0;
     for (size_t u = 0; u < counts.size(); ++u) {
@@ -206,12 +216,10 @@ Comparison compare_reports(const std::vector<std::pair<std::string, Report>>& re
   Comparison c;
   if (reports.size() < 2) return c;
   const auto& [base_name, base] = reports.front();
-  std::map<std::string, const RunRecord*> base_runs;
-  for (const RunRecord& r : base.runs) base_runs.emplace(r.key.to_string(), &r);
+  const std::map<std::string, const RunRecord*> base_runs = runs_by_key(base, base_name, c);
   for (size_t i = 1; i < reports.size(); ++i) {
     const auto& [name, rep] = reports[i];
-    std::map<std::string, const RunRecord*> new_runs;
-    for (const RunRecord& r : rep.runs) new_runs.emplace(r.key.to_string(), &r);
+    const std::map<std::string, const RunRecord*> new_runs = runs_by_key(rep, name, c);
     for (const auto& [key, run] : base_runs) {
       auto it = new_runs.find(key);
       if (it == new_runs.end())

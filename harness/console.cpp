@@ -1,15 +1,12 @@
 #include "harness/console.h"
 
+#include "harness/run_view.h"
+
 #include <fmt/format.h>
 #include <algorithm>
 
 namespace capbench {
 namespace {
-
-double metric(const RunRecord& r, const char* name) {
-  auto it = r.metrics.find(name);
-  return it == r.metrics.end() ? -1 : it->second;
-}
 
 std::string percent(double fraction) {
   return fraction < 0 ? "-" : fmt::format("{:.1f}%", 100 * fraction);
@@ -26,39 +23,39 @@ std::string human_rate(double v, const char* unit) {
 }
 
 void print_summary_table(std::FILE* out, const Report& report) {
-  const char* row = "{:<11} {:<8} {:<11} {:<14} {:<8} {:>12} {:<28} {:<11} {:>6} {:<5}\n";
-  fmt::print(out, row, "backend", "model", "workload", "emulating", "status", "tokens/s",
-             "latency (median)", "util", "CV", "valid");
+  const std::vector<KeyColumn> columns = distinguishing_columns(report.runs);
+  // Each key column as wide as its widest value.
+  std::vector<size_t> widths;
+  for (const KeyColumn& c : columns) {
+    size_t w = c.name.size();
+    for (const RunRecord& r : report.runs) w = std::max(w, c.value(r).size());
+    widths.push_back(w);
+  }
+  auto key_cells = [&](auto value_of) {
+    std::string line;
+    for (size_t i = 0; i < columns.size(); ++i)
+      line += fmt::format("{:<{}} ", value_of(i), widths[i]);
+    return line;
+  };
+  const char* tail = "{:<8} {:>12} {:<28} {:<14} {:>6} {:<5}\n";
+  fmt::print(out, "{}", key_cells([&](size_t i) { return columns[i].name; }));
+  fmt::print(out, tail, "status", "tokens/s", "latency (median)", "util", "CI95", "valid");
   for (const RunRecord& r : report.runs) {
-    std::string tokens = "-", latency = "-", util = "-", cv = "-", valid = "-";
+    std::string tokens = "-", latency = "-", util = "-", ci = "-", valid = "-";
     if (r.status == "ok") {
-      if (r.key.workload == "train_step") {
-        tokens = fmt::format("{:.1f}", metric(r, "tokens_per_s"));
-        latency = fmt::format("step {:.2f} ms", metric(r, "step_ms"));
-        util = "MFU " + percent(metric(r, "mfu"));
-      } else if (r.metrics.count("decode_tokens_per_s")) {
-        tokens = fmt::format("{:.1f}", metric(r, "decode_tokens_per_s"));
-        latency =
-            fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", metric(r, "tpot_ms"), metric(r, "ttft_ms"));
-        util = "MBU " + percent(metric(r, "mbu"));
-      } else {
-        tokens = fmt::format("{:.1f}", metric(r, "prefill_tokens_per_s"));
-        latency = fmt::format("TTFT {:.1f} ms", metric(r, "ttft_ms"));
-        util = "MFU " + percent(metric(r, "prefill_mfu"));
-      }
-      if (r.stats.count(r.primary)) cv = percent(r.stats.at(r.primary).cv);
+      const Headline h = headline(r);
+      tokens = fmt::format("{:.1f}", h.throughput);
+      latency = h.latency;
+      util = h.utilisation;
+      if (r.stats.count(r.primary))
+        ci = fmt::format("±{:.1f}%", 100 * r.stats.at(r.primary).median_ci_relative());
       valid = r.validity.valid ? "yes" : "no";
     }
-    std::string emulating = r.key.emulation_profile.empty() ? "-" : r.key.emulation_profile;
-    if (!r.emulation.is_null() && !r.emulation.value("limited_by", nlohmann::json::array()).empty())
-      emulating += "*";  // limited: see the note below the table
-    fmt::print(out, row, r.key.backend, r.key.model, r.key.workload, emulating, r.status, tokens,
-               latency, util, cv, valid);
+    fmt::print(out, "{}", key_cells([&](size_t i) { return columns[i].value(r); }));
+    fmt::print(out, tail, r.status, tokens, latency, util, ci, valid);
   }
   bool limited = false;
-  for (const RunRecord& r : report.runs)
-    limited = limited || (!r.emulation.is_null() &&
-                          !r.emulation.value("limited_by", nlohmann::json::array()).empty());
+  for (const RunRecord& r : report.runs) limited = limited || emulation_limited(r);
   if (limited)
     fmt::print(out,
                "  * the host cannot reach this chip in some dimension (emulation.limited_by): "
@@ -72,7 +69,13 @@ void print_summary_table(std::FILE* out, const Report& report) {
     else if (!r.validity.valid)
       for (const std::string& why : r.validity.reasons)
         fmt::print(out, "  {}: not valid: {}\n", who, why);
+    for (const std::string& note : r.notes) fmt::print(out, "  {}: {}\n", who, note);
   }
+  if (report.interrupted.is_object())
+    fmt::print(out, "  interrupted by {} during {}: {} run(s) finished, {} not run\n",
+               report.interrupted.value("signal", std::string("a signal")),
+               report.interrupted.value("during", std::string("the suite")),
+               report.runs.size(), report.interrupted.value("runs_not_run", 0));
 }
 
 void print_op_breakdown(std::FILE* out, const Report& report) {

@@ -26,4 +26,9 @@ class UsageError : public std::runtime_error {
 
 constexpr int kExitBadInput = 2;
 
+// `text` as one printable line: newlines, tabs and other control characters become escapes
+// (\n, \t, \x1b), and bytes that are not UTF-8 become \xNN, so that a message quoting a bad
+// input is always exactly one line.
+std::string one_line(const std::string& text);
+
 }  // namespace capbench

@@ -7,9 +7,12 @@
 #include <memory>
 
 #include "harness/errors.h"
+#include "harness/statistics.h"
 
 namespace capbench {
 namespace {
+
+constexpr int kBusyTimeoutMs = 60000;
 
 using Db = std::unique_ptr<sqlite3, decltype(&sqlite3_close)>;
 using Stmt = std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)>;
@@ -22,22 +25,32 @@ Db open_db(const std::string& path, bool create) {
   if (rc != SQLITE_OK)
     throw UsageError(fmt::format("--db {}: cannot open ({})", path,
                                  raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  // Several jobs may add to one history at once (parallel CI jobs): a locked database is waited
+  // for, not an error.
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   return db;
 }
 
+// A database error: bad input (exit 2) when the file is not a history, a runtime error (exit 1)
+// when it is busy or the disk fails.
+[[noreturn]] void fail(sqlite3* db, int rc, const std::string& path, const std::string& what) {
+  const int primary = rc & 0xff;
+  const std::string msg = fmt::format("--db {}: {}{}", path, what, db ? sqlite3_errmsg(db) : "");
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_IOERR ||
+      primary == SQLITE_FULL)
+    throw std::runtime_error(msg);
+  throw UsageError(msg);
+}
+
 void exec(sqlite3* db, const char* sql, const std::string& path) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw UsageError(fmt::format("--db {}: {}", path, msg));
-  }
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc, path, "");
 }
 
 Stmt prepare(sqlite3* db, const char* sql, const std::string& path) {
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK)
-    throw UsageError(fmt::format("--db {}: {}", path, sqlite3_errmsg(db)));
+  const int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc, path, "");
   return Stmt(raw, &sqlite3_finalize);
 }
 
@@ -53,18 +66,15 @@ const char* kSchema = R"(
     UNIQUE (run_key, series, created_utc, git_revision));
   CREATE INDEX IF NOT EXISTS runs_by_key ON runs (run_key, created_utc);)";
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 }  // namespace
 
 size_t history_add(const std::string& db_path, const Report& report, const std::string& label) {
   Db db = open_db(db_path, true);
+  // The write lock is taken up front (IMMEDIATE): a deferred transaction that upgrades to a
+  // writer while another holds it fails at once instead of waiting.
+  exec(db.get(), "BEGIN IMMEDIATE", db_path);
   exec(db.get(), kSchema, db_path);
-  exec(db.get(), "BEGIN", db_path);
   Stmt insert = prepare(db.get(),
                         "INSERT OR IGNORE INTO runs (run_key, series, created_utc, git_revision, "
                         "report, median) VALUES (?, ?, ?, ?, ?, ?)",
@@ -80,8 +90,8 @@ size_t history_add(const std::string& db_path, const Report& report, const std::
     sqlite3_bind_text(insert.get(), 4, report.git_revision.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(insert.get(), 5, label.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(insert.get(), 6, r.stats.at(r.primary).median);
-    if (sqlite3_step(insert.get()) != SQLITE_DONE)
-      throw UsageError(fmt::format("--db {}: {}", db_path, sqlite3_errmsg(db.get())));
+    if (const int rc = sqlite3_step(insert.get()); rc != SQLITE_DONE)
+      fail(db.get(), rc, db_path, "");
     added += static_cast<size_t>(sqlite3_changes(db.get()));
   }
   exec(db.get(), "COMMIT", db_path);
@@ -91,16 +101,16 @@ size_t history_add(const std::string& db_path, const Report& report, const std::
 void flag_outlier(HistorySeries& s, const OutlierRule& rule) {
   s.flagged = false;
   s.why.clear();
-  if (s.points.size() < 3) return;
+  if (s.points.size() < 3 || rule.window < 1) return;
   const double latest = s.points.back().median;
   const size_t end = s.points.size() - 1;
   const size_t begin = end > rule.window ? end - rule.window : 0;
   std::vector<double> prev;
   for (size_t i = begin; i < end; ++i) prev.push_back(s.points[i].median);
-  const double med = median_of(prev);
+  const double med = median(prev);
   std::vector<double> dev;
   for (double v : prev) dev.push_back(std::fabs(v - med));
-  const double mad = median_of(dev);
+  const double mad = median(dev);
   const double bound = std::max(rule.mad_factor * 1.4826 * mad, rule.min_relative * med);
   if (std::fabs(latest - med) > bound) {
     s.flagged = true;
@@ -119,7 +129,8 @@ std::vector<HistorySeries> history_series(const std::string& db_path, const Outl
                    "ORDER BY run_key, series, created_utc, id",
                    db_path);
   std::vector<HistorySeries> out;
-  while (sqlite3_step(q.get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
     auto text = [&](int col) {
       const unsigned char* t = sqlite3_column_text(q.get(), col);
       return std::string(t ? reinterpret_cast<const char*>(t) : "");
@@ -129,6 +140,7 @@ std::vector<HistorySeries> history_series(const std::string& db_path, const Outl
       out.push_back({key, series, {}, false, ""});
     out.back().points.push_back({text(2), text(3), text(4), sqlite3_column_double(q.get(), 5)});
   }
+  if (rc != SQLITE_DONE) fail(db.get(), rc, db_path, "");
   for (HistorySeries& s : out) flag_outlier(s, rule);
   return out;
 }

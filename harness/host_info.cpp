@@ -64,6 +64,11 @@ nlohmann::json host_info(const Registry& registry) {
           {"backends", backends}};
 }
 
+double host_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
 void prefer_openmp_openblas(char** argv) {
   if (std::getenv("CAPBENCH_KEEP_BLAS") != nullptr) return;
   const char* current = std::getenv("LD_LIBRARY_PATH");

@@ -10,6 +10,9 @@ namespace capbench {
 // and each built backend's device and library version.
 nlohmann::json host_info(const Registry& registry);
 
+// The machine's physical memory in bytes (what a CPU backend's footprint must fit in).
+double host_memory_bytes();
+
 // Debian's libtorch calls OpenBLAS, whose default (pthreads) build runs its own thread pool
 // beside ATen's and oneDNN's OpenMP team; on a small CPU the two pools steal cycles from each
 // other whatever libgomp's wait policy: spinning OpenMP threads slowed torch's small train step

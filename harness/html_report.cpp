@@ -1,14 +1,18 @@
-// One self-contained HTML file (no scripts, no network) from a report: throughput bars per
-// workload, sample distributions, a roofline of the per-op breakdown, and the tables.
+// One self-contained HTML file (no scripts, no network) from a report: the runs table, what each
+// emulated chip costs relative to the reference chip, throughput bars per workload, sample
+// distributions, a roofline of the per-op breakdown, and the per-op tables. Every string taken
+// from the report is escaped: reports travel between machines, and a page must never run what
+// one holds.
 #include "harness/html_report.h"
-
-#include "harness/console.h"
-#include "harness/markup.h"
 
 #include <fmt/format.h>
 #include <algorithm>
 #include <cmath>
 #include <map>
+
+#include "harness/console.h"
+#include "harness/markup.h"
+#include "harness/run_view.h"
 
 namespace capbench {
 namespace {
@@ -23,56 +27,170 @@ std::string colour(size_t i) {
   return kPalette[i % (sizeof kPalette / sizeof *kPalette)];
 }
 
-std::string run_label(const RunRecord& r) {
-  std::string s = r.key.backend + " · " + r.key.model + " · b" + std::to_string(r.key.batch);
-  if (r.key.workload == "train_step")
-    s += " × " + std::to_string(r.key.seq);
-  else
-    s += " p" + std::to_string(r.key.prompt) + " d" + std::to_string(r.key.decode_steps);
-  if (!r.key.emulation_profile.empty()) s += " · " + r.key.emulation_profile;
+// Pixels a label of 12 px system-ui text needs, generously (digits and capitals are widest).
+int label_pixels(const std::string& text) {
+  size_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;  // code points, not bytes
+  return static_cast<int>(chars) * 7 + 16;
+}
+
+// The left margin that fits every label whole.
+int margin_for(const std::vector<std::string>& labels, int at_least = 120) {
+  int w = at_least;
+  for (const std::string& l : labels) w = std::max(w, label_pixels(l));
+  return w;
+}
+
+// A run's label in charts: the values of the report's distinguishing key fields, workload
+// aside (each chart is of one workload).
+std::string run_label(const RunRecord& r, const std::vector<KeyColumn>& columns) {
+  std::string s;
+  for (const KeyColumn& c : columns) {
+    if (c.name == "workload") continue;
+    const std::string v = c.value(r);
+    if (v == "-") continue;
+    s += (s.empty() ? "" : " · ") + v;
+  }
   return s;
 }
 
-// The throughput a workload is judged by, and its unit.
-std::pair<double, std::string> throughput(const RunRecord& r) {
-  auto get = [&](const char* m) { return r.metrics.count(m) ? r.metrics.at(m) : 0.0; };
-  if (r.key.workload == "train_step") return {get("tokens_per_s"), "train tokens/s"};
-  if (r.metrics.count("decode_tokens_per_s"))
-    return {get("decode_tokens_per_s"), "decode tokens/s"};
-  return {get("prefill_tokens_per_s"), "prefill tokens/s"};
-}
-
 // Horizontal bars, one per run, for one throughput unit.
-std::string bar_chart(const std::vector<const RunRecord*>& runs, const std::string& unit) {
+std::string bar_chart(const std::vector<const RunRecord*>& runs, const std::string& unit,
+                      const std::vector<KeyColumn>& columns) {
   double max_v = 0;
-  for (const RunRecord* r : runs) max_v = std::max(max_v, throughput(*r).first);
-  const int left = 300, width = 420, bar = 22, gap = 8;
+  std::vector<std::string> labels;
+  for (const RunRecord* r : runs) {
+    max_v = std::max(max_v, headline(*r).throughput);
+    labels.push_back(run_label(*r, columns));
+  }
+  const int left = margin_for(labels), width = 420, bar = 22, gap = 8;
   const int height = static_cast<int>(runs.size()) * (bar + gap) + 40;
   std::string svg = fmt::format(
       "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' role='img' "
       "aria-label='{}'>\n",
-      left + width + 90, height, esc(unit));
+      left + width + 110, height, esc(unit));
   for (size_t i = 0; i < runs.size(); ++i) {
-    const double v = throughput(*runs[i]).first;
+    const double v = headline(*runs[i]).throughput;
     const int y = 10 + static_cast<int>(i) * (bar + gap);
     const int w = max_v > 0 ? static_cast<int>(width * v / max_v) : 0;
     svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{}</text>\n", left - 8,
-                       y + 16, esc(run_label(*runs[i])));
+                       y + 16, esc(labels[i]));
     svg += fmt::format(
         "<rect x='{}' y='{}' width='{}' height='{}' fill='{}'><title>{}: {:.1f} "
         "{}</title></rect>\n",
-        left, y, std::max(w, 1), bar, colour(i), esc(run_label(*runs[i])), v, esc(unit));
+        left, y, std::max(w, 1), bar, colour(i), esc(labels[i]), v, esc(unit));
     svg += fmt::format("<text x='{}' y='{}' class='val'>{}</text>\n", left + w + 6, y + 16,
-                       human_rate(v, "tokens/s"));
+                       esc(human_rate(v, "tokens/s")));
   }
   svg += fmt::format("<text x='{}' y='{}' class='axis'>{}</text>\n</svg>\n", left, height - 6,
                      esc(unit));
   return svg;
 }
 
+// Runs of one workload that differ only in the chip they emulate: the reference is the run that
+// plays the chip the others are relative to (emulating its own relative_to), else the native one.
+struct EmulationGroup {
+  std::string label;  // the group's key, emulation aside
+  const RunRecord* reference = nullptr;
+  std::vector<const RunRecord*> others;
+};
+
+std::vector<EmulationGroup> emulation_groups(const std::vector<const RunRecord*>& runs,
+                                             const std::vector<KeyColumn>& columns) {
+  std::vector<EmulationGroup> groups;
+  std::map<std::string, size_t> index;
+  for (const RunRecord* r : runs) {
+    RunKey k = r->key;
+    k.emulation_profile = k.emulation_mode = "";
+    const std::string group_key = k.to_string() + "|rel:" + r->key.emulation_relative_to;
+    if (!index.count(group_key)) {
+      index[group_key] = groups.size();
+      std::string label;
+      for (const KeyColumn& c : columns)
+        if (c.name != "workload" && c.name != "emulating" && c.value(*r) != "-")
+          label += (label.empty() ? "" : " · ") + c.value(*r);
+      groups.push_back({label, nullptr, {}});
+    }
+    EmulationGroup& g = groups[index[group_key]];
+    const bool plays_reference = !r->key.emulation_relative_to.empty() &&
+                                 r->key.emulation_profile == r->key.emulation_relative_to;
+    const bool native = r->key.emulation_profile.empty();
+    if (plays_reference || (native && !g.reference))
+      g.reference = r;
+    else
+      g.others.push_back(r);
+  }
+  // A native run is only the reference where no run plays the reference chip.
+  std::vector<EmulationGroup> out;
+  for (EmulationGroup& g : groups) {
+    std::vector<const RunRecord*> kept;
+    for (const RunRecord* r : g.others)
+      if (!r->key.emulation_profile.empty()) kept.push_back(r);
+    g.others = kept;
+    if (g.reference && !g.others.empty()) out.push_back(g);
+  }
+  return out;
+}
+
+std::string reference_name(const RunRecord& r) {
+  return r.key.emulation_profile.empty() ? "the native run" : r.key.emulation_profile;
+}
+
+// "What an H20 costs": each emulated chip's median time over the reference chip's, per group.
+std::string emulation_cost_chart(const std::vector<EmulationGroup>& groups) {
+  std::vector<std::string> labels;
+  double max_ratio = 1;
+  for (const EmulationGroup& g : groups)
+    for (const RunRecord* r : g.others) {
+      labels.push_back(emulation_label(*r));
+      max_ratio = std::max(max_ratio, primary_median(*r) / primary_median(*g.reference));
+    }
+  for (const EmulationGroup& g : groups) labels.push_back(g.label);
+  const int left = margin_for(labels), width = 420, bar = 18, gap = 6, header = 22;
+  int height = 30;
+  for (const EmulationGroup& g : groups)
+    height += header + static_cast<int>(g.others.size()) * (bar + gap);
+  auto x_of = [&](double ratio) { return left + width * ratio / max_ratio; };
+  std::string svg = fmt::format(
+      "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' role='img' "
+      "aria-label='time relative to the reference chip'>\n",
+      left + width + 110, height);
+  svg += fmt::format(
+      "<line x1='{0:.1f}' x2='{0:.1f}' y1='4' y2='{1}' stroke='#333' stroke-dasharray='4 3'/>"
+      "<text x='{0:.1f}' y='{2}' text-anchor='middle' class='axis'>1× (reference)</text>\n",
+      x_of(1), height - 22, height - 8);
+  int y = 4;
+  size_t bar_index = 0;
+  for (const EmulationGroup& g : groups) {
+    svg += fmt::format(
+        "<text x='{}' y='{}' text-anchor='end' class='grp'>{} (vs {})</text>\n", left - 8,
+        y + 15, esc(g.label), esc(reference_name(*g.reference)));
+    y += header;
+    for (const RunRecord* r : g.others) {
+      const double ratio = primary_median(*r) / primary_median(*g.reference);
+      const std::string label = emulation_label(*r);
+      svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{}</text>\n",
+                         left - 8, y + 13, esc(label));
+      svg += fmt::format(
+          "<rect x='{}' y='{}' width='{:.1f}' height='{}' fill='{}'><title>{}: {:.3f}× the "
+          "time of {}</title></rect>\n",
+          left, y, std::max(1.0, x_of(ratio) - left), bar, colour(bar_index++), esc(label),
+          ratio, esc(reference_name(*g.reference)));
+      svg += fmt::format("<text x='{:.1f}' y='{}' class='val'>{:.2f}×</text>\n",
+                         x_of(ratio) + 6, y + 13, ratio);
+      y += bar + gap;
+    }
+  }
+  return svg + "</svg>\n";
+}
+
 // Every sample of each run's primary series over its median: spread is comparable across runs.
-std::string distribution_chart(const std::vector<const RunRecord*>& runs) {
-  const int left = 300, width = 420, row = 26;
+std::string distribution_chart(const std::vector<const RunRecord*>& runs,
+                               const std::vector<KeyColumn>& columns) {
+  std::vector<std::string> labels;
+  for (const RunRecord* r : runs)
+    labels.push_back(run_label(*r, columns) + " · " + r->key.workload + " (" + r->primary + ")");
+  const int left = margin_for(labels), width = 420, row = 26;
   const double lo = 0.5, hi = 2.0;  // ratio to the median, log scale
   auto x_of = [&](double ratio) {
     ratio = std::clamp(ratio, lo, hi);
@@ -95,14 +213,14 @@ std::string distribution_chart(const std::vector<const RunRecord*>& runs) {
     const int y = 18 + static_cast<int>(i) * row;
     const auto& samples = r.samples.at(r.primary);
     const double med = r.stats.at(r.primary).median;
-    svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{} ({})</text>\n",
-                       left - 8, y + 4, esc(run_label(r)), esc(r.primary));
+    svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{}</text>\n", left - 8,
+                       y + 4, esc(labels[i]));
     for (size_t j = 0; j < samples.size(); ++j) {
       const double jitter = static_cast<double>(j % 5) * 2.0 - 4.0;
       svg += fmt::format(
           "<circle cx='{:.1f}' cy='{:.1f}' r='2.5' fill='{}' fill-opacity='0.6'>"
           "<title>{:.4g} s</title></circle>\n",
-          x_of(samples[j] / med), y + jitter, colour(i), samples[j]);
+          x_of(med > 0 ? samples[j] / med : 1), y + jitter, colour(i), samples[j]);
     }
   }
   svg += fmt::format(
@@ -114,7 +232,10 @@ std::string distribution_chart(const std::vector<const RunRecord*>& runs) {
 
 // Achieved FLOP/s against arithmetic intensity, per op, under the calibrated roof.
 std::string roofline_chart(const std::vector<const RunRecord*>& runs, double peak_flops,
-                           double peak_bw) {
+                           double peak_bw, const std::vector<KeyColumn>& columns) {
+  std::vector<std::string> legend;
+  for (const RunRecord* r : runs)
+    legend.push_back(run_label(*r, columns) + " · " + r->key.workload);
   const int left = 70, top = 20, width = 560, height = 340;
   const double x_lo = -2, x_hi = 4;  // log10 FLOP/byte
   double y_hi = std::ceil(std::log10(std::max(peak_flops, 1.0)) + 0.3), y_lo = y_hi - 5;
@@ -125,7 +246,8 @@ std::string roofline_chart(const std::vector<const RunRecord*>& runs, double pea
   std::string svg = fmt::format(
       "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' role='img' "
       "aria-label='roofline'>\n",
-      left + width + 380, top + height + 50);
+      left + width + 40 + margin_for(legend, 0),
+      std::max(top + height + 50, top + 16 * static_cast<int>(runs.size()) + 20));
   for (double e = x_lo; e <= x_hi; e += 1)
     svg += fmt::format(
         "<line x1='{0:.1f}' x2='{0:.1f}' y1='{1}' y2='{2}' class='grid'/><text "
@@ -144,26 +266,25 @@ std::string roofline_chart(const std::vector<const RunRecord*>& runs, double pea
         "{:.1f},{:.1f} {:.1f},{:.1f}'><title>roof: {}, {}</title>"
         "</polyline>\n",
         px(a0), py(a0 * peak_bw), px(ridge), py(peak_flops), px(a1), py(peak_flops),
-        human_rate(peak_flops, "FLOP/s"), human_rate(peak_bw, "B/s"));
+        esc(human_rate(peak_flops, "FLOP/s")), esc(human_rate(peak_bw, "B/s")));
   }
   int legend_y = top;
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunRecord& r = *runs[i];
     for (const OpRecord& o : r.ops) {
-      if (o.flops <= 0 || o.bytes <= 0 || o.seconds <= 0) continue;
+      if (!(o.flops > 0 && o.bytes > 0 && o.seconds > 0)) continue;
       const double ai = o.flops / o.bytes, f = o.flops / o.seconds;
       svg += fmt::format(
           "<circle cx='{:.1f}' cy='{:.1f}' r='4' fill='{}' fill-opacity='0.75'>"
           "<title>{} · {}: {:.3g} FLOP/byte, {}</title>"
           "</circle>\n",
           px(std::clamp(ai, std::pow(10, x_lo), std::pow(10, x_hi))), py(f), colour(i),
-          esc(run_label(r)), esc(o.op), ai, human_rate(f, "FLOP/s"));
+          esc(legend[i]), esc(o.op), ai, esc(human_rate(f, "FLOP/s")));
     }
     svg += fmt::format(
         "<rect x='{}' y='{}' width='10' height='10' fill='{}'/><text x='{}' "
-        "y='{}' class='lbl'>{} {}</text>\n",
-        left + width + 12, legend_y, colour(i), left + width + 26, legend_y + 9, esc(run_label(r)),
-        esc(r.key.workload));
+        "y='{}' class='lbl'>{}</text>\n",
+        left + width + 12, legend_y, colour(i), left + width + 26, legend_y + 9, esc(legend[i]));
     legend_y += 16;
   }
   svg += fmt::format(
@@ -174,37 +295,44 @@ std::string roofline_chart(const std::vector<const RunRecord*>& runs, double pea
   return svg;
 }
 
-std::string summary_table(const Report& report) {
-  std::string t =
-      "<table><tr><th>backend</th><th>model</th><th>workload</th><th>status</th>"
-      "<th>throughput</th><th>median</th><th>CV</th><th>MFU / MBU</th>"
-      "<th>roofline</th><th>valid</th><th>canaries</th></tr>\n";
+std::string summary_table(const Report& report, const std::vector<KeyColumn>& columns) {
+  std::string t = "<table><tr>";
+  for (const KeyColumn& c : columns) t += "<th>" + esc(c.name) + "</th>";
+  t += "<th>status</th><th>throughput</th><th>median</th><th>CI95 of the median</th><th>CV</th>"
+       "<th>utilisation</th><th>roofline</th><th>valid</th><th>canaries</th></tr>\n";
   for (const RunRecord& r : report.runs) {
-    std::string thr = "-", med = "-", cv = "-", util = "-", roof = "-", canaries;
+    std::string thr = "-", med = "-", ci = "-", cv = "-", util = "-", roof = "-", canaries;
     if (r.status == "ok") {
-      const auto [v, unit] = throughput(r);
-      thr = fmt::format("{:.1f} {}", v, unit);
+      const Headline h = headline(r);
+      thr = fmt::format("{:.1f} {}", h.throughput, h.unit);
+      util = h.utilisation;
       const Stats& s = r.stats.at(r.primary);
       med = fmt::format("{:.4g} ms ({})", s.median * 1e3, r.primary);
+      ci = fmt::format("±{:.1f}% ({} outlier(s) of {})", 100 * s.median_ci_relative(),
+                       s.outliers, s.n);
       cv = fmt::format("{:.1f}%", 100 * s.cv);
-      for (const char* m : {"mfu", "mbu"})
-        if (r.metrics.count(m)) util = fmt::format("{} {:.1f}%", m, 100 * r.metrics.at(m));
       if (r.roofline.available)
         roof = fmt::format("{:.4g} ms, {}-bound", r.roofline.seconds * 1e3, r.roofline.bound);
     }
     for (const Canary& c : r.canaries)
-      canaries += fmt::format("<span class='{}'>{}</span> ", c.passed ? "ok" : "bad", esc(c.name));
+      canaries += fmt::format("<span class='{}' title='{}'>{}</span> ", c.passed ? "ok" : "bad",
+                              esc(c.detail), esc(c.name));
+    t += "<tr>";
+    for (const KeyColumn& c : columns) t += "<td>" + esc(c.value(r)) + "</td>";
+    std::string notes;
+    for (const std::string& why : r.validity.reasons) notes += "<br><small>" + esc(why) + "</small>";
+    for (const std::string& n : r.notes) notes += "<br><small>" + esc(n) + "</small>";
     t += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}{}</td><td>{}</td>"
-        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-        esc(r.key.backend), esc(r.key.model), esc(r.key.workload), r.status == "ok" ? "ok" : "bad",
-        esc(r.status), r.reason.empty() ? "" : ": " + esc(r.reason), thr, med, cv, util, roof,
-        r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), canaries);
+        "<td class='{}'>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{}{}</td><td>{}</td></tr>\n",
+        r.status == "ok" ? "ok" : "bad", esc(r.status), r.reason.empty() ? "" : ": " + esc(r.reason),
+        esc(thr), esc(med), esc(ci), esc(cv), esc(util), esc(roof),
+        r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), notes, canaries);
   }
   return t + "</table>\n";
 }
 
-std::string op_tables(const Report& report) {
+std::string op_tables(const Report& report, const std::vector<KeyColumn>& columns) {
   std::string out;
   for (const RunRecord& r : report.runs) {
     if (r.ops.empty()) continue;
@@ -217,15 +345,15 @@ std::string op_tables(const Report& report) {
         "<details><summary>{} — {} ({}, {:.2f} ms profiled)</summary>\n<table>"
         "<tr><th>op</th><th>calls</th><th>ms</th><th>share</th><th>FLOP/s</th>"
         "<th>bytes/s</th><th>bound</th></tr>\n",
-        esc(run_label(r)), esc(r.key.workload), esc(r.ops_unit), total * 1e3);
+        esc(run_label(r, columns)), esc(r.key.workload), esc(r.ops_unit), total * 1e3);
     for (const OpRecord& o : ops)
       out += fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{:.3f}</td><td>{:.1f}%</td><td>{}</td>"
           "<td>{}</td><td>{}</td></tr>\n",
-          esc(o.op), o.calls, o.seconds * 1e3, 100 * o.seconds / total,
-          human_rate(o.seconds > 0 ? o.flops / o.seconds : 0, "FLOP/s"),
-          human_rate(o.seconds > 0 ? o.bytes / o.seconds : 0, "B/s"),
-          o.bound.empty() ? "-" : o.bound);
+          esc(o.op), o.calls, o.seconds * 1e3, total > 0 ? 100 * o.seconds / total : 0.0,
+          esc(human_rate(o.seconds > 0 ? o.flops / o.seconds : 0, "FLOP/s")),
+          esc(human_rate(o.seconds > 0 ? o.bytes / o.seconds : 0, "B/s")),
+          o.bound.empty() ? "-" : esc(o.bound));
     out += "</table></details>\n";
   }
   return out;
@@ -234,15 +362,18 @@ std::string op_tables(const Report& report) {
 }  // namespace
 
 std::string render_html(const Report& report, const std::string& title) {
+  const std::vector<KeyColumn> columns = distinguishing_columns(report.runs);
   std::vector<const RunRecord*> ok;
   for (const RunRecord& r : report.runs)
     if (r.status == "ok" && r.stats.count(r.primary)) ok.push_back(&r);
-  std::map<std::string, std::vector<const RunRecord*>> by_unit;
-  std::vector<std::string> units;
+  std::map<std::string, std::vector<const RunRecord*>> by_unit, by_workload;
+  std::vector<std::string> units, workloads;
   for (const RunRecord* r : ok) {
-    const std::string unit = throughput(*r).second;
+    const std::string unit = headline(*r).unit;
     if (!by_unit.count(unit)) units.push_back(unit);
     by_unit[unit].push_back(r);
+    if (!by_workload.count(r->key.workload)) workloads.push_back(r->key.workload);
+    by_workload[r->key.workload].push_back(r);
   }
   double peak_flops = 0, peak_bw = 0;
   for (const RunRecord* r : ok)
@@ -254,32 +385,57 @@ std::string render_html(const Report& report, const std::string& title) {
 
   std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{}</title>\n<style>\n"
-      "body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}}\n"
+      "body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}}\n"
       "h1{{font-size:22px}} h2{{font-size:17px;margin-top:28px}}\n"
       "table{{border-collapse:collapse;font-size:13px;margin:8px 0}}\n"
-      "td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} th{{background:#f3f3f3}}\n"
-      ".lbl{{font-size:12px}} .val{{font-size:11px;fill:#444}} .axis{{font-size:11px;fill:#555}}\n"
+      "td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}"
+      " th{{background:#f3f3f3}}\n"
+      ".lbl{{font-size:12px}} .grp{{font-size:12px;font-weight:600}} .val{{font-size:11px;"
+      "fill:#444}} .axis{{font-size:11px;fill:#555}}\n"
       ".grid{{stroke:#e4e4e4}} .ok{{color:#2a7a2a}} .bad{{color:#b22}} .meta{{color:#555;"
-      "font-size:13px}}\n</style></head><body>\n<h1>{}</h1>\n",
+      "font-size:13px}} svg{{display:block;overflow:visible}}\n</style></head><body>\n"
+      "<h1>{}</h1>\n",
       esc(title), esc(title));
   html += fmt::format(
       "<p class='meta'>suite {} · capbench {} ({}) · {} · {} · {} runs</p>\n", esc(report.suite),
       esc(report.capbench_version), esc(report.git_revision), esc(report.created_utc),
-      esc(report.host.value("cpu", std::string("unknown host"))), report.runs.size());
-  html += "<h2>Runs</h2>\n" + summary_table(report);
+      esc(report.host.is_object() && report.host.contains("cpu") && report.host["cpu"].is_string()
+              ? report.host["cpu"].get<std::string>()
+              : std::string("unknown host")),
+      report.runs.size());
+  if (report.interrupted.is_object())
+    html += fmt::format(
+        "<p class='bad'>Interrupted by {} during {}: the {} run(s) below finished, {} did not "
+        "run.</p>\n",
+        esc(report.interrupted.value("signal", std::string("a signal"))),
+        esc(report.interrupted.value("during", std::string("the suite"))), report.runs.size(),
+        report.interrupted.value("runs_not_run", 0));
+  html += "<h2>Runs</h2>\n" + summary_table(report, columns);
+  for (const std::string& workload : workloads) {
+    const std::vector<EmulationGroup> groups = emulation_groups(by_workload[workload], columns);
+    if (groups.empty()) continue;
+    html += "<h2>What each emulated chip costs: " + esc(workload) + "</h2>\n";
+    html += "<p class='meta'>Median time of the primary series (" +
+            esc(groups.front().reference->primary) +
+            ") on each emulated chip over the reference chip's, per backend and shape; above "
+            "1× is slower. * the host cannot reach that chip in some dimension "
+            "(emulation.limited_by).</p>\n";
+    html += emulation_cost_chart(groups);
+  }
   for (const std::string& unit : units)
-    html += "<h2>Throughput: " + esc(unit) + "</h2>\n" + bar_chart(by_unit[unit], unit);
-  if (!ok.empty()) html += "<h2>Sample distributions</h2>\n" + distribution_chart(ok);
+    html += "<h2>Throughput: " + esc(unit) + "</h2>\n" + bar_chart(by_unit[unit], unit, columns);
+  if (!ok.empty())
+    html += "<h2>Sample distributions</h2>\n" + distribution_chart(ok, columns);
   html += "<h2>Roofline of the per-op breakdown</h2>\n";
   if (peak_flops > 0)
     html += fmt::format(
         "<p class='meta'>Roof from the calibrated peaks: {}, {}. Each "
         "point is one op kind of one run (hover for details).</p>\n",
-        human_rate(peak_flops, "FLOP/s"), human_rate(peak_bw, "B/s"));
+        esc(human_rate(peak_flops, "FLOP/s")), esc(human_rate(peak_bw, "B/s")));
   else
     html += "<p class='meta'>No calibrated peaks in this report: points without a roof.</p>\n";
-  html += roofline_chart(ok, peak_flops, peak_bw);
-  html += "<h2>Per-op breakdown</h2>\n" + op_tables(report);
+  html += roofline_chart(ok, peak_flops, peak_bw, columns);
+  html += "<h2>Per-op breakdown</h2>\n" + op_tables(report, columns);
   html += "</body></html>\n";
   return html;
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -16,6 +17,7 @@
 #include "harness/history.h"
 #include "harness/host_info.h"
 #include "harness/html_report.h"
+#include "harness/interrupt.h"
 #include "harness/json_access.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
@@ -34,16 +36,21 @@ struct RunOptions {
   SuiteOverrides ov;
 };
 
-void require_writable_parent(const std::string& path) {
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent))
-    throw UsageError("--out " + path + ": folder " + parent.string() + " does not exist");
+// An output that would overwrite one of the command's inputs: refused before anything is read.
+void refuse_overwriting_input(const std::string& out, const std::vector<std::string>& inputs,
+                              const std::string& flag) {
+  std::error_code ec;
+  for (const std::string& in : inputs)
+    if (fs::equivalent(out, in, ec))
+      throw UsageError(flag + " " + out + " is the input " + in + ": it would be overwritten");
 }
 
 int cmd_run(const RunOptions& o) {
   const Registry& registry = builtin_registry();
-  if (!o.out.empty()) require_writable_parent(o.out);
+  // Found now, not after every run has finished: a report that cannot be written loses them.
+  if (!o.out.empty()) check_output_path(o.out, "--out");
   const Suite suite = load_suite(o.suite, o.ov, o.config_dir, registry);
+  refuse_overwriting_input(o.out, {o.suite}, "--out");
 
   const bool emulates = std::any_of(suite.runs.begin(), suite.runs.end(),
                                     [](const RunSpec& s) { return s.emulation.has_value(); });
@@ -59,12 +66,12 @@ int cmd_run(const RunOptions& o) {
       if (const BackendEntry* e = registry.find(s.backend)) kinds.insert(e->device_kind);
     for (const std::string& kind : kinds) {
       progress.begin(0, 1, "calibrating " + kind);
-      context.peaks[kind] = device_calibration(
+      context.peaks[kind] = device_peaks(
           registry, kind, BackendOptions{static_cast<int>(o.ov.threads.value_or(0))}, false,
           [&](const std::string& s) { progress.update(s); });
-      progress.end(fmt::format("GEMM {:.1f} GFLOP/s, copy {:.1f} GB/s",
-                               context.peaks[kind].gemm_flops / 1e9,
-                               context.peaks[kind].copy_bytes_per_s / 1e9));
+      progress.end(fmt::format("GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s",
+                               context.peaks[kind].fp32_flops / 1e9,
+                               context.peaks[kind].bytes_per_s / 1e9));
     }
   }
   // Emulated runs pace against their own backend's rates (design §4: calibrated on that backend);
@@ -80,6 +87,7 @@ int cmd_run(const RunOptions& o) {
             [&](const std::string& msg) { progress.update(msg); });
         progress.end("ok");
       }
+  install_interrupt_handlers();
   const Report report = run_suite(suite, context, progress);
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
@@ -97,8 +105,10 @@ int cmd_run(const RunOptions& o) {
   if (o.show_ops) print_op_breakdown(stdout, report);
   if (!o.out.empty()) {
     write_report_atomic(report, o.out);
-    fmt::print("report: {}\n", o.out);
+    fmt::print("report: {}{}\n", o.out,
+               report.interrupted.is_null() ? "" : " (interrupted: the runs that finished)");
   }
+  if (const int signal = interrupt_signal()) return 128 + signal;
   for (const RunRecord& r : report.runs)
     if (r.status == "failed") return 1;
   return 0;
@@ -191,6 +201,10 @@ int cmd_compare(const CompareCli& o) {
         o.by + "\"");
   if (o.by.empty() && o.reports.size() < 2)
     throw UsageError("compare needs a baseline report and at least one more (or --by FIELD)");
+  if (!o.out.empty()) {
+    check_output_path(o.out, "--out");
+    refuse_overwriting_input(o.out, o.reports, "--out");
+  }
   std::vector<std::pair<std::string, Report>> reports;
   for (const std::string& path : o.reports) reports.emplace_back(path, read_report(path));
 
@@ -223,8 +237,9 @@ int cmd_compare(const CompareCli& o) {
 }
 
 int cmd_report(const std::string& path, const std::string& html_out, const std::string& title) {
+  check_output_path(html_out, "--html");
+  refuse_overwriting_input(html_out, {path}, "--html");
   const Report report = read_report(path);
-  require_writable_parent(html_out);
   write_text_atomic(render_html(report, title.empty() ? "capbench: " + report.suite : title),
                     html_out);
   fmt::print("wrote {}\n", html_out);
@@ -244,6 +259,10 @@ int cmd_history_add(const std::vector<std::string>& paths, const std::string& db
 int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::string& filter,
                      bool fail_on_flag) {
   if (!fs::exists(db)) throw UsageError("--db " + db + ": no such file");
+  if (rule.window < 1) throw UsageError(fmt::format("--window must be at least 1, got {}", rule.window));
+  if (!(rule.min_relative >= 0) || !std::isfinite(rule.min_relative))
+    throw UsageError(fmt::format("--min-change must be a non-negative fraction, got {}",
+                                 rule.min_relative));
   size_t flagged = 0, shown = 0;
   for (const HistorySeries& s : history_series(db, rule)) {
     if (!filter.empty() && s.key.find(filter) == std::string::npos) continue;
@@ -292,7 +311,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--min-time", run.ov.min_time_s, "Minimum timed seconds per run");
   run_cmd->add_option("--max-time", run.ov.max_time_s,
                       "Stop repeating after this many timed seconds per run");
-  run_cmd->add_option("--cv-bound", run.ov.cv_bound, "Largest CV of a valid run");
+  run_cmd->add_option("--ci-bound", run.ov.ci_bound,
+                      "Largest relative half-width of the median's 95% confidence interval in a "
+                      "valid run (default 0.05)");
   run_cmd->add_option("--threads", run.ov.threads, "CPU threads (0: all cores)");
   run_cmd->add_option("--seed", run.ov.seed, "Seed of weights and data");
   run_cmd->add_option("--emulate", run.ov.emulate,
@@ -394,13 +415,13 @@ int main(int argc, char** argv) {
     if (*hist_add) return cmd_history_add(history_reports, history_db);
     if (*hist_show) return cmd_history_show(history_db, rule, history_filter, fail_on_flag);
   } catch (const ConfigError& e) {
-    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return kExitBadInput;
   } catch (const UsageError& e) {
-    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return kExitBadInput;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "capbench: error: {}\n", e.what());
+    fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return 1;
   }
   return 0;

@@ -1,7 +1,13 @@
 #include "harness/report.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "harness/json_access.h"
@@ -10,24 +16,40 @@ namespace capbench {
 namespace {
 
 json stats_json(const Stats& s) {
-  return {{"n", s.n},     {"mean", s.mean}, {"median", s.median}, {"stdev", s.stdev},
-          {"cv", s.cv},   {"min", s.min},   {"max", s.max},       {"p50", s.p50},
-          {"p90", s.p90}, {"p99", s.p99}};
+  return {{"n", s.n},
+          {"mean", s.mean},
+          {"median", s.median},
+          {"stdev", s.stdev},
+          {"cv", s.cv},
+          {"min", s.min},
+          {"max", s.max},
+          {"p50", s.p50},
+          {"p90", s.p90},
+          {"p99", s.p99},
+          {"median_ci95", {s.median_ci_low, s.median_ci_high}},
+          {"outliers", s.outliers}};
 }
 
-Stats stats_from(const JsonView& v) {
-  Stats s;
-  s.n = v.at("n").as_nonnegative_int();
-  s.mean = v.at("mean").as_number();
-  s.median = v.at("median").as_number();
-  s.stdev = v.get_number("stdev", 0);
-  s.cv = v.get_number("cv", 0);
-  s.min = v.get_number("min", 0);
-  s.max = v.get_number("max", 0);
-  s.p50 = v.get_number("p50", s.median);
-  s.p90 = v.get_number("p90", 0);
-  s.p99 = v.get_number("p99", 0);
-  return s;
+// A series' samples: seconds, finite and non-negative.
+std::vector<double> sample_series(const JsonView& v) {
+  std::vector<double> out;
+  for (const JsonView& item : v.items()) {
+    const double x = item.as_number();
+    if (!(x >= 0) || !std::isfinite(x)) item.fail("a finite, non-negative number of seconds");
+    out.push_back(x);
+  }
+  return out;
+}
+
+// The number a field holds, if it holds one: maps of metrics and memory figures are open, and a
+// reader ignores the entries it cannot use, as it ignores unknown fields.
+bool try_number(const JsonView& v, double* out) {
+  try {
+    *out = v.as_number();
+    return true;
+  } catch (const ConfigError&) {
+    return false;
+  }
 }
 
 json key_json(const RunKey& k) {
@@ -144,20 +166,23 @@ json to_json(const RunRecord& r) {
           {"device", r.device},
           {"settings", r.settings},
           {"harness_overhead", r.harness_overhead},
+          {"notes", r.notes},
           {"emulation", r.emulation}};
 }
 
 json to_json(const Report& report) {
   json runs = json::array();
   for (const RunRecord& r : report.runs) runs.push_back(to_json(r));
-  return {{"schema_version", report.schema_version},
-          {"capbench_version", report.capbench_version},
-          {"git_revision", report.git_revision},
-          {"created_utc", report.created_utc},
-          {"suite", report.suite},
-          {"host", report.host},
-          {"calibration", report.calibration},
-          {"runs", runs}};
+  json doc = {{"schema_version", report.schema_version},
+              {"capbench_version", report.capbench_version},
+              {"git_revision", report.git_revision},
+              {"created_utc", report.created_utc},
+              {"suite", report.suite},
+              {"host", report.host},
+              {"calibration", report.calibration},
+              {"runs", runs}};
+  if (!report.interrupted.is_null()) doc["interrupted"] = report.interrupted;
+  return doc;
 }
 
 Report report_from_json(const json& doc, const std::string& file) {
@@ -183,15 +208,24 @@ Report report_from_json(const json& doc, const std::string& file) {
       rv.at("status").fail("one of ok, skipped, failed, got \"" + r.status + "\"");
     r.reason = rv.get_string("reason", "");
     r.primary = rv.get_string("primary", "");
+    // Samples are the data; statistics are derived from them, so every reader computes them
+    // the same way whatever the file says. An ok run must hold its primary series.
     if (rv.has("samples"))
-      for (const auto& [name, _] : rv.at("samples").object().raw().items())
-        r.samples[name] = numbers(rv.at("samples").at(name));
-    if (rv.has("stats"))
-      for (const auto& [name, _] : rv.at("stats").object().raw().items())
-        r.stats[name] = stats_from(rv.at("stats").at(name));
+      for (const auto& [name, values] : rv.at("samples").object().raw().items())
+        if (values.is_array() || name == r.primary)
+          r.samples[name] = sample_series(rv.at("samples").at(name));
+    if (r.status == "ok") {
+      if (r.primary.empty()) rv.fail("an ok run to name its primary series (field \"primary\")");
+      if (r.samples[r.primary].empty())
+        rv.at("samples").fail("the primary series \"" + r.primary + "\" with samples");
+    }
+    for (const auto& [name, values] : r.samples)
+      if (!values.empty()) r.stats[name] = summarize(values);
     if (rv.has("metrics"))
-      for (const auto& [name, _] : rv.at("metrics").object().raw().items())
-        r.metrics[name] = rv.at("metrics").at(name).as_number();
+      for (const auto& [name, _] : rv.at("metrics").object().raw().items()) {
+        double v = 0;
+        if (try_number(rv.at("metrics").at(name), &v)) r.metrics[name] = v;
+      }
     if (rv.has("roofline") && !rv.at("roofline").raw().is_null()) {
       const JsonView f = rv.at("roofline");
       r.roofline.available = true;
@@ -232,8 +266,12 @@ Report report_from_json(const json& doc, const std::string& file) {
           r.validity.reasons.push_back(reason.as_string());
     }
     if (rv.has("memory"))
-      for (const auto& [name, _] : rv.at("memory").object().raw().items())
-        r.memory[name] = rv.at("memory").at(name).as_number();
+      for (const auto& [name, _] : rv.at("memory").object().raw().items()) {
+        double v = 0;
+        if (try_number(rv.at("memory").at(name), &v)) r.memory[name] = v;
+      }
+    if (rv.has("notes"))
+      for (const JsonView& note : rv.at("notes").items()) r.notes.push_back(note.as_string());
     if (rv.has("device")) r.device = rv.at("device").raw();
     if (rv.has("settings")) r.settings = rv.at("settings").raw();
     r.harness_overhead = rv.get_number("harness_overhead", 0);
@@ -241,6 +279,7 @@ Report report_from_json(const json& doc, const std::string& file) {
       r.emulation = rv.at("emulation").object().raw();
     report.runs.push_back(std::move(r));
   }
+  if (root.has("interrupted")) report.interrupted = root.at("interrupted").object().raw();
   return report;
 }
 
@@ -248,26 +287,80 @@ Report read_report(const std::string& path) {
   return report_from_json(load_json_file(path), path);
 }
 
+namespace {
+
+std::string folder_of(const std::string& path) {
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// Why `path` must not be replaced by a new regular file, or "" when it may be.
+std::string unreplaceable(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return "";  // not there: fine
+  if (S_ISLNK(st.st_mode))
+    return "is a symbolic link (capbench would replace the link, not the file it names: give "
+           "the file's own path)";
+  if (S_ISDIR(st.st_mode)) return "is a folder";
+  if (!S_ISREG(st.st_mode)) return "is not a regular file (a device, FIFO or socket)";
+  return "";
+}
+
+// A new, empty, exclusively created file beside `path`: (descriptor, name).
+std::pair<int, std::string> create_temporary(const std::string& path) {
+  const std::filesystem::path p(path);
+  std::string name =
+      (std::filesystem::path(folder_of(path)) / ("." + p.filename().string() + ".XXXXXX"))
+          .string();
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  return {fd, name};
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path, const std::string& flag) {
+  const std::string folder = folder_of(path);
+  if (!std::filesystem::is_directory(folder))
+    throw UsageError(flag + " " + path + ": folder " + folder + " does not exist");
+  if (const std::string why = unreplaceable(path); !why.empty())
+    throw UsageError(flag + " " + path + ": " + why);
+  const auto [fd, name] = create_temporary(path);
+  if (fd < 0)
+    throw UsageError(flag + " " + path + ": cannot create files in " + folder + " (" +
+                     std::strerror(errno) + ")");
+  ::close(fd);
+  ::unlink(name.c_str());
+}
+
 void write_text_atomic(const std::string& text, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("write failed: " + tmp);
-    }
+  if (const std::string why = unreplaceable(path); !why.empty())
+    throw UsageError(path + ": " + why);
+  const auto [fd, tmp] = create_temporary(path);
+  if (fd < 0)
+    throw std::runtime_error("cannot create a file beside " + path + ": " + std::strerror(errno));
+  size_t done = 0;
+  bool ok = true;
+  while (ok && done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  const int saved = errno;
+  // mkostemp makes the file private (0600); a report is as readable as any file the user makes.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ok = ok && ::fchmod(fd, 0666 & ~mask) == 0 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(ok ? errno : saved);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + path + ": " + why);
   }
 }
 
 void write_report_atomic(const Report& report, const std::string& path) {
-  write_text_atomic(to_json(report).dump(2) + "\n", path);
+  write_text_atomic(dump_json(to_json(report), 2) + "\n", path);
 }
 
 }  // namespace capbench

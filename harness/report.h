@@ -68,6 +68,8 @@ struct RunRecord {
   nlohmann::json device = nlohmann::json::object();
   nlohmann::json settings = nlohmann::json::object();
   double harness_overhead = 0;  // fraction of timed work spent in the runner itself
+  // What a reader must know about the figures (a utilisation left out, and why).
+  std::vector<std::string> notes;
   // Emulated runs: profile, mode, relative_to, host and target rates, limited_by, memory fit,
   // and the roofline prediction on the target (reports/README.md). null otherwise.
   nlohmann::json emulation = nullptr;
@@ -79,6 +81,9 @@ struct Report {
   nlohmann::json host = nlohmann::json::object();
   nlohmann::json calibration = nlohmann::json::object();
   std::vector<RunRecord> runs;
+  // Set when a signal stopped the suite: which, during what, and how many runs did not run.
+  // The runs above are the ones that finished.
+  nlohmann::json interrupted = nullptr;
 };
 
 nlohmann::json to_json(const Report& report);
@@ -86,8 +91,14 @@ nlohmann::json to_json(const RunRecord& run);
 // Throws ConfigError (file, JSON path, expected) on a malformed report or another schema.
 Report report_from_json(const nlohmann::json& doc, const std::string& file);
 Report read_report(const std::string& path);
-// Writes path.tmp, then renames it over path: a reader never sees half a report.
+// Writes a temporary file created exclusively beside `path` (a unique name), then renames it
+// over path: a reader never sees half a report, and two writers never share a temporary file.
+// Refuses (UsageError) a path that is a folder, a symbolic link or anything but a regular file.
 void write_report_atomic(const Report& report, const std::string& path);
 void write_text_atomic(const std::string& text, const std::string& path);
+// Checks, before any work, that `path` can be written as write_text_atomic will write it
+// (UsageError naming `flag` when not): its folder exists and takes new files, and it is not a
+// folder, a symbolic link or a device.
+void check_output_path(const std::string& path, const std::string& flag);
 
 }  // namespace capbench

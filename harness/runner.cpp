@@ -9,6 +9,7 @@
 #include "backends/throttle/throttle_backend.h"
 #include "build_info.h"
 #include "harness/host_info.h"
+#include "harness/interrupt.h"
 #include "workloads/cost_model.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"
@@ -77,9 +78,9 @@ void Progress::end(const std::string& outcome) {
 
 namespace {
 
+// The device's peaks at the run's dtype: what MFU, MBU and the roofline divide by.
 struct Peaks {
   double flops = 0, bytes_per_s = 0;
-  double stream_bytes_per_s = 0;  // what the throttle paces memory-bound ops against
   std::string source;
 };
 
@@ -88,6 +89,7 @@ struct RunEnv {
   OpProfiler& be;
   Peaks peaks;
   const EmulationPlan* plan;  // null: a native run
+  double device_memory_bytes;  // 0: unknown
   Progress& progress;
 };
 
@@ -102,6 +104,7 @@ struct LoopResult {
 LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
                       const std::function<double(bool warmup, double* sampled)>& rep) {
   for (int64_t i = 0; i < rs.warmup; ++i) {
+    check_interrupted();
     progress.update(fmt::format("warm-up {}/{}", i + 1, rs.warmup));
     double ignored = 0;
     rep(true, &ignored);
@@ -109,6 +112,7 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
   LoopResult r;
   const double start = host_seconds_now();
   for (;;) {
+    check_interrupted();
     double sampled = 0;
     r.excluded += rep(false, &sampled);
     r.sampled += sampled;
@@ -123,6 +127,22 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
 
 void put_metric(RunRecord& r, const std::string& name, double value) {
   if (std::isfinite(value)) r.metrics[name] = value;
+}
+
+// A utilisation: achieved / peak. Above 1 it is not physically possible: the calibration is
+// stale or was disturbed, so the figure is left out and the run says so instead.
+void put_utilisation(RunRecord& r, const std::string& name, const char* label, double achieved,
+                     double peak, const char* peak_name) {
+  if (!(peak > 0) || !std::isfinite(achieved)) return;
+  const double u = achieved / peak;
+  if (u <= 1.0) {
+    r.metrics[name] = u;
+    return;
+  }
+  r.notes.push_back(fmt::format(
+      "{} left out: the run reached {:.3f}x the calibrated {} ({}), which cannot be; the "
+      "calibration is stale or was disturbed (capbench calibrate --force measures it again)",
+      label, u, peak_name, r.roofline.peaks_source));
 }
 
 std::vector<OpRecord> op_records(const OpProfiler& prof, const RunEnv& env) {
@@ -187,19 +207,29 @@ void predict(RunRecord& r, const RunEnv& env, const PassTotals& unit) {
   }
 }
 
-// A run whose memory exceeds the emulated chip's is skipped: it could not run there.
-bool fits_target(RunRecord& r, const RunEnv& env, size_t bytes) {
-  if (!env.plan) return true;
-  const bool fits = static_cast<double>(bytes) <= env.plan->memory_capacity_bytes;
-  r.emulation["footprint_bytes"] = bytes;
-  r.emulation["fits"] = fits;
-  if (!fits) {
-    r.status = "skipped";
-    r.reason =
-        fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB", env.plan->profile,
-                    static_cast<double>(bytes) / 1e9, env.plan->memory_capacity_bytes / 1e9);
+// A run whose footprint exceeds the emulated chip's memory, or this device's, is skipped: it
+// could not run there. Checked from the shape before anything is allocated.
+bool fits(RunRecord& r, const RunEnv& env, double bytes) {
+  r.memory["footprint_bytes"] = bytes;
+  if (env.plan) {
+    const bool on_target = bytes <= env.plan->memory_capacity_bytes;
+    r.emulation["footprint_bytes"] = bytes;
+    r.emulation["fits"] = on_target;
+    if (!on_target) {
+      r.status = "skipped";
+      r.reason = fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB",
+                             env.plan->profile, bytes / 1e9,
+                             env.plan->memory_capacity_bytes / 1e9);
+      return false;
+    }
   }
-  return fits;
+  if (env.device_memory_bytes > 0 && bytes > env.device_memory_bytes) {
+    r.status = "skipped";
+    r.reason = fmt::format("does not fit this device: needs {:.2f} GB, it has {:.2f} GB",
+                           bytes / 1e9, env.device_memory_bytes / 1e9);
+    return false;
+  }
+  return true;
 }
 
 void start_profile(const RunEnv& env) {
@@ -207,9 +237,9 @@ void start_profile(const RunEnv& env) {
                env.plan ? env.plan->target : Rates{});
 }
 
-void finish_stats(RunRecord& r, const RunnerSettings& rs) {
+void finish_stats(RunRecord& r, const RunnerSettings& rs, int64_t repetitions) {
   for (const auto& [name, values] : r.samples) r.stats[name] = summarize(values);
-  r.validity = judge(r.stats.at(r.primary), ValidityRules{rs.min_reps, rs.cv_bound});
+  r.validity = judge(r.stats.at(r.primary), repetitions, ValidityRules{rs.min_reps, rs.ci_bound});
 }
 
 // Turns device graphs on for the run where the spec wants them and the backend can capture,
@@ -231,10 +261,12 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
   AdamWArgs opt;
   opt.lr = static_cast<float>(spec.learning_rate);
+  if (!fits(r, env, TrainStep::footprint_bytes(spec.model, spec.batch, spec.seq, spec.dtype)))
+    return;
+  env.progress.update("initialising the model");
   TrainStep work(be, spec.model, spec.batch, spec.seq, spec.seed, opt, spec.dtype);
   r.memory["parameters_and_optimizer_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
-  if (!fits_target(r, env, work.memory_bytes())) return;
   if (use_graphs(spec, env, r, [&](bool on) { return work.use_graphs(on); })) {
     env.progress.update("capturing the step's graph");
     for (int i = 0; i < 2; ++i) work.run();  // eager, then captured: neither is timed
@@ -279,14 +311,14 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   r.ops_unit = "one train step";
   predict(r, env, totals(be.entries(), nullptr, 1.0));
 
-  finish_stats(r, spec.runner);
+  finish_stats(r, spec.runner, loop.reps);
   const double step = r.stats.at("step_s").median;
   const double flops = train_step_model_flops(spec.model, spec.batch, spec.seq);
   put_metric(r, "step_ms", step * 1e3);
   put_metric(r, "tokens_per_s", static_cast<double>(work.tokens_per_step()) / step);
   put_metric(r, "model_flops_per_step", flops);
   put_metric(r, "achieved_flops_per_s", flops / step);
-  if (env.peaks.flops > 0) put_metric(r, "mfu", flops / step / env.peaks.flops);
+  put_utilisation(r, "mfu", "MFU", flops / step, env.peaks.flops, "GEMM peak");
   put_metric(r, "final_loss", losses.back());
   if (!canary.passed) {
     r.status = "failed";
@@ -296,10 +328,14 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
 
 void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   OpProfiler& be = env.be;
+  if (!fits(r, env,
+            Inference::footprint_bytes(spec.model, spec.batch, spec.prompt, spec.decode_steps,
+                                       spec.dtype)))
+    return;
+  env.progress.update("initialising the model");
   Inference work(be, spec.model, spec.batch, spec.prompt, spec.decode_steps, spec.seed, spec.dtype);
   r.memory["parameters_bytes"] = static_cast<double>(work.model().bytes());
   r.memory["total_bytes"] = static_cast<double>(work.memory_bytes());
-  if (!fits_target(r, env, work.memory_bytes())) return;
   if (use_graphs(spec, env, r, [&](bool on) { return work.use_graphs(on); })) {
     env.progress.update("capturing prefill and decode graphs");
     for (int i = 0; i < 2; ++i) {  // eager, then captured: neither is timed
@@ -360,13 +396,15 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
     if (spec.decode_steps > 0) r.emulation["predicted_decode_step_seconds"] = decode_unit.target_s;
   }
 
-  finish_stats(r, spec.runner);
+  finish_stats(r, spec.runner, loop.reps);
   const double ttft = r.stats.at("prefill_s").median;
   const double prompt_tokens = static_cast<double>(spec.batch * spec.prompt);
   put_metric(r, "ttft_ms", ttft * 1e3);
   put_metric(r, "prefill_tokens_per_s", prompt_tokens / ttft);
   const double prefill_flops = forward_model_flops(spec.model, spec.batch, spec.prompt, 0);
-  if (env.peaks.flops > 0) put_metric(r, "prefill_mfu", prefill_flops / ttft / env.peaks.flops);
+  put_metric(r, "prefill_flops_per_s", prefill_flops / ttft);
+  put_utilisation(r, "prefill_mfu", "prefill MFU", prefill_flops / ttft, env.peaks.flops,
+                  "GEMM peak");
   if (spec.decode_steps > 0) {
     const double tpot = r.stats.at("decode_step_s").median;
     // Mean cache length over the decode steps: positions P+1 .. P+D are read.
@@ -377,7 +415,7 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
     put_metric(r, "decode_tokens_per_s", static_cast<double>(spec.batch) / tpot);
     put_metric(r, "decode_bytes_per_step", bytes);
     put_metric(r, "decode_bytes_per_s", bytes / tpot);
-    if (env.peaks.bytes_per_s > 0) put_metric(r, "mbu", bytes / tpot / env.peaks.bytes_per_s);
+    put_utilisation(r, "mbu", "MBU", bytes / tpot, env.peaks.bytes_per_s, "memory peak");
   }
   if (!canary.passed) {
     r.status = "failed";
@@ -433,7 +471,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
                 {"max_reps", spec.runner.max_reps},
                 {"min_time_s", spec.runner.min_time_s},
                 {"max_time_s", spec.runner.max_time_s},
-                {"cv_bound", spec.runner.cv_bound},
+                {"ci_bound", spec.runner.ci_bound},
                 {"seed", spec.seed},
                 {"learning_rate", spec.learning_rate},
                 {"origin", spec.origin}};
@@ -465,27 +503,20 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     const auto own_rates =
         context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
     if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
-      const Calibration& device = it->second;
-      peaks.flops = device.gemm_flops;
-      peaks.bytes_per_s = device.copy_bytes_per_s;
-      peaks.stream_bytes_per_s = device.stream_bytes_per_s;
-      peaks.source = fmt::format("calibrated with {} on {} ({})", device.backend, device.device,
-                                 device.measured_utc);
-      if (spec.dtype == DType::bf16) {
-        // The bf16 GEMM peak: the device's preferred backend's, else this backend's own.
-        const Calibration* with_bf16 = device.gemm_bf16_flops > 0 ? &device : nullptr;
-        if (!with_bf16 && own_rates != context.backend_rates.end() &&
-            own_rates->second.gemm_bf16_flops > 0)
-          with_bf16 = &own_rates->second;
-        peaks.flops = with_bf16 ? with_bf16->gemm_bf16_flops : 0;
-        if (with_bf16)
-          peaks.source += fmt::format("; bf16 GEMM {:.1f} GFLOP/s with {}",
-                                      with_bf16->gemm_bf16_flops / 1e9, with_bf16->backend);
-      }
+      const DevicePeaks& device = it->second;
+      peaks.flops = device.flops(spec.dtype);
+      peaks.bytes_per_s = device.bytes_per_s;
+      peaks.source = fmt::format(
+          "best of {}'s backends: {} GEMM {}; memory {}", device.device,
+          dtype_name(spec.dtype),
+          spec.dtype == DType::bf16 ? device.bf16_source : device.fp32_source,
+          device.bytes_source);
     } else if (info.peak_flops > 0) {
-      peaks = {info.peak_flops, info.peak_bytes_per_s, info.peak_bytes_per_s,
-               "backend device_info"};
+      peaks = {info.peak_flops, info.peak_bytes_per_s, "backend device_info"};
     }
+    const double device_memory = info.device_kind == "cpu"
+                                     ? host_memory_bytes()
+                                     : static_cast<double>(info.memory_bytes);
     // The stack: profiler (times ops in its one pass) -> throttle (paces ops) -> backend.
     std::optional<EmulationPlan> plan;
     std::unique_ptr<ThrottleBackend> throttle;
@@ -499,10 +530,9 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         r.reason = spec.backend + " cannot pace ops, so it cannot emulate another chip yet";
         return r;
       }
-      // The host rates: this backend's own calibration when there is one, else the device's.
-      Rates host{peaks.flops,
-                 peaks.stream_bytes_per_s > 0 ? peaks.stream_bytes_per_s : peaks.bytes_per_s};
-      std::string host_source = "device peaks (" + peaks.source + ")";
+      // The host rates: this backend's own calibration.
+      Rates host;
+      std::string host_source;
       if (own_rates != context.backend_rates.end()) {
         const Calibration& own = own_rates->second;
         host = {spec.dtype == DType::bf16 ? own.gemm_bf16_flops : own.gemm_flops,
@@ -521,7 +551,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       throttle = std::make_unique<ThrottleBackend>(*backend, *plan);
     }
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
-    const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, progress};
+    const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, device_memory, progress};
     backend->reset_device_peak_bytes();  // the device allocator outlives a backend object
     // Whatever happens in the run, the memory it reached goes into the record.
     struct MemoryPeaks {
@@ -540,6 +570,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       run_train(spec, env, r);
     else
       run_inference(spec, env, r);
+  } catch (const Interrupted&) {
+    throw;  // not this run's failure: the suite stops and keeps what finished
   } catch (const OutOfDeviceMemory& e) {
     r.status = "failed";
     r.reason = std::string("out of device memory: ") + e.what();
@@ -562,15 +594,25 @@ Report run_suite(const Suite& suite, const SuiteContext& context, Progress& prog
   report.created_utc = utc_now_iso8601();
   report.suite = suite.name;
   report.host = host_info(*context.registry);
-  for (const auto& [kind, c] : context.peaks) report.calibration[kind] = to_json(c);
+  for (const auto& [kind, p] : context.peaks) report.calibration[kind] = to_json(p);
   for (size_t i = 0; i < suite.runs.size(); ++i) {
     const RunSpec& spec = suite.runs[i];
-    progress.begin(i, suite.runs.size(),
-                   fmt::format("{} {} {}", spec.backend.empty() ? "-" : spec.backend,
-                               spec.model.name, spec.workload));
-    RunRecord r = execute_run(spec, context, progress);
-    progress.end(r.status == "ok" ? "ok" : r.status + ": " + r.reason);
-    report.runs.push_back(std::move(r));
+    const std::string label = fmt::format("{} {} {}", spec.backend.empty() ? "-" : spec.backend,
+                                          spec.model.name, spec.workload);
+    progress.begin(i, suite.runs.size(), label);
+    try {
+      check_interrupted();
+      RunRecord r = execute_run(spec, context, progress);
+      progress.end(r.status == "ok" ? "ok" : r.status + ": " + r.reason);
+      report.runs.push_back(std::move(r));
+    } catch (const Interrupted& stop) {
+      progress.end("interrupted");
+      report.interrupted = {{"signal", signal_name(stop.signal())},
+                            {"during", label + " (" + spec.origin + ")"},
+                            {"runs_finished", report.runs.size()},
+                            {"runs_not_run", suite.runs.size() - i}};
+      break;
+    }
   }
   return report;
 }

@@ -67,7 +67,7 @@ struct SuiteContext {
   const Registry* registry = nullptr;
   // Peaks per device kind ("cpu", "cuda"), for MFU, MBU and the roofline; missing when not
   // calibrated.
-  std::map<std::string, Calibration> peaks;
+  std::map<std::string, DevicePeaks> peaks;
   // Each emulating backend's own rates, by backend_rates_key: what the throttle paces against.
   std::map<std::string, Calibration> backend_rates;
 };

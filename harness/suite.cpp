@@ -18,13 +18,16 @@ bool known_workload(const std::string& w) {
 }
 
 RunnerSettings runner_settings(const JsonView& v, RunnerSettings base) {
-  base.warmup = v.get_nonnegative_int("warmup", base.warmup);
-  base.min_reps = v.get_positive_int("min_reps", base.min_reps);
-  base.max_reps = v.get_positive_int("max_reps", base.max_reps);
-  if (v.has("min_time_s")) base.min_time_s = v.at("min_time_s").as_number();
-  if (v.has("max_time_s")) base.max_time_s = v.at("max_time_s").as_positive_number();
-  if (v.has("cv_bound")) base.cv_bound = v.at("cv_bound").as_positive_number();
-  if (base.min_time_s < 0) v.at("min_time_s").fail("a non-negative number of seconds");
+  if (v.has("cv_bound"))
+    v.at("cv_bound").fail(
+        "no cv_bound: the validity verdict bounds the median's 95% confidence interval, set "
+        "as ci_bound (a fraction of the median, default 0.05)");
+  base.warmup = v.get_int_in("warmup", base.warmup, 0, kMaxRepetitions);
+  base.min_reps = v.get_int_in("min_reps", base.min_reps, 1, kMaxRepetitions);
+  base.max_reps = v.get_int_in("max_reps", base.max_reps, 1, kMaxRepetitions);
+  base.min_time_s = v.get_number_in("min_time_s", base.min_time_s, 0, kMaxSeconds);
+  base.max_time_s = v.get_number_in("max_time_s", base.max_time_s, 1e-3, kMaxSeconds);
+  base.ci_bound = v.get_number_in("ci_bound", base.ci_bound, 1e-4, 1.0);
   if (base.max_reps < base.min_reps)
     v.at("max_reps").fail(fmt::format("at least min_reps ({})", base.min_reps));
   return base;
@@ -67,13 +70,15 @@ std::vector<std::string> expand_backends(const std::vector<std::string>& names,
 // a UsageError when a command-line override did.
 void check_lengths(const RunSpec& s, const JsonView& entry, bool from_overrides) {
   const bool train = s.workload == "train_step";
-  const int64_t length = train ? s.seq : s.prompt + s.decode_steps;
+  // Inference holds prompt + decode_steps tokens, and its canary one forward over prompt + 1.
+  const int64_t length = train ? s.seq : s.prompt + std::max<int64_t>(s.decode_steps, 1);
   if (length <= s.model.max_seq) return;
-  const std::string what =
-      fmt::format("{} at most the max_seq of model {} ({}), got {}",
-                  train ? "seq" : "prompt + decode_steps", s.model.name, s.model.max_seq, length);
+  const std::string what = fmt::format(
+      "{} at most the max_seq of model {} ({}), got {}",
+      train ? "seq" : "prompt + max(decode_steps, 1)", s.model.name, s.model.max_seq, length);
   if (from_overrides) throw UsageError(s.origin + ": " + what);
-  entry.at(train ? "seq" : "prompt").fail(what);
+  const char* field = train ? "seq" : "prompt";
+  (entry.has(field) ? entry.at(field) : entry).fail(what);
 }
 
 // The emulations an entry asks for: "emulate" is a profile name or a list of them ("none" for a
@@ -166,18 +171,21 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
   RunnerSettings base = runner_settings(defaults, RunnerSettings{});
 
   // Command-line values are checked like file values, but reported as usage errors.
-  auto positive = [](const std::optional<int64_t>& v, const char* flag) {
-    if (v && *v <= 0)
-      throw UsageError(fmt::format("{} must be a positive integer, got {}", flag, *v));
+  auto in_range = [](const auto& v, const char* flag, auto lo, auto hi) {
+    if (v && !(*v >= lo && *v <= hi))
+      throw UsageError(fmt::format("{} must be in [{}, {}], got {}", flag, lo, hi, *v));
   };
-  positive(ov.batch, "--batch");
-  positive(ov.seq, "--seq");
-  positive(ov.prompt, "--prompt");
-  positive(ov.reps, "--reps");
-  if (ov.max_time_s && *ov.max_time_s <= 0)
-    throw UsageError(fmt::format("--max-time must be positive, got {}", *ov.max_time_s));
-  if (ov.decode_steps && *ov.decode_steps < 0)
-    throw UsageError(fmt::format("--decode-steps must be non-negative, got {}", *ov.decode_steps));
+  in_range(ov.batch, "--batch", int64_t{1}, kMaxBatch);
+  in_range(ov.seq, "--seq", int64_t{1}, kMaxSeq);
+  in_range(ov.prompt, "--prompt", int64_t{1}, kMaxSeq);
+  in_range(ov.decode_steps, "--decode-steps", int64_t{0}, kMaxSeq);
+  in_range(ov.reps, "--reps", int64_t{1}, kMaxRepetitions);
+  in_range(ov.warmup, "--warmup", int64_t{0}, kMaxRepetitions);
+  in_range(ov.threads, "--threads", int64_t{0}, kMaxThreads);
+  in_range(ov.seed, "--seed", int64_t{0}, INT64_MAX);
+  in_range(ov.min_time_s, "--min-time", 0.0, kMaxSeconds);
+  in_range(ov.max_time_s, "--max-time", 1e-3, kMaxSeconds);
+  in_range(ov.ci_bound, "--ci-bound", 1e-4, 1.0);
   if (ov.workload && !known_workload(*ov.workload))
     throw UsageError("--workload must be train_step or inference, got \"" + *ov.workload + "\"");
   if (ov.backend && *ov.backend != "cpu" && *ov.backend != "cuda" && !registry.find(*ov.backend))
@@ -204,7 +212,7 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (ov.warmup) s.runner.warmup = *ov.warmup;
     if (ov.min_time_s) s.runner.min_time_s = *ov.min_time_s;
     if (ov.max_time_s) s.runner.max_time_s = *ov.max_time_s;
-    if (ov.cv_bound) s.runner.cv_bound = *ov.cv_bound;
+    if (ov.ci_bound) s.runner.ci_bound = *ov.ci_bound;
 
     auto load_model = [&](const JsonView& m) {
       try {
@@ -220,18 +228,19 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
         r.model = *override_model;
       else if (!substitute || from.has("model"))
         r.model = load_model(from.at("model"));
-      const int64_t fallback_batch = substitute ? r.batch : defaults.get_positive_int("batch", 1);
-      r.batch = ov.batch.value_or(from.get_positive_int("batch", fallback_batch));
+      const int64_t fallback_batch =
+          substitute ? r.batch : defaults.get_int_in("batch", 1, 1, kMaxBatch);
+      r.batch = ov.batch.value_or(from.get_int_in("batch", fallback_batch, 1, kMaxBatch));
       if (r.workload == "train_step") {
-        r.seq = ov.seq.value_or(substitute ? from.get_positive_int("seq", r.seq)
-                                           : from.at("seq").as_positive_int());
+        r.seq = ov.seq.value_or(substitute ? from.get_int_in("seq", r.seq, 1, kMaxSeq)
+                                           : from.at("seq").as_int_in(1, kMaxSeq));
       } else {
         r.prompt = ov.prompt.value_or(
-            ov.seq.value_or(substitute ? from.get_positive_int("prompt", r.prompt)
-                                       : from.at("prompt").as_positive_int()));
+            ov.seq.value_or(substitute ? from.get_int_in("prompt", r.prompt, 1, kMaxSeq)
+                                       : from.at("prompt").as_int_in(1, kMaxSeq)));
         r.decode_steps = ov.decode_steps.value_or(
-            substitute ? from.get_nonnegative_int("decode_steps", r.decode_steps)
-                       : from.at("decode_steps").as_nonnegative_int());
+            substitute ? from.get_int_in("decode_steps", r.decode_steps, 0, kMaxSeq)
+                       : from.at("decode_steps").as_int_in(0, kMaxSeq));
       }
       check_lengths(r, from, ov.seq || ov.prompt || ov.decode_steps || override_model);
     };
@@ -241,11 +250,12 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (!parse_dtype(dtype_text, &s.dtype) || s.dtype == DType::i32)
       (e.has("dtype") ? e.at("dtype") : defaults.at("dtype"))
           .fail("fp32, bf16 or fp16, got \"" + dtype_text + "\"");
-    s.threads = ov.threads.value_or(
-        e.get_nonnegative_int("threads", defaults.get_nonnegative_int("threads", 0)));
-    s.seed = static_cast<uint64_t>(
-        ov.seed.value_or(e.get_nonnegative_int("seed", defaults.get_nonnegative_int("seed", 1))));
-    s.learning_rate = e.get_number("learning_rate", defaults.get_number("learning_rate", 1e-3));
+    s.threads = ov.threads.value_or(e.get_int_in(
+        "threads", defaults.get_int_in("threads", 0, 0, kMaxThreads), 0, kMaxThreads));
+    s.seed = static_cast<uint64_t>(ov.seed.value_or(
+        e.get_int_in("seed", defaults.get_int_in("seed", 1, 0, INT64_MAX), 0, INT64_MAX)));
+    s.learning_rate = e.get_number_in(
+        "learning_rate", defaults.get_number_in("learning_rate", 1e-3, 0, 1e300), 0, 1e300);
     if (e.has("graphs"))
       s.graphs = e.at("graphs").as_bool();
     else if (defaults.has("graphs"))

@@ -14,13 +14,18 @@
 
 namespace capbench {
 
+// Bounds on a suite's counts and times.
+constexpr int64_t kMaxRepetitions = 10'000'000;
+constexpr double kMaxSeconds = 1e6;
+constexpr int64_t kMaxThreads = 4096;
+
 struct RunnerSettings {
   int64_t warmup = 1;
   int64_t min_reps = 5;
   int64_t max_reps = 200;
   double min_time_s = 1.0;
   double max_time_s = 120.0;
-  double cv_bound = 0.10;
+  double ci_bound = 0.05;  // see ValidityRules
 };
 
 struct EmulationSpec {
@@ -50,7 +55,7 @@ struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
   std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
   std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
-  std::optional<double> min_time_s, max_time_s, cv_bound;
+  std::optional<double> min_time_s, max_time_s, ci_bound;
   bool no_graphs = false;
 };
 

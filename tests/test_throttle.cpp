@@ -210,7 +210,7 @@ TEST_F(BadProfile, UnknownKind) {
 TEST_F(BadProfile, NegativeFigure) {
   EXPECT_TRUE(
       rejected_at([](nlohmann::json& d) { d["memory"]["bandwidth_bytes_per_s"]["value"] = -4e12; },
-                  "$.memory.bandwidth_bytes_per_s.value", "a positive number"));
+                  "$.memory.bandwidth_bytes_per_s.value", "a number in [1e+08, 1e+15]"));
 }
 TEST_F(BadProfile, UnknownTopology) {
   EXPECT_TRUE(rejected_at([](nlohmann::json& d) { d["scale_up"]["topology"] = "ring"; },
@@ -240,13 +240,14 @@ class EmulateCli : public ::testing::Test {
       c.device = info.name;
       c.backend = e.name;
       c.threads = info.threads;
-      c.gemm_flops = 2e9;
+      c.gemm_flops = 2e12;  // above what any CPU here reaches, so no utilisation exceeds 1
       c.gemm_n = 256;
-      c.gemm_bf16_flops = 4e9;  // a cache without it is measured again for bf16 backends
+      c.gemm_bf16_flops = 4e12;  // a cache without it is measured again for bf16 backends
       c.gemm_bf16_n = 256;
       c.copy_bytes_per_s = 1e10;
       c.copy_bytes = 1e8;
       c.stream_bytes_per_s = 5e9;
+      c.read_bytes_per_s = 8e9;  // likewise for a CPU backend's read stream
       c.dispatch_s = 1e-6;
       store_calibration(calibration_key(info), c);
     }
@@ -284,7 +285,7 @@ TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
   EXPECT_EQ(rep.runs[2].key.emulation_relative_to, "h100-sxm");
   const nlohmann::json& e = rep.runs[2].emulation;
   EXPECT_EQ(e["limited_by"], nlohmann::json::array({"memory_bandwidth"}));
-  EXPECT_NEAR(e["target_rates"]["flops"].get<double>(), 2e9 * 148 / 989.4, 1);
+  EXPECT_NEAR(e["target_rates"]["flops"].get<double>(), 2e12 * 148 / 989.4, 1e3);
   EXPECT_GT(e["predicted_seconds"].get<double>(), 0.0);
   EXPECT_NE(e["host_rates"]["source"].get<std::string>().find("calibrated with reference"),
             std::string::npos)
@@ -307,7 +308,7 @@ TEST_F(EmulateCli, Bf16RunsTakeTheBf16GemmPeakForMfu) {
     const Report rep = read_report(report_);
     ASSERT_EQ(rep.runs.size(), 1u);
     const RunRecord& r = rep.runs[0];
-    const double peak = std::string(dtype) == "bf16" ? 4e9 : 2e9;  // as seeded above
+    const double peak = std::string(dtype) == "bf16" ? 4e12 : 2e12;  // as seeded above
     EXPECT_EQ(r.roofline.peak_flops, peak) << dtype << ": " << r.roofline.peaks_source;
     EXPECT_NEAR(r.metrics.at("mfu"), r.metrics.at("achieved_flops_per_s") / peak, 1e-12) << dtype;
   }
@@ -316,9 +317,10 @@ TEST_F(EmulateCli, Bf16RunsTakeTheBf16GemmPeakForMfu) {
 TEST_F(EmulateCli, RunThatDoesNotFitTheTargetIsSkipped) {
   nlohmann::json tiny_chip = nlohmann::json::parse(std::ifstream(dir_ / "devices/h20.json"));
   tiny_chip["name"] = "tiny-chip";
-  tiny_chip["memory"]["capacity_bytes"]["value"] = 1000;
+  tiny_chip["memory"]["capacity_bytes"]["value"] = 1e8;  // the least a profile may have
   std::ofstream(dir_ / "devices/tiny-chip.json") << tiny_chip.dump();
-  const auto [code, out] = run("--emulate tiny-chip --reps 2");
+  fs::copy_file(kConfigs + "/models/small.json", dir_ / "models/small.json");
+  const auto [code, out] = run("--emulate tiny-chip --model small --seq 64 --reps 2");
   ASSERT_EQ(code, 0) << out;
   const Report rep = read_report(report_);
   ASSERT_EQ(rep.runs.size(), 1u);

@@ -74,10 +74,42 @@ TEST(Statistics, SummaryUsesSampleStandardDeviation) {
 
 TEST(Statistics, VerdictNamesEachReason) {
   const Stats noisy = summarize({1.0, 2.0, 1.0});
-  const Validity v = judge(noisy, ValidityRules{5, 0.1});
+  const Validity v = judge(noisy, 3, ValidityRules{5, 0.1});
   EXPECT_FALSE(v.valid);
-  EXPECT_EQ(v.reasons.size(), 2u);  // too few repetitions, CV too high
-  EXPECT_TRUE(judge(summarize({1.0, 1.01, 0.99, 1.0, 1.0}), ValidityRules{5, 0.1}).valid);
+  EXPECT_EQ(v.reasons.size(), 2u);  // too few repetitions, median too uncertain
+  EXPECT_TRUE(judge(summarize({1.0, 1.01, 0.99, 1.0, 1.0}), 5, ValidityRules{5, 0.1}).valid);
+}
+
+// The order statistics of the distribution-free interval: the textbook ranks (2, 9) for 10
+// samples and (40, 61) for 100; below 6 samples, the whole range.
+TEST(Statistics, MedianIntervalUsesBinomialOrderStatistics) {
+  std::vector<double> ten, hundred;
+  for (int i = 1; i <= 10; ++i) ten.push_back(i);
+  for (int i = 1; i <= 100; ++i) hundred.push_back(101 - i);  // order must not matter
+  const Stats a = summarize(ten), b = summarize(hundred), c = summarize({3, 1, 2, 5, 4});
+  EXPECT_DOUBLE_EQ(a.median_ci_low, 2);
+  EXPECT_DOUBLE_EQ(a.median_ci_high, 9);
+  EXPECT_DOUBLE_EQ(b.median_ci_low, 40);
+  EXPECT_DOUBLE_EQ(b.median_ci_high, 61);
+  EXPECT_DOUBLE_EQ(c.median_ci_low, 1);
+  EXPECT_DOUBLE_EQ(c.median_ci_high, 5);
+}
+
+// What the verdict is for: a steady series with a few preempted repetitions is valid (its
+// outliers counted), one whose typical value splits in two is not, whatever its CV says.
+TEST(Statistics, PreemptedStepsAreOutliersWhileASplitSeriesIsNotValid) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> jitter(0, 0.01);
+  std::vector<double> steady, split;
+  for (int i = 0; i < 160; ++i) steady.push_back(2e-3 * (1 + jitter(rng)));
+  for (double spike : {40e-3, 124e-3, 60e-3}) steady.push_back(spike);  // CV far above 1
+  for (int i = 0; i < 40; ++i) split.push_back((i % 2 ? 1.0 : 1.3) * (1 + jitter(rng)));
+  const Stats s = summarize(steady), t = summarize(split);
+  EXPECT_GT(s.cv, 1.0);
+  EXPECT_EQ(s.outliers, 3);
+  EXPECT_TRUE(judge(s, 5, ValidityRules{5, 0.05}).valid);
+  EXPECT_LT(t.cv, 0.15);
+  EXPECT_FALSE(judge(t, 40, ValidityRules{5, 0.05}).valid);
 }
 
 ModelConfig toy() {

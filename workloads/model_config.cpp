@@ -50,15 +50,16 @@ ModelConfig load_model_config(const std::string& name_or_path, const std::string
   const JsonView root = JsonView(doc, file).object();
   ModelConfig cfg;
   cfg.name = root.get_string("name", name_or_path);
-  cfg.d_model = root.at("d_model").as_positive_int();
-  cfg.n_layers = root.at("n_layers").as_positive_int();
-  cfg.n_heads = root.at("n_heads").as_positive_int();
-  cfg.n_kv_heads = root.at("n_kv_heads").as_positive_int();
-  cfg.d_ff = root.at("d_ff").as_positive_int();
-  cfg.vocab = root.at("vocab").as_positive_int();
-  cfg.max_seq = root.at("max_seq").as_positive_int();
-  if (root.has("rope_theta")) cfg.rope_theta = root.at("rope_theta").as_positive_number();
-  if (root.has("norm_eps")) cfg.norm_eps = root.at("norm_eps").as_positive_number();
+  // Bounds above any published model, so that no size arithmetic can overflow.
+  cfg.d_model = root.at("d_model").as_int_in(1, kMaxModelDim);
+  cfg.n_layers = root.at("n_layers").as_int_in(1, kMaxLayers);
+  cfg.n_heads = root.at("n_heads").as_int_in(1, kMaxHeads);
+  cfg.n_kv_heads = root.at("n_kv_heads").as_int_in(1, kMaxHeads);
+  cfg.d_ff = root.at("d_ff").as_int_in(1, kMaxFfnDim);
+  cfg.vocab = root.at("vocab").as_int_in(1, kMaxVocab);
+  cfg.max_seq = root.at("max_seq").as_int_in(1, kMaxSeq);
+  if (root.has("rope_theta")) cfg.rope_theta = root.at("rope_theta").as_number_in(1e-3, 1e12);
+  if (root.has("norm_eps")) cfg.norm_eps = root.at("norm_eps").as_number_in(1e-30, 1.0);
   if (cfg.d_model % cfg.n_heads != 0)
     root.at("n_heads").fail("a divisor of d_model (" + std::to_string(cfg.d_model) + "), got " +
                             std::to_string(cfg.n_heads));
@@ -68,7 +69,6 @@ ModelConfig load_model_config(const std::string& name_or_path, const std::string
               std::to_string(cfg.n_kv_heads));
   if (cfg.head_dim() % 2 != 0)
     root.at("n_heads").fail("a head dimension d_model/n_heads that is even (RoPE rotates pairs)");
-  if (cfg.vocab > INT32_MAX) root.at("vocab").fail("a vocabulary that fits 32-bit token ids");
   return cfg;
 }
 

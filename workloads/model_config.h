@@ -9,6 +9,17 @@
 
 namespace capbench {
 
+// Bounds on a model's sizes (well above any published model's), checked on load: with them, no
+// size product in the workloads or the cost model can overflow 64 bits.
+constexpr int64_t kMaxModelDim = int64_t{1} << 16;
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxFfnDim = int64_t{1} << 20;
+constexpr int64_t kMaxVocab = int64_t{1} << 22;
+constexpr int64_t kMaxSeq = int64_t{1} << 20;
+// A run's batch (sequences per step), likewise.
+constexpr int64_t kMaxBatch = int64_t{1} << 16;
+
 struct ModelConfig {
   std::string name;
   int64_t d_model = 0;

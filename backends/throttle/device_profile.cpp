@@ -5,10 +5,12 @@
 namespace capbench {
 namespace {
 
-Figure figure(const JsonView& v) {
+// A published figure, within the range a real chip's can take: a profile with 0.5 FLOP/s or
+// 1e300 B/s is a typo, and pacing to it would stall an op for ever or never.
+Figure figure(const JsonView& v, double lo, double hi) {
   const JsonView o = v.object();
   Figure f;
-  f.value = o.at("value").as_positive_number();
+  f.value = o.at("value").as_number_in(lo, hi);
   f.source = o.at("source").as_string();
   if (f.source.empty()) o.at("source").fail("a non-empty source (where the figure comes from)");
   f.kind = o.at("kind").as_string();
@@ -40,19 +42,20 @@ DeviceProfile load_device_profile(const std::string& name_or_path, const std::st
   p.vendor = root.get_string("vendor", "");
   p.description = root.get_string("description", "");
   const JsonView compute = root.at("compute");
-  p.bf16_flops = figure(compute.at("bf16_flops"));
-  p.fp16_flops = figure(compute.at("fp16_flops"));
-  p.fp32_flops = figure(compute.at("fp32_flops"));
+  p.bf16_flops = figure(compute.at("bf16_flops"), kFlopsRange[0], kFlopsRange[1]);
+  p.fp16_flops = figure(compute.at("fp16_flops"), kFlopsRange[0], kFlopsRange[1]);
+  p.fp32_flops = figure(compute.at("fp32_flops"), kFlopsRange[0], kFlopsRange[1]);
   const JsonView memory = root.at("memory");
-  p.memory_bytes_per_s = figure(memory.at("bandwidth_bytes_per_s"));
-  p.memory_capacity_bytes = figure(memory.at("capacity_bytes"));
+  p.memory_bytes_per_s =
+      figure(memory.at("bandwidth_bytes_per_s"), kBandwidthRange[0], kBandwidthRange[1]);
+  p.memory_capacity_bytes = figure(memory.at("capacity_bytes"), 1e8, 1e15);
   const JsonView link = root.at("scale_up");
   p.topology = link.at("topology").as_string();
   if (p.topology != "switch" && p.topology != "full_mesh")
     link.at("topology").fail("\"switch\" or \"full_mesh\", got \"" + p.topology + "\"");
-  p.link_bytes_per_s = figure(link.at("link_bytes_per_s_per_direction"));
-  p.link_latency_s = figure(link.at("latency_s"));
-  p.max_peers = link.at("max_peers").as_positive_int();
+  p.link_bytes_per_s = figure(link.at("link_bytes_per_s_per_direction"), 1e6, 1e14);
+  p.link_latency_s = figure(link.at("latency_s"), 1e-9, 1e-1);
+  p.max_peers = link.at("max_peers").as_int_in(1, 1 << 20);
   return p;
 }
 

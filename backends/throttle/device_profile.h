@@ -8,6 +8,11 @@
 
 namespace capbench {
 
+// Plausible ranges of a chip's rates (a CPU core to well past any accelerator): profiles and
+// calibrations outside them are rejected rather than paced to.
+constexpr double kFlopsRange[2] = {1e8, 1e18};
+constexpr double kBandwidthRange[2] = {1e8, 1e15};
+
 struct Figure {
   double value = 0;
   std::string source;

@@ -71,12 +71,22 @@ PaceRule ThrottleBackend::rule_for(const OpCost& cost) const {
   return PaceRule{0.0, host > 0 ? std::max(1.0, target / host) : 1.0, 0.0};
 }
 
-void ThrottleBackend::around_op(OpId, const OpCost& cost, const std::function<void()>& call) {
+void ThrottleBackend::around_op(OpId op, const OpCost& cost, const std::function<void()>& call) {
+  // No op of a real chip lasts minutes: a rule that asks for it comes from rates no chip has
+  // (a profile or calibration out of range), and would stall the run rather than measure it.
+  const PaceRule rule = rule_for(cost);
+  if (rule.floor_s > kMaxPacedOpSeconds || rule.extra_s > kMaxPacedOpSeconds ||
+      rule.dilate > kMaxDilation)
+    throw std::runtime_error(
+        "emulating " + plan_.profile + " would pace one " + op_name(op) + " for too long (" +
+        std::to_string(rule.floor_s + rule.extra_s) + " s, or " + std::to_string(rule.dilate) +
+        " times its own time): the target's rates (" + std::to_string(plan_.target.flops) +
+        " FLOP/s, " + std::to_string(plan_.target.bytes_per_s) + " B/s) are not a chip's");
   const int slot = next_slot_;
   next_slot_ = (next_slot_ + 1) % slots_;
   inner_.stamp(slot);
   call();
-  inner_.pace(slot, rule_for(cost));
+  inner_.pace(slot, rule);
 }
 
 }  // namespace capbench

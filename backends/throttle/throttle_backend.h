@@ -48,6 +48,10 @@ struct EmulationPlan {
 EmulationPlan plan_emulation(const DeviceProfile& target, const DeviceProfile* reference,
                              const Rates& host, EmulationMode mode, DType dtype);
 
+// Bounds on one paced op: beyond them the op throws instead of waiting.
+constexpr double kMaxPacedOpSeconds = 600;
+constexpr double kMaxDilation = 1e5;
+
 class ThrottleBackend final : public ForwardingBackend {
  public:
   // Throws std::runtime_error when the inner backend cannot pace (no pace slots).

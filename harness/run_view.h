@@ -1,0 +1,38 @@
+// What the console table and the HTML page show of a run, in one place: the key fields that
+// tell a report's runs apart, and each workload's headline figures.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/report.h"
+
+namespace capbench {
+
+struct KeyColumn {
+  std::string name;
+  std::function<std::string(const RunRecord&)> value;
+};
+
+// backend, model and workload always; dtype, sizes, threads, device, emulation and parallel
+// layout wherever they differ between the runs, so that no two rows look alike.
+std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs);
+
+// "h20", "h20 rel. h100-sxm", with the mode when it is not the default; "-" for a native run;
+// a trailing "*" when the host cannot reach the target in some dimension (limited_by).
+std::string emulation_label(const RunRecord& r);
+bool emulation_limited(const RunRecord& r);
+
+// The figures a workload is judged by: throughput (tokens/s) and its unit, a latency line and
+// the utilisation ("MFU 41.2%", or "MFU ?" when it was left out; see RunRecord::notes).
+struct Headline {
+  double throughput = 0;
+  std::string unit, latency, utilisation;
+};
+Headline headline(const RunRecord& r);
+
+// The primary series' median, in seconds (0 when the run has none).
+double primary_median(const RunRecord& r);
+
+}  // namespace capbench
