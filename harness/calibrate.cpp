@@ -2,17 +2,17 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
-#include <cmath>
 #include <filesystem>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "backends/throttle/device_profile.h"
 #include "harness/json_access.h"
 #include "harness/report.h"
-#include "backends/throttle/device_profile.h"
 
 namespace capbench {
 
@@ -66,7 +66,7 @@ namespace {
 // Summed with many independent accumulators so that the loop is bound by memory, not by the
 // latency of one add chain; compiled for the widest vectors the CPU has.
 __attribute__((target_clones("avx512f", "avx2", "default"))) float sum_floats(const float* p,
-                                                                             size_t n) {
+                                                                              size_t n) {
   float acc[32] = {};
   size_t i = 0;
   for (; i + 32 <= n; i += 32)

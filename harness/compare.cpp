@@ -106,7 +106,8 @@ std::map<std::string, const RunRecord*> runs_by_key(const Report& report, const 
   for (size_t i = 0; i < report.runs.size(); ++i) {
     const std::string key = report.runs[i].key.to_string();
     if (!out.emplace(key, &report.runs[i]).second)
-      c.unmatched.push_back(fmt::format("duplicate in {} (run {}, not compared): {}", name, i, key));
+      c.unmatched.push_back(
+          fmt::format("duplicate in {} (run {}, not compared): {}", name, i, key));
   }
   return out;
 }

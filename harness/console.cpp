@@ -74,8 +74,8 @@ void print_summary_table(std::FILE* out, const Report& report) {
   if (report.interrupted.is_object())
     fmt::print(out, "  interrupted by {} during {}: {} run(s) finished, {} not run\n",
                report.interrupted.value("signal", std::string("a signal")),
-               report.interrupted.value("during", std::string("the suite")),
-               report.runs.size(), report.interrupted.value("runs_not_run", 0));
+               report.interrupted.value("during", std::string("the suite")), report.runs.size(),
+               report.interrupted.value("runs_not_run", 0));
 }
 
 void print_op_breakdown(std::FILE* out, const Report& report) {

@@ -66,7 +66,6 @@ const char* kSchema = R"(
     UNIQUE (run_key, series, created_utc, git_revision));
   CREATE INDEX IF NOT EXISTS runs_by_key ON runs (run_key, created_utc);)";
 
-
 }  // namespace
 
 size_t history_add(const std::string& db_path, const Report& report, const std::string& label) {

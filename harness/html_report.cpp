@@ -162,22 +162,21 @@ std::string emulation_cost_chart(const std::vector<EmulationGroup>& groups) {
   int y = 4;
   size_t bar_index = 0;
   for (const EmulationGroup& g : groups) {
-    svg += fmt::format(
-        "<text x='{}' y='{}' text-anchor='end' class='grp'>{} (vs {})</text>\n", left - 8,
-        y + 15, esc(g.label), esc(reference_name(*g.reference)));
+    svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='grp'>{} (vs {})</text>\n",
+                       left - 8, y + 15, esc(g.label), esc(reference_name(*g.reference)));
     y += header;
     for (const RunRecord* r : g.others) {
       const double ratio = primary_median(*r) / primary_median(*g.reference);
       const std::string label = emulation_label(*r);
-      svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{}</text>\n",
-                         left - 8, y + 13, esc(label));
+      svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='lbl'>{}</text>\n", left - 8,
+                         y + 13, esc(label));
       svg += fmt::format(
           "<rect x='{}' y='{}' width='{:.1f}' height='{}' fill='{}'><title>{}: {:.3f}× the "
           "time of {}</title></rect>\n",
-          left, y, std::max(1.0, x_of(ratio) - left), bar, colour(bar_index++), esc(label),
-          ratio, esc(reference_name(*g.reference)));
-      svg += fmt::format("<text x='{:.1f}' y='{}' class='val'>{:.2f}×</text>\n",
-                         x_of(ratio) + 6, y + 13, ratio);
+          left, y, std::max(1.0, x_of(ratio) - left), bar, colour(bar_index++), esc(label), ratio,
+          esc(reference_name(*g.reference)));
+      svg += fmt::format("<text x='{:.1f}' y='{}' class='val'>{:.2f}×</text>\n", x_of(ratio) + 6,
+                         y + 13, ratio);
       y += bar + gap;
     }
   }
@@ -308,8 +307,8 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
       util = h.utilisation;
       const Stats& s = r.stats.at(r.primary);
       med = fmt::format("{:.4g} ms ({})", s.median * 1e3, r.primary);
-      ci = fmt::format("±{:.1f}% ({} outlier(s) of {})", 100 * s.median_ci_relative(),
-                       s.outliers, s.n);
+      ci = fmt::format("±{:.1f}% ({} outlier(s) of {})", 100 * s.median_ci_relative(), s.outliers,
+                       s.n);
       cv = fmt::format("{:.1f}%", 100 * s.cv);
       if (r.roofline.available)
         roof = fmt::format("{:.4g} ms, {}-bound", r.roofline.seconds * 1e3, r.roofline.bound);
@@ -320,14 +319,16 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
     t += "<tr>";
     for (const KeyColumn& c : columns) t += "<td>" + esc(c.value(r)) + "</td>";
     std::string notes;
-    for (const std::string& why : r.validity.reasons) notes += "<br><small>" + esc(why) + "</small>";
+    for (const std::string& why : r.validity.reasons)
+      notes += "<br><small>" + esc(why) + "</small>";
     for (const std::string& n : r.notes) notes += "<br><small>" + esc(n) + "</small>";
     t += fmt::format(
         "<td class='{}'>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}{}</td><td>{}</td></tr>\n",
-        r.status == "ok" ? "ok" : "bad", esc(r.status), r.reason.empty() ? "" : ": " + esc(r.reason),
-        esc(thr), esc(med), esc(ci), esc(cv), esc(util), esc(roof),
-        r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), notes, canaries);
+        r.status == "ok" ? "ok" : "bad", esc(r.status),
+        r.reason.empty() ? "" : ": " + esc(r.reason), esc(thr), esc(med), esc(ci), esc(cv),
+        esc(util), esc(roof), r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), notes,
+        canaries);
   }
   return t + "</table>\n";
 }
@@ -424,8 +425,7 @@ std::string render_html(const Report& report, const std::string& title) {
   }
   for (const std::string& unit : units)
     html += "<h2>Throughput: " + esc(unit) + "</h2>\n" + bar_chart(by_unit[unit], unit, columns);
-  if (!ok.empty())
-    html += "<h2>Sample distributions</h2>\n" + distribution_chart(ok, columns);
+  if (!ok.empty()) html += "<h2>Sample distributions</h2>\n" + distribution_chart(ok, columns);
   html += "<h2>Roofline of the per-op breakdown</h2>\n";
   if (peak_flops > 0)
     html += fmt::format(

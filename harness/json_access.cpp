@@ -1,7 +1,7 @@
 #include "harness/json_access.h"
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
@@ -82,10 +82,14 @@ bool number_of(const json& v, double* out) {
   }
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    if (s == "NaN") *out = std::nan("");
-    else if (s == "Infinity") *out = HUGE_VAL;
-    else if (s == "-Infinity") *out = -HUGE_VAL;
-    else return false;
+    if (s == "NaN")
+      *out = std::nan("");
+    else if (s == "Infinity")
+      *out = HUGE_VAL;
+    else if (s == "-Infinity")
+      *out = -HUGE_VAL;
+    else
+      return false;
     return true;
   }
   return false;
@@ -122,21 +126,22 @@ json load_json_file(const std::string& path) {
   // folder) is no configuration file.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
-    throw ConfigError(path, "$",
-                      std::string("a readable file (cannot open it: ") + std::strerror(errno) + ")");
+    throw ConfigError(
+        path, "$", std::string("a readable file (cannot open it: ") + std::strerror(errno) + ")");
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    throw ConfigError(path, "$",
-                      "a regular file (this is a " +
-                          std::string(S_ISDIR(st.st_mode)    ? "folder"
-                                      : S_ISFIFO(st.st_mode) ? "FIFO"
-                                      : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device"
-                                                                                   : "special file") +
-                          ")");
+    throw ConfigError(
+        path, "$",
+        "a regular file (this is a " +
+            std::string(S_ISDIR(st.st_mode)                          ? "folder"
+                        : S_ISFIFO(st.st_mode)                       ? "FIFO"
+                        : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device"
+                                                                     : "special file") +
+            ")");
   if (static_cast<uint64_t>(st.st_size) > kMaxJsonFileBytes)
     throw ConfigError(path, "$",
                       "a file of at most " + std::to_string(kMaxJsonFileBytes >> 20) + " MiB");
@@ -202,9 +207,9 @@ int64_t JsonView::as_nonnegative_int() const {
 }
 
 int64_t JsonView::as_int_in(int64_t lo, int64_t hi) const {
-  const bool fits = value_->is_number_integer() &&
-                    !(value_->is_number_unsigned() &&
-                      value_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+  const bool fits =
+      value_->is_number_integer() &&
+      !(value_->is_number_unsigned() && value_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
   if (!fits || value_->get<int64_t>() < lo || value_->get<int64_t>() > hi)
     fail(fmt::format("an integer in [{}, {}], got {}", lo, hi, describe(*value_)));
   return value_->get<int64_t>();

@@ -66,9 +66,9 @@ int cmd_run(const RunOptions& o) {
       if (const BackendEntry* e = registry.find(s.backend)) kinds.insert(e->device_kind);
     for (const std::string& kind : kinds) {
       progress.begin(0, 1, "calibrating " + kind);
-      context.peaks[kind] = device_peaks(
-          registry, kind, BackendOptions{static_cast<int>(o.ov.threads.value_or(0))}, false,
-          [&](const std::string& s) { progress.update(s); });
+      context.peaks[kind] =
+          device_peaks(registry, kind, BackendOptions{static_cast<int>(o.ov.threads.value_or(0))},
+                       false, [&](const std::string& s) { progress.update(s); });
       progress.end(fmt::format("GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s",
                                context.peaks[kind].fp32_flops / 1e9,
                                context.peaks[kind].bytes_per_s / 1e9));
@@ -259,10 +259,11 @@ int cmd_history_add(const std::vector<std::string>& paths, const std::string& db
 int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::string& filter,
                      bool fail_on_flag) {
   if (!fs::exists(db)) throw UsageError("--db " + db + ": no such file");
-  if (rule.window < 1) throw UsageError(fmt::format("--window must be at least 1, got {}", rule.window));
+  if (rule.window < 1)
+    throw UsageError(fmt::format("--window must be at least 1, got {}", rule.window));
   if (!(rule.min_relative >= 0) || !std::isfinite(rule.min_relative))
-    throw UsageError(fmt::format("--min-change must be a non-negative fraction, got {}",
-                                 rule.min_relative));
+    throw UsageError(
+        fmt::format("--min-change must be a non-negative fraction, got {}", rule.min_relative));
   size_t flagged = 0, shown = 0;
   for (const HistorySeries& s : history_series(db, rule)) {
     if (!filter.empty() && s.key.find(filter) == std::string::npos) continue;
@@ -305,7 +306,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--seq", run.ov.seq, "Training sequence length (and prompt, if no --prompt)");
   run_cmd->add_option("--prompt", run.ov.prompt, "Inference prompt length");
   run_cmd->add_option("--decode-steps", run.ov.decode_steps, "Inference decode steps");
-  run_cmd->add_option("--dtype", run.ov.dtype, "fp32, bf16 or fp16");
+  run_cmd->add_option("--dtype", run.ov.dtype, "Compute dtype: fp32 or bf16");
   run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
   run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");
   run_cmd->add_option("--min-time", run.ov.min_time_s, "Minimum timed seconds per run");

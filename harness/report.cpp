@@ -310,8 +310,7 @@ std::string unreplaceable(const std::string& path) {
 std::pair<int, std::string> create_temporary(const std::string& path) {
   const std::filesystem::path p(path);
   std::string name =
-      (std::filesystem::path(folder_of(path)) / ("." + p.filename().string() + ".XXXXXX"))
-          .string();
+      (std::filesystem::path(folder_of(path)) / ("." + p.filename().string() + ".XXXXXX")).string();
   const int fd = ::mkostemp(name.data(), O_CLOEXEC);
   return {fd, name};
 }

@@ -52,8 +52,7 @@ std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs
       {"sizes", [](R r) { return sizes(r.key); }},
       {"threads", [](R r) { return r.key.threads ? std::to_string(r.key.threads) : "-"; }},
       {"device", [](R r) { return r.key.device; }},
-      {"parallel",
-       [](R r) { return fmt::format("{}x{}", r.key.parallel_layout, r.key.world); }},
+      {"parallel", [](R r) { return fmt::format("{}x{}", r.key.parallel_layout, r.key.world); }},
       // A run that emulates is never shown like a native one.
       {"emulating", emulation_label}};
   for (const KeyColumn& c : when_they_vary) {
@@ -75,8 +74,8 @@ Headline headline(const RunRecord& r) {
   } else if (r.metrics.count("decode_tokens_per_s")) {
     h.throughput = metric(r, "decode_tokens_per_s", 0);
     h.unit = "decode tokens/s";
-    h.latency = fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", metric(r, "tpot_ms"),
-                            metric(r, "ttft_ms"));
+    h.latency =
+        fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", metric(r, "tpot_ms"), metric(r, "ttft_ms"));
     h.utilisation = utilisation(r, "MBU", "mbu");
   } else {
     h.throughput = metric(r, "prefill_tokens_per_s", 0);

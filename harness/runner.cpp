@@ -88,20 +88,24 @@ struct Peaks {
 struct RunEnv {
   OpProfiler& be;
   Peaks peaks;
-  const EmulationPlan* plan;  // null: a native run
+  const EmulationPlan* plan;   // null: a native run
   double device_memory_bytes;  // 0: unknown
   Progress& progress;
 };
 
-// The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met (or a cap
-// is hit). `rep` runs one repetition, appending its samples, and returns the seconds it spent
-// outside the samples on purpose (canary reads), which are not the runner's overhead.
+// The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met and the
+// median of the primary series is known to within ci_bound (or a cap is hit). A noisy machine
+// thus gets more samples rather than a verdict of "not valid", while a series whose typical
+// value splits or drifts never settles and runs into the cap. `rep` runs one repetition,
+// appending its samples to `primary` (and others), and returns the seconds it spent outside the
+// samples on purpose (canary reads), which are not the runner's overhead.
 struct LoopResult {
   int64_t reps = 0;
   double wall = 0, sampled = 0, excluded = 0;
 };
 
 LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
+                      const std::vector<double>& primary,
                       const std::function<double(bool warmup, double* sampled)>& rep) {
   for (int64_t i = 0; i < rs.warmup; ++i) {
     check_interrupted();
@@ -118,9 +122,15 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
     r.sampled += sampled;
     r.reps += 1;
     r.wall = host_seconds_now() - start;
-    const bool enough = r.reps >= rs.min_reps && r.wall >= rs.min_time_s;
-    if (enough || r.reps >= rs.max_reps || r.wall >= rs.max_time_s) break;
-    progress.update(fmt::format("rep {} ({:.1f} s)", r.reps, r.wall));
+    if (r.reps >= rs.max_reps || r.wall >= rs.max_time_s) break;
+    if (r.reps >= rs.min_reps && r.wall >= rs.min_time_s) {
+      const double ci = summarize(primary).median_ci_relative();
+      if (ci <= rs.ci_bound) break;
+      progress.update(fmt::format("rep {} ({:.1f} s): median ±{:.1f}%, repeating to ±{:.1f}%",
+                                  r.reps, r.wall, 100 * ci, 100 * rs.ci_bound));
+    } else {
+      progress.update(fmt::format("rep {} ({:.1f} s)", r.reps, r.wall));
+    }
   }
   return r;
 }
@@ -218,8 +228,7 @@ bool fits(RunRecord& r, const RunEnv& env, double bytes) {
     if (!on_target) {
       r.status = "skipped";
       r.reason = fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB",
-                             env.plan->profile, bytes / 1e9,
-                             env.plan->memory_capacity_bytes / 1e9);
+                             env.plan->profile, bytes / 1e9, env.plan->memory_capacity_bytes / 1e9);
       return false;
     }
   }
@@ -273,14 +282,15 @@ void run_train(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   }
 
   std::vector<double> losses, steps;
-  const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
-    const double t = time_synchronized(be, [&] { work.run(); });
-    if (!warmup) steps.push_back(t);
-    *sampled = warmup ? 0 : t;
-    const double t0 = host_seconds_now();
-    losses.push_back(work.loss());  // the canary's read, outside the timed step
-    return host_seconds_now() - t0;
-  });
+  const LoopResult loop =
+      timed_loop(spec.runner, env.progress, steps, [&](bool warmup, double* sampled) {
+        const double t = time_synchronized(be, [&] { work.run(); });
+        if (!warmup) steps.push_back(t);
+        *sampled = warmup ? 0 : t;
+        const double t0 = host_seconds_now();
+        losses.push_back(work.loss());  // the canary's read, outside the timed step
+        return host_seconds_now() - t0;
+      });
   r.primary = "step_s";
   r.samples["step_s"] = steps;
   r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
@@ -345,18 +355,20 @@ void run_inference(const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   }
 
   std::vector<double> prefill, decode;
-  const LoopResult loop = timed_loop(spec.runner, env.progress, [&](bool warmup, double* sampled) {
-    const double tp = time_synchronized(be, [&] { work.prefill(); });
-    double sum = tp;
-    if (!warmup) prefill.push_back(tp);
-    for (int64_t s = 0; s < spec.decode_steps; ++s) {
-      const double td = time_synchronized(be, [&] { work.decode(s); });
-      if (!warmup) decode.push_back(td);
-      sum += td;
-    }
-    *sampled = warmup ? 0 : sum;
-    return 0.0;
-  });
+  const LoopResult loop =
+      timed_loop(spec.runner, env.progress, spec.decode_steps > 0 ? decode : prefill,
+                 [&](bool warmup, double* sampled) {
+                   const double tp = time_synchronized(be, [&] { work.prefill(); });
+                   double sum = tp;
+                   if (!warmup) prefill.push_back(tp);
+                   for (int64_t s = 0; s < spec.decode_steps; ++s) {
+                     const double td = time_synchronized(be, [&] { work.decode(s); });
+                     if (!warmup) decode.push_back(td);
+                     sum += td;
+                   }
+                   *sampled = warmup ? 0 : sum;
+                   return 0.0;
+                 });
   r.primary = spec.decode_steps > 0 ? "decode_step_s" : "prefill_s";
   r.samples["prefill_s"] = prefill;
   if (spec.decode_steps > 0) r.samples["decode_step_s"] = decode;
@@ -507,16 +519,13 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       peaks.flops = device.flops(spec.dtype);
       peaks.bytes_per_s = device.bytes_per_s;
       peaks.source = fmt::format(
-          "best of {}'s backends: {} GEMM {}; memory {}", device.device,
-          dtype_name(spec.dtype),
-          spec.dtype == DType::bf16 ? device.bf16_source : device.fp32_source,
-          device.bytes_source);
+          "best of {}'s backends: {} GEMM {}; memory {}", device.device, dtype_name(spec.dtype),
+          spec.dtype == DType::bf16 ? device.bf16_source : device.fp32_source, device.bytes_source);
     } else if (info.peak_flops > 0) {
       peaks = {info.peak_flops, info.peak_bytes_per_s, "backend device_info"};
     }
-    const double device_memory = info.device_kind == "cpu"
-                                     ? host_memory_bytes()
-                                     : static_cast<double>(info.memory_bytes);
+    const double device_memory =
+        info.device_kind == "cpu" ? host_memory_bytes() : static_cast<double>(info.memory_bytes);
     // The stack: profiler (times ops in its one pass) -> throttle (paces ops) -> backend.
     std::optional<EmulationPlan> plan;
     std::unique_ptr<ThrottleBackend> throttle;

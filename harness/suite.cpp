@@ -13,15 +13,21 @@ const char* const kWorkloads[2] = {"train_step", "inference"};
 
 namespace {
 
+// The dtypes a model computes at (Model: fp32, or bf16 mixed precision).
+bool is_model_dtype(DType d) {
+  return d == DType::f32 || d == DType::bf16;
+}
+
 bool known_workload(const std::string& w) {
   return w == kWorkloads[0] || w == kWorkloads[1];
 }
 
 RunnerSettings runner_settings(const JsonView& v, RunnerSettings base) {
   if (v.has("cv_bound"))
-    v.at("cv_bound").fail(
-        "no cv_bound: the validity verdict bounds the median's 95% confidence interval, set "
-        "as ci_bound (a fraction of the median, default 0.05)");
+    v.at("cv_bound")
+        .fail(
+            "no cv_bound: the validity verdict bounds the median's 95% confidence interval, set "
+            "as ci_bound (a fraction of the median, default 0.05)");
   base.warmup = v.get_int_in("warmup", base.warmup, 0, kMaxRepetitions);
   base.min_reps = v.get_int_in("min_reps", base.min_reps, 1, kMaxRepetitions);
   base.max_reps = v.get_int_in("max_reps", base.max_reps, 1, kMaxRepetitions);
@@ -73,9 +79,9 @@ void check_lengths(const RunSpec& s, const JsonView& entry, bool from_overrides)
   // Inference holds prompt + decode_steps tokens, and its canary one forward over prompt + 1.
   const int64_t length = train ? s.seq : s.prompt + std::max<int64_t>(s.decode_steps, 1);
   if (length <= s.model.max_seq) return;
-  const std::string what = fmt::format(
-      "{} at most the max_seq of model {} ({}), got {}",
-      train ? "seq" : "prompt + max(decode_steps, 1)", s.model.name, s.model.max_seq, length);
+  const std::string what = fmt::format("{} at most the max_seq of model {} ({}), got {}",
+                                       train ? "seq" : "prompt + max(decode_steps, 1)",
+                                       s.model.name, s.model.max_seq, length);
   if (from_overrides) throw UsageError(s.origin + ": " + what);
   const char* field = train ? "seq" : "prompt";
   (entry.has(field) ? entry.at(field) : entry).fail(what);
@@ -192,8 +198,8 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     throw UsageError("--backend: no backend \"" + *ov.backend +
                      "\" in this build (capbench list shows them)");
   DType override_dtype = DType::f32;
-  if (ov.dtype && !parse_dtype(*ov.dtype, &override_dtype))
-    throw UsageError("--dtype must be fp32, bf16 or fp16, got \"" + *ov.dtype + "\"");
+  if (ov.dtype && !(parse_dtype(*ov.dtype, &override_dtype) && is_model_dtype(override_dtype)))
+    throw UsageError("--dtype must be fp32 or bf16, got \"" + *ov.dtype + "\"");
   std::optional<ModelConfig> override_model;
   if (ov.model) override_model = load_model_config(*ov.model, config_dir);
 
@@ -247,11 +253,11 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     apply_sizes(s, e, false);
     const std::string dtype_text =
         ov.dtype.value_or(e.get_string("dtype", defaults.get_string("dtype", "fp32")));
-    if (!parse_dtype(dtype_text, &s.dtype) || s.dtype == DType::i32)
+    if (!parse_dtype(dtype_text, &s.dtype) || !is_model_dtype(s.dtype))
       (e.has("dtype") ? e.at("dtype") : defaults.at("dtype"))
-          .fail("fp32, bf16 or fp16, got \"" + dtype_text + "\"");
-    s.threads = ov.threads.value_or(e.get_int_in(
-        "threads", defaults.get_int_in("threads", 0, 0, kMaxThreads), 0, kMaxThreads));
+          .fail("fp32 or bf16, got \"" + dtype_text + "\"");
+    s.threads = ov.threads.value_or(
+        e.get_int_in("threads", defaults.get_int_in("threads", 0, 0, kMaxThreads), 0, kMaxThreads));
     s.seed = static_cast<uint64_t>(ov.seed.value_or(
         e.get_int_in("seed", defaults.get_int_in("seed", 1, 0, INT64_MAX), 0, INT64_MAX)));
     s.learning_rate = e.get_number_in(

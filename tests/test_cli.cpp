@@ -3,14 +3,16 @@
 // whole report.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <tuple>
 
+#include "harness/history.h"
 #include "harness/report.h"
-#include "workloads/inference.h"
 #include "test_util.h"
+#include "workloads/inference.h"
 
 namespace capbench {
 namespace {
@@ -73,8 +75,8 @@ class Cli : public ::testing::Test {
     if (std::count(r.output.begin(), r.output.end(), '\n') != 1) return fail("not one line");
     if (fs::exists(report_)) return fail("a report was left behind");
     for (const auto& entry : fs::directory_iterator(dir_))
-      if (entry.path().filename().string().rfind("." + fs::path(report_).filename().string(),
-                                                 0) == 0)
+      if (entry.path().filename().string().rfind("." + fs::path(report_).filename().string(), 0) ==
+          0)
         return fail("a temporary report was left behind");
     return ::testing::AssertionSuccess();
   }
@@ -117,7 +119,8 @@ TEST_F(Cli, MissingField) {
 TEST_F(Cli, MistypedField) {
   const std::string f = suite_with(
       R"({"workload": "inference", "model": "tiny", "backends": "reference", "batch": "two", "prompt": 4, "decode_steps": 2})");
-  EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].batch", "expected an integer in [1, 65536]"));
+  EXPECT_TRUE(
+      is_bad_input(run_suite(f), f, "$.runs[0].batch", "expected an integer in [1, 65536]"));
 }
 
 TEST_F(Cli, NegativeSize) {
@@ -176,13 +179,132 @@ TEST_F(Cli, IndivisibleHeadsAreRejected) {
 
 TEST_F(Cli, BadOverrides) {
   const std::string f = suite_with(kGoodTrain);
-  for (const char* args : {"--backend warp-drive", "--batch 0", "--seq -3", "--workload juggle",
-                           "--dtype fp8", "--seq 65", "--model nosuch"}) {
+  for (const char* args :
+       {"--backend warp-drive", "--batch 0", "--seq -3", "--workload juggle", "--dtype fp8",
+        "--dtype fp16", "--seq 65", "--model nosuch", "--threads -3", "--seed -1", "--ci-bound 0",
+        "--warmup -1", "--min-time -1", "--reps 0", "--batch 1152921504606846976"}) {
     const Result r = run_suite(f, args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
     EXPECT_FALSE(fs::exists(report_)) << args;
   }
+}
+
+// Where the report cannot be written is found before any run, not after all of them.
+TEST_F(Cli, UnwritableOutputIsBadInputBeforeAnyRun) {
+  const std::string f = suite_with(kGoodTrain);
+  fs::create_directories(dir_ / "a_folder");
+  fs::create_symlink(dir_ / "elsewhere.json", dir_ / "link.json");
+  for (const std::string& out :
+       {(dir_ / "a_folder").string(), (dir_ / "link.json").string(), std::string("/dev/null"),
+        std::string("/proc/capbench-report.json"), (dir_ / "no/such/folder/r.json").string()}) {
+    const Result r = run("run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + out +
+                         "' --no-calibrate --reps 1");
+    EXPECT_EQ(r.code, 2) << out << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << out << ": " << r.output;
+    EXPECT_EQ(r.output.find("train_step"), std::string::npos) << "nothing ran: " << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "elsewhere.json")) << "nothing written through the link";
+}
+
+// The temporary report is a new, unique file: a link planted where a fixed name would be is
+// never written through, and nothing is left behind.
+TEST_F(Cli, TemporaryReportIsUniqueAndLeavesNothingBehind) {
+  const std::string victim = write("victim.txt", "untouched");
+  fs::create_symlink(victim, report_ + ".tmp");
+  ASSERT_EQ(run_suite(suite_with(kGoodTrain), "--reps 1").code, 0);
+  EXPECT_EQ(read_report(report_).runs.size(), 1u);
+  std::ifstream in(victim);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "untouched");
+  for (const auto& entry : fs::directory_iterator(dir_))
+    EXPECT_NE(entry.path().filename().string().rfind(".r.json", 0), 0u) << entry.path();
+}
+
+TEST_F(Cli, OutputThatWouldOverwriteTheInputIsRefused) {
+  ASSERT_EQ(run_suite(suite_with(kGoodTrain), "--reps 1").code, 0);
+  const std::string before = [&] {
+    std::ifstream in(report_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  for (const std::string& args :
+       {"report '" + report_ + "' --html '" + report_ + "'",
+        "compare '" + report_ + "' '" + report_ + "' --out '" + report_ + "'"}) {
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+  }
+  std::ifstream in(report_);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), before);
+}
+
+// A run whose loss becomes NaN fails its canary, and its report, NaN and all, is read by every
+// tool: one bad run never costs the others.
+TEST_F(Cli, ReportWithNonFiniteValuesIsReadByEveryTool) {
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8, "learning_rate": 1e30}, )" +
+      std::string(kGoodTrain));
+  const Result r = run_suite(f, "--reps 3");
+  ASSERT_EQ(r.code, 1) << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.runs[0].status, "failed");
+  EXPECT_TRUE(std::isnan(rep.runs[0].canaries.at(0).values.back()));
+  const std::string db = (dir_ / "h.sqlite").string();
+  for (const std::string& args :
+       {"show '" + report_ + "'", "compare '" + report_ + "' '" + report_ + "'",
+        "report '" + report_ + "' --html '" + (dir_ / "r.html").string() + "'",
+        "history add '" + report_ + "' --db '" + db + "'"})
+    EXPECT_EQ(run(args).code, 0) << args;
+}
+
+// Several jobs adding to one history at once: every row is stored, none fails on the lock.
+TEST_F(Cli, ConcurrentHistoryAddsLoseNothing) {
+  ASSERT_EQ(run_suite(suite_with(kGoodTrain), "--reps 1").code, 0);
+  nlohmann::json doc = nlohmann::json::parse(std::ifstream(report_));
+  const int writers = 8;
+  std::string script;
+  for (int i = 0; i < writers; ++i) {
+    doc["created_utc"] = "2026-01-0" + std::to_string(i + 1) + "T00:00:00Z";
+    const std::string path = write("r" + std::to_string(i) + ".json", doc.dump());
+    script += "'" + std::string(CAPBENCH_BINARY) + "' history add '" + path + "' --db '" +
+              (dir_ / "h.sqlite").string() + "' > /dev/null 2>&1 || echo FAILED & ";
+  }
+  const auto [code, out] =
+      testing::run_command("CAPBENCH_KEEP_BLAS=1 sh -c \"" + script + "wait\"");
+  EXPECT_EQ(out.find("FAILED"), std::string::npos) << out;
+  const std::vector<HistorySeries> series =
+      history_series((dir_ / "h.sqlite").string(), OutlierRule{});
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_EQ(series[0].points.size(), static_cast<size_t>(writers));
+  EXPECT_EQ(run("history show --db '" + (dir_ / "h.sqlite").string() + "' --window 0").code, 2);
+}
+
+// A file name or a string with bytes that are not UTF-8, or with a newline, still gets one line.
+TEST_F(Cli, OddBytesInNamesAndStringsGiveOneLine) {
+  const std::string odd = write("suite\xff\nname.json", "{\"runs\": 5}");
+  const std::string with_newline = suite_with(
+      R"({"workload": "train\nstep", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8})");
+  for (const std::string& f : {odd, with_newline}) {
+    const Result r = run_suite(f);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+}
+
+// SIGINT in the middle of a suite: the report holds the runs that finished and says it was
+// interrupted, and the exit code is 128 + SIGINT.
+TEST_F(Cli, InterruptedSuiteWritesTheRunsThatFinished) {
+  const std::string entry =
+      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8, "min_time_s": 1.5, "max_time_s": 1.5})";
+  const std::string f = suite_with(entry + ", " + entry + ", " + entry);
+  const Result r = run(
+      "run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ + "' --no-calibrate",
+      "timeout --preserve-status -s INT 2.5 env ");
+  EXPECT_EQ(r.code, 130) << r.output;
+  const Report rep = read_report(report_);
+  ASSERT_TRUE(rep.interrupted.is_object()) << r.output;
+  EXPECT_LE(rep.runs.size(), 2u);
+  EXPECT_EQ(rep.interrupted["runs_not_run"].get<size_t>(), 3 - rep.runs.size());
+  for (const RunRecord& run : rep.runs) EXPECT_EQ(run.status, "ok");
 }
 
 TEST_F(Cli, UnknownFlagIsBadInput) {

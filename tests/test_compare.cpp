@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "harness/compare.h"
 #include "harness/history.h"
@@ -63,6 +64,61 @@ TEST(MannWhitney, LargerSamplesAsymptotic) {
 TEST(MannWhitney, IdenticalSamplesGiveOne) {
   EXPECT_DOUBLE_EQ(mann_whitney_u({2, 2, 2}, {2, 2, 2, 2}).p, 1.0);
   EXPECT_DOUBLE_EQ(mann_whitney_u({}, {1, 2}).p, 1.0);
+}
+
+// The exact distribution, computed another way: U counted over every arrangement of m x's among
+// m + n places (all choose(m+n, m) of them).
+std::vector<double> brute_force_u_counts(size_t m, size_t n) {
+  std::vector<double> counts(m * n + 1, 0.0);
+  std::vector<bool> is_x(m + n, false);
+  std::fill(is_x.begin(), is_x.begin() + static_cast<long>(m), true);
+  do {
+    size_t u = 0, ys_below = 0;
+    for (bool x : is_x) {  // from the smallest value up: an x beats the y's below it
+      if (x)
+        u += ys_below;
+      else
+        ++ys_below;
+    }
+    counts[u] += 1;
+  } while (std::prev_permutation(is_x.begin(), is_x.end()));
+  return counts;
+}
+
+TEST(MannWhitney, ExactPValuesMatchEnumeration) {
+  std::mt19937_64 rng(9);
+  for (size_t m : {1u, 3u, 5u})
+    for (size_t n : {2u, 6u, 9u}) {
+      const std::vector<double> counts = brute_force_u_counts(m, n);
+      double total = 0;
+      for (double c : counts) total += c;
+      std::vector<double> x, y;
+      std::uniform_real_distribution<double> d(0, 1);
+      for (size_t i = 0; i < m; ++i) x.push_back(d(rng));
+      for (size_t i = 0; i < n; ++i) y.push_back(d(rng) + 0.3);
+      const MannWhitney r = mann_whitney_u(x, y);
+      ASSERT_TRUE(r.exact);
+      const double u_big = std::max(r.u, static_cast<double>(m * n) - r.u);
+      double tail = 0;
+      for (size_t u = 0; u < counts.size(); ++u)
+        if (static_cast<double>(u) >= u_big) tail += counts[u];
+      EXPECT_NEAR(r.p, std::min(1.0, 2 * tail / total), 1e-12) << m << " x " << n;
+    }
+}
+
+// 5 samples against 20,000: the exact test must stay cheap (its table once grew with the
+// product of both counts and took gigabytes) and agree with the normal approximation there.
+TEST(MannWhitney, SmallAgainstHugeSampleStaysExactAndAgrees) {
+  std::mt19937_64 rng(2);
+  std::normal_distribution<double> d(1.0, 0.05);
+  std::vector<double> few, many;
+  for (int i = 0; i < 5; ++i) few.push_back(d(rng) + 0.04);
+  for (int i = 0; i < 20000; ++i) many.push_back(d(rng));
+  const MannWhitney exact = mann_whitney_u(few, many);
+  const MannWhitney normal = mann_whitney_u(few, many, false);
+  EXPECT_TRUE(exact.exact);
+  EXPECT_NEAR(exact.p, normal.p, 0.02);
+  EXPECT_GT(exact.p, 0.0);
 }
 
 // ---- reports for compare ---------------------------------------------------------------------
@@ -297,6 +353,30 @@ TEST(History, FlagsThePlantedOutlier) {
   fs::remove(db);
 }
 
+TEST(Compare, DuplicateKeysAreListedNotDropped) {
+  Report a = base_report();
+  a.runs.push_back(a.runs[0]);
+  const Comparison c =
+      compare_reports({{"a.json", a}, {"b.json", base_report()}}, CompareOptions{});
+  EXPECT_EQ(c.rows.size(), 3u);
+  ASSERT_EQ(c.unmatched.size(), 1u);
+  EXPECT_NE(c.unmatched[0].find("duplicate in a.json (run 3"), std::string::npos) << c.unmatched[0];
+}
+
+// XML 1.0 allows no control character but tab, newline and carriage return, not even as a
+// reference, and only UTF-8: a run key holding others still gives a well-formed JUnit file.
+TEST(Compare, JunitStaysWellFormedWithControlCharactersAndBadBytes) {
+  Report a = base_report();
+  a.runs[0].key.model = std::string("odd\x01\x1b[31m\xff name");
+  Report b = a;
+  const std::string xml =
+      format_junit(compare_reports({{"a", a}, {"b", b}}, CompareOptions{}), CompareOptions{});
+  for (unsigned char c : xml)
+    EXPECT_TRUE(c >= 0x20 || c == '\n' || c == '\t' || c == '\r') << static_cast<int>(c);
+  EXPECT_EQ(xml.find("\xff "), std::string::npos);
+  EXPECT_NE(xml.find("odd\xEF\xBF\xBD"), std::string::npos);
+}
+
 TEST(Html, SelfContainedPageWithChartsAndTables) {
   Report rep = base_report();
   rep.runs[0].ops = {{"matmul", 10, 0.3, 1e11, 1e8, 0.2, 0.0, "compute"},
@@ -316,6 +396,39 @@ TEST(Html, SelfContainedPageWithChartsAndTables) {
     EXPECT_EQ(html.find(fetch), std::string::npos) << "nothing is fetched: found " << fetch;
   EXPECT_NE(html.find("matmul"), std::string::npos);
   EXPECT_NE(html.find("t &amp; t"), std::string::npos);
+}
+
+// Markup planted in every string a report holds (values, and the names of its series and
+// metrics) comes out of the page as text: reports travel between machines, and a page must
+// never run what one carries.
+nlohmann::json planted(const nlohmann::json& v, const std::string& key) {
+  const std::string mark = "<script>alert(1)</script><img onerror=x>";
+  if (v.is_string()) return key == "status" ? v : nlohmann::json(v.get<std::string>() + mark);
+  if (v.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : v) out.push_back(planted(item, key));
+    return out;
+  }
+  if (!v.is_object()) return v;
+  nlohmann::json out = nlohmann::json::object();
+  const bool named_series = key == "samples" || key == "stats" || key == "metrics";
+  for (auto it = v.begin(); it != v.end(); ++it)
+    out[named_series ? it.key() + mark : it.key()] = planted(it.value(), it.key());
+  return out;
+}
+
+TEST(Html, EveryReportStringIsEscaped) {
+  const Report source =
+      read_report(std::string(CAPBENCH_SOURCE_DIR) + "/reports/baselines/nightly-cpu.json");
+  nlohmann::json doc = planted(to_json(source), "");
+  doc["schema_version"] = 1;
+  const Report rep = report_from_json(doc, "planted.json");
+  ASSERT_EQ(rep.runs.size(), source.runs.size());
+  ASSERT_FALSE(rep.runs[0].ops.empty());
+  const std::string html = render_html(rep, "<script>title</script>");
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("<img"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)"), std::string::npos);
 }
 
 }  // namespace

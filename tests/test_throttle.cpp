@@ -314,6 +314,30 @@ TEST_F(EmulateCli, Bf16RunsTakeTheBf16GemmPeakForMfu) {
   }
 }
 
+// A calibration below what a run then achieves (stale, or measured while the machine was
+// busy) would give a utilisation above 100%: the figure is left out, the run says why, and the
+// table shows that it is unknown.
+TEST_F(EmulateCli, UtilisationAboveThePeakIsLeftOutWithANote) {
+  for (const BackendEntry& e : builtin_registry().entries()) {
+    if (e.device_kind != "cpu") continue;
+    const DeviceInfo info = e.make(BackendOptions{})->device_info();
+    Calibration c = *cached_calibration(calibration_key(info));
+    c.gemm_flops = 1e7;  // far below any CPU's GEMM
+    store_calibration(calibration_key(info), c);
+  }
+  const auto [code, out] = run("--backend cpu --reps 2");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_FALSE(rep.runs.empty());
+  for (const RunRecord& r : rep.runs) {
+    EXPECT_EQ(r.metrics.count("mfu"), 0u) << r.key.to_string();
+    ASSERT_FALSE(r.notes.empty()) << r.key.to_string();
+    EXPECT_NE(r.notes[0].find("MFU left out"), std::string::npos) << r.notes[0];
+  }
+  EXPECT_NE(out.find("MFU ?"), std::string::npos) << out;
+  EXPECT_EQ(out.find("MFU 1"), std::string::npos) << out;  // no figure above 100%, e.g. 1234%
+}
+
 TEST_F(EmulateCli, RunThatDoesNotFitTheTargetIsSkipped) {
   nlohmann::json tiny_chip = nlohmann::json::parse(std::ifstream(dir_ / "devices/h20.json"));
   tiny_chip["name"] = "tiny-chip";

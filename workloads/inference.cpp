@@ -85,8 +85,8 @@ double Inference::kv_consistency_error() {
 double Inference::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t prompt,
                                   int64_t decode_steps, DType dtype) {
   // Token ids: the prompt, the canary's prompt + 1 and its next token, every decode step's.
-  const double tokens = 4.0 * static_cast<double>(batch) *
-                        static_cast<double>(2 * prompt + 2 + decode_steps);
+  const double tokens =
+      4.0 * static_cast<double>(batch) * static_cast<double>(2 * prompt + 2 + decode_steps);
   return model_bytes(cfg, false, dtype) +
          inference_pass_bytes(cfg, batch, scratch_tokens(prompt),
                               cache_capacity(prompt, decode_steps), dtype) +

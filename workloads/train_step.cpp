@@ -36,8 +36,7 @@ TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, in
   optimizer_.step_tensor = step_count_;
 }
 
-double TrainStep::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq,
-                                  DType dtype) {
+double TrainStep::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype) {
   const double counters = 2 * sizeof(float);
   return model_bytes(cfg, true, dtype) + training_pass_bytes(cfg, batch, seq, dtype) + counters;
 }

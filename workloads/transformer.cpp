@@ -111,7 +111,8 @@ double training_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, D
   const double v = static_cast<double>(cfg.vocab), layers = static_cast<double>(cfg.n_layers);
   const double tokens_and_targets = 2 * n * 4;
   const double resid = (layers + 1) * n * c * e;
-  const double head = n * c * e + n * 4 + 2 * n * v * e + n * 4;  // lnf, rstdf, logits, dlogits, losses
+  const double head =
+      n * c * e + n * 4 + 2 * n * v * e + n * 4;  // lnf, rstdf, logits, dlogits, losses
   const double scratch = n * e * (2 * c + 3 * qd + 3 * kd + f + 2 * f);
   return tokens_and_targets + resid + layers * layer_activation_bytes(cfg, batch, seq, dt) + head +
          scratch;
