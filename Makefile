@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SUITE ?= configs/suites/quick.json
 OUT ?= reports/latest.json
 
-.PHONY: run test build deps configure asan clean
+.PHONY: run test build deps configure asan fuzz check-readme clean
 
 run: build
 	./$(BUILD_DIR)/capbench run $(SUITE) --out $(OUT)
@@ -27,6 +27,14 @@ deps:
 # (libtorch's own code is not built with sanitizers and reports false positives).
 asan: deps
 	cmake --preset asan && cmake --build --preset asan -j $(JOBS) && ctest --preset asan
+
+# Thousands of mutants of every input capbench reads (make test runs a few hundred).
+fuzz: build
+	CAPBENCH_FUZZ_MUTANTS=$(or $(MUTANTS),3000) ./$(BUILD_DIR)/tests/capbench_tests --gtest_filter='Fuzz.*'
+
+# Every build/capbench command of README.md, exactly as written (make test shortens the runs).
+check-readme: build
+	tests/readme_commands.sh . $(BUILD_DIR) --as-written
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan

@@ -74,11 +74,11 @@ int cmd_run(const RunOptions& o) {
                                context.peaks[kind].bytes_per_s / 1e9));
     }
   }
-  // Emulated runs pace against their own backend's rates (design §4: calibrated on that backend);
-  // bf16 runs take their GEMM peak from it when the device's preferred backend has no bf16.
+  // Emulated runs pace against their own backend's rates (calibrated on that backend, with the
+  // thread count the run uses).
   if (!o.no_calibrate)
     for (const RunSpec& s : suite.runs)
-      if ((s.emulation || s.dtype != DType::f32) && registry.find(s.backend)) {
+      if (s.emulation && registry.find(s.backend)) {
         const std::string key = backend_rates_key(s.backend, s.threads);
         if (context.backend_rates.count(key)) continue;
         progress.begin(0, 1, "calibrating " + s.backend);

@@ -6,6 +6,7 @@
 #include "harness/json_access.h"
 
 #include <algorithm>
+#include <set>
 
 namespace capbench {
 
@@ -70,6 +71,18 @@ std::vector<std::string> expand_backends(const std::vector<std::string>& names,
   }
   if (out.empty() && unavailable->empty()) *unavailable = of_kinds;
   return out;
+}
+
+// What makes two specs the same experiment (what a report's run key holds, before the run).
+std::string experiment_of(const RunSpec& r) {
+  std::string s =
+      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.workload, r.model.name, r.backend,
+                  dtype_name(r.dtype), r.batch, r.seq, r.prompt, r.decode_steps, r.threads, r.seed,
+                  r.learning_rate, r.graphs, r.no_backend_reason);
+  if (r.emulation)
+    s += fmt::format("|{}|{}|{}", r.emulation->target.name, emulation_mode_name(r.emulation->mode),
+                     r.emulation->reference ? r.emulation->reference->name : "");
+  return s;
 }
 
 // A length beyond the model's max_seq: a ConfigError at the field when the suite file set it,
@@ -308,6 +321,13 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
   }
   if (suite.runs.empty())
     throw UsageError("no run of " + path + " matches --workload " + ov.workload.value_or(""));
+  // Overrides can make entries identical (--backend torch --model small over a suite of several
+  // entries): the same experiment runs once, under the first entry that asked for it.
+  std::vector<RunSpec> unique;
+  std::set<std::string> seen;
+  for (RunSpec& r : suite.runs)
+    if (seen.insert(experiment_of(r)).second) unique.push_back(std::move(r));
+  suite.runs = std::move(unique);
   return suite;
 }
 

@@ -67,7 +67,7 @@ struct Suite {
 extern const char* const kWorkloads[2];
 
 // Loads and expands a suite. Throws ConfigError (bad file content) or UsageError (bad override).
-// config_dir holds models/ (and later devices/).
+// config_dir holds models/ and devices/.
 Suite load_suite(const std::string& path, const SuiteOverrides& overrides,
                  const std::string& config_dir, const Registry& registry);
 

@@ -293,9 +293,11 @@ TEST_F(Cli, OddBytesInNamesAndStringsGiveOneLine) {
 // SIGINT in the middle of a suite: the report holds the runs that finished and says it was
 // interrupted, and the exit code is 128 + SIGINT.
 TEST_F(Cli, InterruptedSuiteWritesTheRunsThatFinished) {
-  const std::string entry =
-      R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8, "min_time_s": 1.5, "max_time_s": 1.5})";
-  const std::string f = suite_with(entry + ", " + entry + ", " + entry);
+  auto entry = [](int seq) {
+    return R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": )" +
+           std::to_string(seq) + R"(, "min_time_s": 1.5, "max_time_s": 1.5})";
+  };
+  const std::string f = suite_with(entry(8) + ", " + entry(9) + ", " + entry(10));
   const Result r = run(
       "run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ + "' --no-calibrate",
       "timeout --preserve-status -s INT 2.5 env ");

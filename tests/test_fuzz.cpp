@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <algorithm>
 
 #include "backends/throttle/device_profile.h"
 #include "harness/compare.h"
@@ -24,6 +25,7 @@
 #include "harness/report.h"
 #include "harness/suite.h"
 #include "workloads/model_config.h"
+#include "test_util.h"
 
 namespace capbench {
 namespace {
@@ -286,6 +288,33 @@ TEST_F(Fuzz, SpecialFilesAreRejectedWithoutBlocking) {
       EXPECT_EQ(e.file(), path);
       EXPECT_EQ(one_line(e.what()), e.what());
     }
+  }
+}
+
+// The same inputs through the command line: exit code 2 and exactly one line, for each kind of
+// bad input, within a minute (a FIFO or /dev/zero used to block for ever).
+TEST_F(Fuzz, CommandLineGivesOneLineAndExitTwo) {
+  const std::string good = read_text(kConfigs + "/suites/quick.json");
+  const std::string fifo = (dir_ / "fifo.json").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto file = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+    return (dir_ / name).string();
+  };
+  std::string with_newline = good;
+  with_newline.replace(with_newline.find("\"quick\""), 7, "\"a\\nb<i>\"");
+  const std::vector<std::string> inputs = {
+      fifo, "/dev/zero", dir_.string(), file("deep.json", nested(500000, "{}")),
+      file("overflow.json", "{\"name\": 1e999, \"runs\": []}"),
+      file("utf8.json", "{\"name\": \"\xff\xfe\", \"runs\": 3}"),
+      file("newline.json", with_newline.substr(0, with_newline.find("\"runs\"")) + "\"runs\": 5}"),
+      file("bad\x01\n\xff.json", "{")};
+  for (const std::string& input : inputs) {
+    const auto [code, out] = testing::run_command(
+        "CAPBENCH_KEEP_BLAS=1 timeout 60 '" + std::string(CAPBENCH_BINARY) + "' run '" + input +
+        "' --no-calibrate 2>&1");
+    EXPECT_EQ(code, 2) << input << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << input << ": " << out;
   }
 }
 

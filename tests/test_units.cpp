@@ -248,5 +248,26 @@ TEST(SuiteExpansion, CpuMeansEveryNonOracleCpuBackend) {
   EXPECT_EQ(oracle_runs, 2u);
 }
 
+// quick.json's three inference entries and its emulated one, all forced onto one backend, model
+// and size and made native: one experiment, run once.
+TEST(SuiteExpansion, OverridesThatMakeEntriesIdenticalRunThemOnce) {
+  const std::string dir = default_config_dir();
+  SuiteOverrides ov;
+  ov.backend = "reference";
+  ov.model = "tiny";
+  ov.workload = "inference";
+  ov.batch = 2;
+  ov.prompt = 16;
+  ov.decode_steps = 4;
+  ov.emulate = "none";
+  const Suite s = load_suite(dir + "/suites/quick.json", ov, dir, builtin_registry());
+  ASSERT_EQ(s.runs.size(), 1u);
+  EXPECT_EQ(s.runs[0].batch, 2);
+  // Native, and the H20 as the plain entries ask (absolute, dilate) and as the emulated entry
+  // does (relative to the H100, shift): three experiments.
+  ov.emulate = "none,h20";
+  EXPECT_EQ(load_suite(dir + "/suites/quick.json", ov, dir, builtin_registry()).runs.size(), 3u);
+}
+
 }  // namespace
 }  // namespace capbench

@@ -1,7 +1,7 @@
 // A green context (CUDA 12.4+ driver): kernels launched on its stream run on a subset of the
 // GPU's SMs. It is the physical way to take compute away from a GPU, as a thread count is on a
-// CPU, and so the check of the throttle's dilate mode (issue #5, goal 4): "this GPU with k SMs"
-// emulated on all SMs against really running on k. One split of the device's SMs, made once
+// CPU, and so the check of the throttle's dilate mode: "this GPU with k SMs" emulated on all SMs
+// against really running on k (docs/emulation.md). One split of the device's SMs, made once
 // per partition object. No CUDA header here, so users stay plain C++; the stream is a
 // cudaStream_t cast to void*. Memory allocated in the device's primary context is usable from
 // the partition's stream.

@@ -1,4 +1,4 @@
-// Device-side pacing for CUDA backends (design §4): stamp and pace are one-thread kernels that
+// Device-side pacing for CUDA backends (docs/emulation.md): stamp and pace are one-thread kernels that
 // read and spin on the GPU's %globaltimer, queued on the op's own stream. They order with the op
 // without a host round trip, and a CUDA graph captures them with it. No CUDA header here, so
 // backends that include this stay plain C++; streams are passed as cudaStream_t cast to void*.

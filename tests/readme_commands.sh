@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every `build/capbench` command of README.md's shell blocks, in the order they appear, in a
+# scratch folder that sees the repository's configs/ and the build as the README does.
+#
+#   tests/readme_commands.sh SOURCE_DIR BUILD_DIR [--as-written]
+#
+# By default `run` commands are held to one timed repetition without warm-up (--reps 1
+# --warmup 0, where the command sets no --reps of its own), so that make test stays short; with
+# --as-written every command runs exactly as the README shows it (make check-readme). A command
+# passes when it exits 0; `compare`, whose exit code 1 reports a regression, may also exit 1.
+set -u
+src=$(readlink -f "$1"); build=$(readlink -f "$2"); mode=${3:-quick}
+work=$(mktemp -d /tmp/capbench-readme.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ln -s "$build" "$work/build"
+ln -s "$src/configs" "$work/configs"
+ln -s "$src/reports" "$work/reports"
+
+# The commands: lines of ```sh blocks that start with build/capbench (with their comments cut).
+# A line ending in a backslash continues on the next.
+mapfile -t commands < <(awk '
+  /^```sh$/ { inside = 1; next }
+  /^```/    { inside = 0; next }
+  !inside   { next }
+  pending != "" { line = pending " " $0; pending = "" } pending == "" && !line { line = $0 }
+  line ~ /\\$/ { sub(/\\$/, "", line); pending = line; line = ""; next }
+  line ~ /^build\/capbench / { sub(/[ \t]+#.*$/, "", line); print line }
+  { line = "" }' "$src/README.md")
+[ ${#commands[@]} -gt 0 ] || { echo "no build/capbench commands found in README.md"; exit 1; }
+
+failed=0
+for cmd in "${commands[@]}"; do
+  run_cmd=$cmd
+  if [ "$mode" != "--as-written" ]; then
+    # Each `build/capbench run` of the line (a line may chain several with &&) gets one short rep.
+    run_cmd=$(printf '%s' "$cmd" | awk '{
+      n = split($0, parts, "&&"); out = ""
+      for (i = 1; i <= n; i++) {
+        p = parts[i]
+        if (p ~ /build\/capbench run( |$)/ && p !~ /--help/ && p !~ /--reps/) p = p " --reps 1 --warmup 0"
+        out = out (i > 1 ? "&&" : "") p
+      }
+      print out }')
+  fi
+  start=$(date +%s)
+  output=$(cd "$work" && bash -c "$run_cmd" 2>&1); code=$?
+  allowed=0
+  [ $code -eq 0 ] && allowed=1
+  [ $code -eq 1 ] && [[ "$cmd" == *"capbench compare"* ]] && allowed=1
+  if [ $allowed -eq 1 ]; then
+    echo "ok ($(( $(date +%s) - start )) s): $run_cmd"
+  else
+    echo "FAILED (exit $code): $run_cmd"
+    printf '%s\n' "$output" | tail -15
+    failed=1
+  fi
+done
+exit $failed
