@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SUITE ?= configs/suites/quick.json
 OUT ?= reports/latest.json
 
-.PHONY: run test build deps configure asan fuzz check-readme clean
+.PHONY: run test build deps configure asan fuzz check-readme check-fallback clean
 
 run: build
 	./$(BUILD_DIR)/capbench run $(SUITE) --out $(OUT)
@@ -36,5 +36,9 @@ fuzz: build
 check-readme: build
 	tests/readme_commands.sh . $(BUILD_DIR) --as-written
 
+# The build with a failing optional package (oneDNN without OpenCL): configured, built, tested.
+check-fallback: deps
+	tests/configure_fallback.sh . build-fallback --build
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan build-fallback

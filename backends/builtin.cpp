@@ -8,6 +8,14 @@
 #include "backends/onednn/onednn_backend.h"
 #endif
 
+// Why configure turned an optional backend off, in its own words (set by CMakeLists.txt).
+#ifndef CAPBENCH_TORCH_OFF_REASON
+#define CAPBENCH_TORCH_OFF_REASON "libtorch not found at configure time"
+#endif
+#ifndef CAPBENCH_ONEDNN_OFF_REASON
+#define CAPBENCH_ONEDNN_OFF_REASON "oneDNN not found at configure time"
+#endif
+
 namespace capbench {
 
 const Registry& builtin_registry() {
@@ -20,12 +28,13 @@ const Registry& builtin_registry() {
 #else
     for (const char* name : {"torch", "torch:cuda"})
       r.add_unavailable({name, name == std::string("torch") ? "cpu" : "cuda",
-                         "built without libtorch (not found at configure time)"});
+                         std::string("built without libtorch: ") + CAPBENCH_TORCH_OFF_REASON});
 #endif
 #ifdef CAPBENCH_HAVE_ONEDNN
     register_onednn_backends(r);
 #else
-    r.add_unavailable({"onednn", "cpu", "built without oneDNN (not found at configure time)"});
+    r.add_unavailable(
+        {"onednn", "cpu", std::string("built without oneDNN: ") + CAPBENCH_ONEDNN_OFF_REASON});
 #endif
     return r;
   }();

@@ -136,6 +136,10 @@ std::string reference_name(const RunRecord& r) {
   return r.key.emulation_profile.empty() ? "the native run" : r.key.emulation_profile;
 }
 
+std::string group_header(const EmulationGroup& g) {
+  return g.label + " (vs " + reference_name(*g.reference) + ")";
+}
+
 // "What an H20 costs": each emulated chip's median time over the reference chip's, per group.
 std::string emulation_cost_chart(const std::vector<EmulationGroup>& groups) {
   std::vector<std::string> labels;
@@ -145,8 +149,10 @@ std::string emulation_cost_chart(const std::vector<EmulationGroup>& groups) {
       labels.push_back(emulation_label(*r));
       max_ratio = std::max(max_ratio, primary_median(*r) / primary_median(*g.reference));
     }
-  for (const EmulationGroup& g : groups) labels.push_back(g.label);
-  const int left = margin_for(labels), width = 420, bar = 18, gap = 6, header = 22;
+  int left = margin_for(labels);
+  for (const EmulationGroup& g : groups)  // headers are bold: a seventh wider
+    left = std::max(left, label_pixels(group_header(g)) * 8 / 7);
+  const int width = 420, bar = 18, gap = 6, header = 22;
   int height = 30;
   for (const EmulationGroup& g : groups)
     height += header + static_cast<int>(g.others.size()) * (bar + gap);
@@ -162,8 +168,8 @@ std::string emulation_cost_chart(const std::vector<EmulationGroup>& groups) {
   int y = 4;
   size_t bar_index = 0;
   for (const EmulationGroup& g : groups) {
-    svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='grp'>{} (vs {})</text>\n",
-                       left - 8, y + 15, esc(g.label), esc(reference_name(*g.reference)));
+    svg += fmt::format("<text x='{}' y='{}' text-anchor='end' class='grp'>{}</text>\n", left - 8,
+                       y + 15, esc(group_header(g)));
     y += header;
     for (const RunRecord* r : g.others) {
       const double ratio = primary_median(*r) / primary_median(*g.reference);
