@@ -46,6 +46,9 @@ void refuse_overwriting_input(const std::string& out, const std::vector<std::str
 }
 
 int cmd_run(const RunOptions& o) {
+  // From the start: a signal during loading or calibration ends the command (nothing has
+  // finished yet); during the runs it keeps those that have.
+  install_interrupt_handlers();
   const Registry& registry = builtin_registry();
   // Found now, not after every run has finished: a report that cannot be written loses them.
   if (!o.out.empty()) check_output_path(o.out, "--out");
@@ -84,10 +87,12 @@ int cmd_run(const RunOptions& o) {
         progress.begin(0, 1, "calibrating " + s.backend);
         context.backend_rates[key] = backend_calibration(
             *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false,
-            [&](const std::string& msg) { progress.update(msg); });
+            [&](const std::string& msg) {
+              check_interrupted();
+              progress.update(msg);
+            });
         progress.end("ok");
       }
-  install_interrupt_handlers();
   const Report report = run_suite(suite, context, progress);
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
@@ -415,6 +420,9 @@ int main(int argc, char** argv) {
     if (*report_cmd) return cmd_report(report_path, html_out, html_title);
     if (*hist_add) return cmd_history_add(history_reports, history_db);
     if (*hist_show) return cmd_history_show(history_db, rule, history_filter, fail_on_flag);
+  } catch (const Interrupted& e) {
+    fmt::print(stderr, "capbench: {} before any run finished\n", e.what());
+    return 128 + e.signal();
   } catch (const ConfigError& e) {
     fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return kExitBadInput;
