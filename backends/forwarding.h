@@ -6,7 +6,7 @@
 #include <functional>
 
 #include "backends/backend.h"
-#include "workloads/cost_model.h"
+#include "backends/op_costs.h"
 
 namespace capbench {
 

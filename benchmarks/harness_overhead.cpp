@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "harness/config_files.h"
 #include "backends/registry.h"
 #include "harness/host_info.h"
 #include "harness/runner.h"

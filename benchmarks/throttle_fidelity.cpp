@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "harness/config_files.h"
 #include "backends/registry.h"
 #include "backends/throttle/throttle_backend.h"
 #include "harness/statistics.h"

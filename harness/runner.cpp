@@ -10,6 +10,7 @@
 #include "build_info.h"
 #include "harness/host_info.h"
 #include "harness/interrupt.h"
+#include "backends/op_costs.h"
 #include "workloads/cost_model.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"

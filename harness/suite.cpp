@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <cstdlib>
 
+#include "harness/config_files.h"
 #include "harness/json_access.h"
 
 #include <algorithm>

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <tuple>
 
+#include "harness/config_files.h"
 #include "harness/history.h"
 #include "harness/report.h"
 #include "test_util.h"

@@ -15,6 +15,7 @@
 #include <random>
 #include <algorithm>
 
+#include "harness/config_files.h"
 #include "backends/throttle/device_profile.h"
 #include "harness/compare.h"
 #include "harness/console.h"

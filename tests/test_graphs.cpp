@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "harness/config_files.h"
 #include "backends/forwarding.h"
 #include "harness/suite.h"
 #include "test_util.h"

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "harness/config_files.h"
 #include "backends/forwarding.h"
 #include "backends/reference/reference_backend.h"
 #include "harness/interrupt.h"

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "harness/config_files.h"
 #include "backends/reference/reference_backend.h"
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"

@@ -8,6 +8,7 @@
 #include "backends/reference/reference_backend.h"
 #include "harness/statistics.h"
 #include "harness/suite.h"
+#include "backends/op_costs.h"
 #include "workloads/cost_model.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"

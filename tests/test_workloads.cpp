@@ -7,6 +7,7 @@
 //   same backend's fp32 losses, and the bf16 weights are the fp32 master copy rounded.
 #include <gtest/gtest.h>
 
+#include "harness/config_files.h"
 #include "harness/suite.h"
 #include "test_util.h"
 #include "workloads/inference.h"

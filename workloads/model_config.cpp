@@ -1,6 +1,5 @@
 #include "workloads/model_config.h"
 
-#include "harness/json_access.h"
 
 namespace capbench {
 
@@ -44,32 +43,5 @@ int64_t matmul_param_count(const ModelConfig& cfg) {
          cfg.vocab * c;
 }
 
-ModelConfig load_model_config(const std::string& name_or_path, const std::string& config_dir) {
-  const std::string file = config_file_path(name_or_path, config_dir, "models");
-  const json doc = load_json_file(file);
-  const JsonView root = JsonView(doc, file).object();
-  ModelConfig cfg;
-  cfg.name = root.get_string("name", name_or_path);
-  // Bounds above any published model, so that no size arithmetic can overflow.
-  cfg.d_model = root.at("d_model").as_int_in(1, kMaxModelDim);
-  cfg.n_layers = root.at("n_layers").as_int_in(1, kMaxLayers);
-  cfg.n_heads = root.at("n_heads").as_int_in(1, kMaxHeads);
-  cfg.n_kv_heads = root.at("n_kv_heads").as_int_in(1, kMaxHeads);
-  cfg.d_ff = root.at("d_ff").as_int_in(1, kMaxFfnDim);
-  cfg.vocab = root.at("vocab").as_int_in(1, kMaxVocab);
-  cfg.max_seq = root.at("max_seq").as_int_in(1, kMaxSeq);
-  if (root.has("rope_theta")) cfg.rope_theta = root.at("rope_theta").as_number_in(1e-3, 1e12);
-  if (root.has("norm_eps")) cfg.norm_eps = root.at("norm_eps").as_number_in(1e-30, 1.0);
-  if (cfg.d_model % cfg.n_heads != 0)
-    root.at("n_heads").fail("a divisor of d_model (" + std::to_string(cfg.d_model) + "), got " +
-                            std::to_string(cfg.n_heads));
-  if (cfg.n_heads % cfg.n_kv_heads != 0)
-    root.at("n_kv_heads")
-        .fail("a divisor of n_heads (" + std::to_string(cfg.n_heads) + "), got " +
-              std::to_string(cfg.n_kv_heads));
-  if (cfg.head_dim() % 2 != 0)
-    root.at("n_heads").fail("a head dimension d_model/n_heads that is even (RoPE rotates pairs)");
-  return cfg;
-}
 
 }  // namespace capbench

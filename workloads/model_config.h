@@ -52,8 +52,5 @@ int64_t param_count(const ModelConfig& cfg);
 // Parameters that take part in matmuls (all but the embedding table): the N of 6·N·tokens.
 int64_t matmul_param_count(const ModelConfig& cfg);
 
-// Loads configs/models/NAME.json (or a path ending in .json) and validates it; throws
-// ConfigError naming the file and field.
-ModelConfig load_model_config(const std::string& name_or_path, const std::string& config_dir);
 
 }  // namespace capbench

@@ -31,8 +31,5 @@ struct DeviceProfile {
   const Figure& flops(DType dtype) const;
 };
 
-// Loads configs/devices/NAME.json (or a path ending in .json) and validates every field; throws
-// ConfigError naming the file, the JSON path and what was expected.
-DeviceProfile load_device_profile(const std::string& name_or_path, const std::string& config_dir);
 
 }  // namespace capbench
