@@ -8,8 +8,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "harness/config_files.h"
+#include "backends/op_profiler.h"
 #include "backends/registry.h"
+#include "harness/config_files.h"
 #include "harness/host_info.h"
 #include "harness/runner.h"
 #include "harness/suite.h"

@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
-#include "harness/config_files.h"
 #include "backends/registry.h"
 #include "backends/throttle/throttle_backend.h"
-#include "harness/statistics.h"
 #include "harness/calibrate.h"
+#include "harness/config_files.h"
 #include "harness/host_info.h"
+#include "harness/statistics.h"
 #include "harness/suite.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"
@@ -32,14 +32,8 @@ using namespace capbench;
 
 namespace {
 
-EmulationPlan plan(EmulationMode mode, Rates host, Rates target) {
-  EmulationPlan p;
-  p.profile = "fidelity";
-  p.mode = mode;
-  p.host = host;
-  p.target = target;
-  p.memory_capacity_bytes = 1e15;
-  return p;
+PacingPlan plan(EmulationMode mode, Rates host, Rates target) {
+  return {"fidelity", mode, host, target};
 }
 
 // The model and sizes the checks run, per device kind.

@@ -43,7 +43,7 @@ void print_summary_table(std::FILE* out, const Report& report) {
   for (const RunRecord& r : report.runs) {
     std::string tokens = "-", latency = "-", util = "-", ci = "-", valid = "-";
     if (r.status == "ok") {
-      const Headline h = headline(r);
+      const TableHeadline h = headline(r);
       tokens = fmt::format("{:.1f}", h.throughput);
       latency = h.latency;
       util = h.utilisation;

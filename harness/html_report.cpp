@@ -308,7 +308,7 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
   for (const RunRecord& r : report.runs) {
     std::string thr = "-", med = "-", ci = "-", cv = "-", util = "-", roof = "-", canaries;
     if (r.status == "ok") {
-      const Headline h = headline(r);
+      const TableHeadline h = headline(r);
       thr = fmt::format("{:.1f} {}", h.throughput, h.unit);
       util = h.utilisation;
       const Stats& s = r.stats.at(r.primary);

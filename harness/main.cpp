@@ -19,6 +19,7 @@
 #include "harness/html_report.h"
 #include "harness/interrupt.h"
 #include "harness/json_access.h"
+#include "harness/rates.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
 
@@ -61,38 +62,14 @@ int cmd_run(const RunOptions& o) {
     throw UsageError(
         "emulation paces ops against the host's calibrated rates: drop --no-calibrate");
   Progress progress = Progress::for_stderr();
-  SuiteContext context;
-  context.registry = &registry;
-  if (!o.no_calibrate) {
-    std::set<std::string> kinds;
-    for (const RunSpec& s : suite.runs)
-      if (const BackendEntry* e = registry.find(s.backend)) kinds.insert(e->device_kind);
-    for (const std::string& kind : kinds) {
-      progress.begin(0, 1, "calibrating " + kind);
-      context.peaks[kind] =
-          device_peaks(registry, kind, BackendOptions{static_cast<int>(o.ov.threads.value_or(0))},
-                       false, [&](const std::string& s) { progress.update(s); });
-      progress.end(fmt::format("GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s",
-                               context.peaks[kind].fp32_flops / 1e9,
-                               context.peaks[kind].bytes_per_s / 1e9));
-    }
-  }
-  // Emulated runs pace against their own backend's rates (calibrated on that backend, with the
-  // thread count the run uses).
-  if (!o.no_calibrate)
-    for (const RunSpec& s : suite.runs)
-      if (s.emulation && registry.find(s.backend)) {
-        const std::string key = backend_rates_key(s.backend, s.threads);
-        if (context.backend_rates.count(key)) continue;
-        progress.begin(0, 1, "calibrating " + s.backend);
-        context.backend_rates[key] = backend_calibration(
-            *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false,
-            [&](const std::string& msg) {
-              check_interrupted();
-              progress.update(msg);
-            });
-        progress.end("ok");
-      }
+  const SuiteContext context = calibrate_for_suite(
+      suite, registry, static_cast<int>(o.ov.threads.value_or(0)), !o.no_calibrate,
+      [&](const std::string& what) { progress.begin(0, 1, what); },
+      [&](const std::string& status) {
+        check_interrupted();
+        progress.update(status);
+      },
+      [&](const std::string& outcome) { progress.end(outcome); });
   const Report report = run_suite(suite, context, progress);
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
@@ -143,7 +120,9 @@ int cmd_list(const std::string& config_dir) {
     std::sort(names.begin(), names.end());
     for (const std::string& n : names) fmt::print("  {}\n", n);
   }
-  fmt::print("workloads: train_step, inference\n");
+  fmt::print("workloads:\n");
+  for (const Workload* w : all_workloads())
+    fmt::print("  {:<12} {}\n", w->name(), w->description());
   return 0;
 }
 
@@ -306,11 +285,16 @@ int main(int argc, char** argv) {
                       "Run every entry on this backend (a name, or cpu/cuda for all of a kind)");
   run_cmd->add_option("--model", run.ov.model, "Run every entry on this model (name or path)");
   run_cmd->add_option("--workload", run.ov.workload,
-                      "Keep only entries of this workload (train_step or inference)");
-  run_cmd->add_option("--batch", run.ov.batch, "Batch size");
-  run_cmd->add_option("--seq", run.ov.seq, "Training sequence length (and prompt, if no --prompt)");
-  run_cmd->add_option("--prompt", run.ov.prompt, "Inference prompt length");
-  run_cmd->add_option("--decode-steps", run.ov.decode_steps, "Inference decode steps");
+                      "Keep only entries of this workload (" + workload_names() + ")");
+  std::map<std::string, int64_t>& sizes = run.ov.sizes;
+  auto size_option = [&](const char* flag, const char* name, const char* help) {
+    run_cmd->add_option_function<int64_t>(
+        flag, [&sizes, name](int64_t v) { sizes[name] = v; }, help);
+  };
+  size_option("--batch", "batch", "Batch size");
+  size_option("--seq", "seq", "Training sequence length (and prompt, if no --prompt)");
+  size_option("--prompt", "prompt", "Inference prompt length");
+  size_option("--decode-steps", "decode_steps", "Inference decode steps");
   run_cmd->add_option("--dtype", run.ov.dtype, "Compute dtype: fp32 or bf16");
   run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
   run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");

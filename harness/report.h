@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "harness/statistics.h"
+#include "workloads/workload.h"
 
 namespace capbench {
 
@@ -34,13 +35,6 @@ struct OpRecord {
   double roofline_seconds = 0;         // predicted on the calibrated peaks; 0 when none
   double target_roofline_seconds = 0;  // predicted on the emulated target's rates; 0 when none
   std::string bound;                   // "compute" | "memory" | "" (no peaks known)
-};
-
-struct Canary {
-  std::string name;
-  bool passed = false;
-  std::string detail;
-  std::vector<double> values;
 };
 
 struct RooflinePrediction {

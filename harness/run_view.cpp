@@ -64,26 +64,20 @@ std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs
   return out;
 }
 
-Headline headline(const RunRecord& r) {
-  Headline h;
-  if (r.key.workload == "train_step") {
-    h.throughput = metric(r, "tokens_per_s", 0);
-    h.unit = "train tokens/s";
-    h.latency = fmt::format("step {:.2f} ms", metric(r, "step_ms"));
-    h.utilisation = utilisation(r, "MFU", "mfu");
-  } else if (r.metrics.count("decode_tokens_per_s")) {
-    h.throughput = metric(r, "decode_tokens_per_s", 0);
-    h.unit = "decode tokens/s";
-    h.latency =
-        fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", metric(r, "tpot_ms"), metric(r, "ttft_ms"));
-    h.utilisation = utilisation(r, "MBU", "mbu");
-  } else {
-    h.throughput = metric(r, "prefill_tokens_per_s", 0);
-    h.unit = "prefill tokens/s";
-    h.latency = fmt::format("TTFT {:.1f} ms", metric(r, "ttft_ms"));
-    h.utilisation = utilisation(r, "prefill MFU", "prefill_mfu");
+TableHeadline headline(const RunRecord& r) {
+  TableHeadline t;
+  if (const Workload* w = find_workload(r.key.workload)) {
+    const Headline h = w->headline(r.metrics);
+    t.throughput = h.throughput;
+    t.unit = h.unit;
+    t.latency = h.latency;
+    t.utilisation = utilisation(r, h.utilisation_label.c_str(), h.utilisation_metric.c_str());
+  } else {  // a workload this build does not know (a newer report): its median alone
+    t.unit = r.key.workload;
+    t.latency = fmt::format("{} {:.4g} ms", r.primary, primary_median(r) * 1e3);
+    t.utilisation = "-";
   }
-  return h;
+  return t;
 }
 
 double primary_median(const RunRecord& r) {

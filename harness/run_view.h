@@ -24,13 +24,13 @@ std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs
 std::string emulation_label(const RunRecord& r);
 bool emulation_limited(const RunRecord& r);
 
-// The figures a workload is judged by: throughput (tokens/s) and its unit, a latency line and
-// the utilisation ("MFU 41.2%", or "MFU ?" when it was left out; see RunRecord::notes).
-struct Headline {
+// The figures a run's workload is judged by (its Headline), with the utilisation as a table
+// shows it: "MFU 41.2%", "MFU ?" when it was left out (RunRecord::notes), "-" when unknown.
+struct TableHeadline {
   double throughput = 0;
   std::string unit, latency, utilisation;
 };
-Headline headline(const RunRecord& r);
+TableHeadline headline(const RunRecord& r);
 
 // The primary series' median, in seconds (0 when the run has none).
 double primary_median(const RunRecord& r);

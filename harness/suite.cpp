@@ -11,17 +11,11 @@
 
 namespace capbench {
 
-const char* const kWorkloads[2] = {"train_step", "inference"};
-
 namespace {
 
 // The dtypes a model computes at (Model: fp32, or bf16 mixed precision).
 bool is_model_dtype(DType d) {
   return d == DType::f32 || d == DType::bf16;
-}
-
-bool known_workload(const std::string& w) {
-  return w == kWorkloads[0] || w == kWorkloads[1];
 }
 
 RunnerSettings runner_settings(const JsonView& v, RunnerSettings base) {
@@ -76,29 +70,32 @@ std::vector<std::string> expand_backends(const std::vector<std::string>& names,
 
 // What makes two specs the same experiment (what a report's run key holds, before the run).
 std::string experiment_of(const RunSpec& r) {
-  std::string s =
-      fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.workload, r.model.name, r.backend,
-                  dtype_name(r.dtype), r.batch, r.seq, r.prompt, r.decode_steps, r.threads, r.seed,
-                  r.learning_rate, r.graphs, r.no_backend_reason);
+  std::string s = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.workload, r.model.name,
+                              r.backend, dtype_name(r.dtype), r.shape.batch, r.shape.seq,
+                              r.shape.prompt, r.shape.decode_steps, r.threads, r.seed,
+                              r.learning_rate, r.graphs, r.no_backend_reason);
   if (r.emulation)
     s += fmt::format("|{}|{}|{}", r.emulation->target.name, emulation_mode_name(r.emulation->mode),
                      r.emulation->reference ? r.emulation->reference->name : "");
   return s;
 }
 
-// A length beyond the model's max_seq: a ConfigError at the field when the suite file set it,
-// a UsageError when a command-line override did.
-void check_lengths(const RunSpec& s, const JsonView& entry, bool from_overrides) {
-  const bool train = s.workload == "train_step";
-  // Inference holds prompt + decode_steps tokens, and its canary one forward over prompt + 1.
-  const int64_t length = train ? s.seq : s.prompt + std::max<int64_t>(s.decode_steps, 1);
-  if (length <= s.model.max_seq) return;
-  const std::string what = fmt::format("{} at most the max_seq of model {} ({}), got {}",
-                                       train ? "seq" : "prompt + max(decode_steps, 1)",
-                                       s.model.name, s.model.max_seq, length);
-  if (from_overrides) throw UsageError(s.origin + ": " + what);
-  const char* field = train ? "seq" : "prompt";
-  (entry.has(field) ? entry.at(field) : entry).fail(what);
+// A shape the model cannot hold (the workload says why): a ConfigError at the field when the
+// suite file set it, a UsageError when a command-line override did.
+void check_shape(const Workload& w, const RunSpec& s, const JsonView& entry, bool from_overrides) {
+  std::string field;
+  const std::string why = w.check(s.model, s.shape, &field);
+  if (why.empty()) return;
+  if (from_overrides) throw UsageError(s.origin + ": " + why);
+  (entry.has(field) ? entry.at(field) : entry).fail(why);
+}
+
+// The size fields of every workload, by name, for checking command-line overrides.
+std::map<std::string, SizeField> all_size_fields() {
+  std::map<std::string, SizeField> out;
+  for (const Workload* w : all_workloads())
+    for (const SizeField& f : w->size_fields()) out.emplace(f.name, f);
+  return out;
 }
 
 // The emulations an entry asks for: "emulate" is a profile name or a list of them ("none" for a
@@ -195,10 +192,14 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (v && !(*v >= lo && *v <= hi))
       throw UsageError(fmt::format("{} must be in [{}, {}], got {}", flag, lo, hi, *v));
   };
-  in_range(ov.batch, "--batch", int64_t{1}, kMaxBatch);
-  in_range(ov.seq, "--seq", int64_t{1}, kMaxSeq);
-  in_range(ov.prompt, "--prompt", int64_t{1}, kMaxSeq);
-  in_range(ov.decode_steps, "--decode-steps", int64_t{0}, kMaxSeq);
+  for (const auto& [name, value] : ov.sizes) {
+    const auto fields = all_size_fields();
+    const auto f = fields.find(name);
+    if (f == fields.end()) throw UsageError("no workload has a size named " + name);
+    std::string flag = "--" + name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    in_range(std::optional<int64_t>(value), flag.c_str(), f->second.min, f->second.max);
+  }
   in_range(ov.reps, "--reps", int64_t{1}, kMaxRepetitions);
   in_range(ov.warmup, "--warmup", int64_t{0}, kMaxRepetitions);
   in_range(ov.threads, "--threads", int64_t{0}, kMaxThreads);
@@ -206,8 +207,9 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
   in_range(ov.min_time_s, "--min-time", 0.0, kMaxSeconds);
   in_range(ov.max_time_s, "--max-time", 1e-3, kMaxSeconds);
   in_range(ov.ci_bound, "--ci-bound", 1e-4, 1.0);
-  if (ov.workload && !known_workload(*ov.workload))
-    throw UsageError("--workload must be train_step or inference, got \"" + *ov.workload + "\"");
+  if (ov.workload && !find_workload(*ov.workload))
+    throw UsageError("--workload must be one of " + workload_names() + ", got \"" + *ov.workload +
+                     "\"");
   if (ov.backend && *ov.backend != "cpu" && *ov.backend != "cuda" && !registry.find(*ov.backend))
     throw UsageError("--backend: no backend \"" + *ov.backend +
                      "\" in this build (capbench list shows them)");
@@ -223,8 +225,9 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     const JsonView e = raw_entry.object();
     RunSpec s;
     s.workload = e.at("workload").as_string();
-    if (!known_workload(s.workload))
-      e.at("workload").fail("\"train_step\" or \"inference\", got \"" + s.workload + "\"");
+    const Workload* workload = find_workload(s.workload);
+    if (!workload)
+      e.at("workload").fail("a workload (" + workload_names() + "), got \"" + s.workload + "\"");
     if (ov.workload && *ov.workload != s.workload) continue;
     s.origin = path + " " + e.path();
     s.runner = runner_settings(e, base);
@@ -248,21 +251,24 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
         r.model = *override_model;
       else if (!substitute || from.has("model"))
         r.model = load_model(from.at("model"));
-      const int64_t fallback_batch =
-          substitute ? r.batch : defaults.get_int_in("batch", 1, 1, kMaxBatch);
-      r.batch = ov.batch.value_or(from.get_int_in("batch", fallback_batch, 1, kMaxBatch));
-      if (r.workload == "train_step") {
-        r.seq = ov.seq.value_or(substitute ? from.get_int_in("seq", r.seq, 1, kMaxSeq)
-                                           : from.at("seq").as_int_in(1, kMaxSeq));
-      } else {
-        r.prompt = ov.prompt.value_or(
-            ov.seq.value_or(substitute ? from.get_int_in("prompt", r.prompt, 1, kMaxSeq)
-                                       : from.at("prompt").as_int_in(1, kMaxSeq)));
-        r.decode_steps = ov.decode_steps.value_or(
-            substitute ? from.get_int_in("decode_steps", r.decode_steps, 0, kMaxSeq)
-                       : from.at("decode_steps").as_int_in(0, kMaxSeq));
+      bool overridden = override_model.has_value();
+      for (const SizeField& f : workload->size_fields()) {
+        int64_t& value = r.shape.*f.member;
+        auto over = ov.sizes.find(f.name);
+        if (over == ov.sizes.end() && !f.also_from.empty()) over = ov.sizes.find(f.also_from);
+        if (over != ov.sizes.end()) {
+          value = over->second;
+          overridden = true;
+        } else if (substitute) {
+          value = from.get_int_in(f.name, value, f.min, f.max);
+        } else if (f.required) {
+          value = from.at(f.name).as_int_in(f.min, f.max);
+        } else {
+          value = from.get_int_in(f.name, defaults.get_int_in(f.name, f.fallback, f.min, f.max),
+                                  f.min, f.max);
+        }
       }
-      check_lengths(r, from, ov.seq || ov.prompt || ov.decode_steps || override_model);
+      check_shape(*workload, r, from, overridden);
     };
     apply_sizes(s, e, false);
     const std::string dtype_text =

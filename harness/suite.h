@@ -2,15 +2,17 @@
 // validated before the first run starts, so bad input never leaves a partial report behind.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/registry.h"
 #include "backends/throttle/device_profile.h"
-#include "backends/throttle/throttle_backend.h"
+#include "harness/emulation.h"
 #include "harness/statistics.h"
 #include "workloads/model_config.h"
+#include "workloads/workload.h"
 
 namespace capbench {
 
@@ -28,18 +30,12 @@ struct RunnerSettings {
   double ci_bound = 0.05;  // see ValidityRules
 };
 
-struct EmulationSpec {
-  DeviceProfile target;
-  std::optional<DeviceProfile> reference;  // relative emulation: the chip the host plays
-  EmulationMode mode = EmulationMode::dilate;
-};
-
 struct RunSpec {
-  std::string workload;  // "train_step" | "inference"
+  std::string workload;  // a registered workload's name (workloads/registry.cpp)
   ModelConfig model;
   std::string backend;  // a registry name; empty when nothing matched (see no_backend_reason)
   std::string no_backend_reason;  // set: the run is skipped with it (no backend, or unavailable)
-  int64_t batch = 1, seq = 0, prompt = 0, decode_steps = 0;
+  RunShape shape;
   DType dtype = DType::f32;
   int64_t threads = 0;
   uint64_t seed = 1;
@@ -54,7 +50,8 @@ struct RunSpec {
 struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
   std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
-  std::optional<int64_t> batch, seq, prompt, decode_steps, reps, warmup, threads, seed;
+  std::map<std::string, int64_t> sizes;  // by size field name: "batch", "seq", ...
+  std::optional<int64_t> reps, warmup, threads, seed;
   std::optional<double> min_time_s, max_time_s, ci_bound;
   bool no_graphs = false;
 };
@@ -63,8 +60,6 @@ struct Suite {
   std::string name, file, description;
   std::vector<RunSpec> runs;
 };
-
-extern const char* const kWorkloads[2];
 
 // Loads and expands a suite. Throws ConfigError (bad file content) or UsageError (bad override).
 // config_dir holds models/ and devices/.

@@ -108,7 +108,7 @@ TEST_F(Cli, UnknownWorkload) {
   const std::string f = suite_with(
       R"({"workload": "juggle", "model": "tiny", "backends": "reference", "batch": 2, "seq": 8})");
   EXPECT_TRUE(
-      is_bad_input(run_suite(f), f, "$.runs[0].workload", "\"train_step\" or \"inference\""));
+      is_bad_input(run_suite(f), f, "$.runs[0].workload", "a workload (train_step, inference)"));
 }
 
 TEST_F(Cli, MissingField) {

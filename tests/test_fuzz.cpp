@@ -9,15 +9,15 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <algorithm>
 
-#include "harness/config_files.h"
 #include "backends/throttle/device_profile.h"
 #include "harness/compare.h"
+#include "harness/config_files.h"
 #include "harness/console.h"
 #include "harness/errors.h"
 #include "harness/history.h"
@@ -25,8 +25,8 @@
 #include "harness/json_access.h"
 #include "harness/report.h"
 #include "harness/suite.h"
-#include "workloads/model_config.h"
 #include "test_util.h"
+#include "workloads/model_config.h"
 
 namespace capbench {
 namespace {
@@ -305,15 +305,18 @@ TEST_F(Fuzz, CommandLineGivesOneLineAndExitTwo) {
   std::string with_newline = good;
   with_newline.replace(with_newline.find("\"quick\""), 7, "\"a\\nb<i>\"");
   const std::vector<std::string> inputs = {
-      fifo, "/dev/zero", dir_.string(), file("deep.json", nested(500000, "{}")),
+      fifo,
+      "/dev/zero",
+      dir_.string(),
+      file("deep.json", nested(500000, "{}")),
       file("overflow.json", "{\"name\": 1e999, \"runs\": []}"),
       file("utf8.json", "{\"name\": \"\xff\xfe\", \"runs\": 3}"),
       file("newline.json", with_newline.substr(0, with_newline.find("\"runs\"")) + "\"runs\": 5}"),
       file("bad\x01\n\xff.json", "{")};
   for (const std::string& input : inputs) {
-    const auto [code, out] = testing::run_command(
-        "CAPBENCH_KEEP_BLAS=1 timeout 60 '" + std::string(CAPBENCH_BINARY) + "' run '" + input +
-        "' --no-calibrate 2>&1");
+    const auto [code, out] =
+        testing::run_command("CAPBENCH_KEEP_BLAS=1 timeout 60 '" + std::string(CAPBENCH_BINARY) +
+                             "' run '" + input + "' --no-calibrate 2>&1");
     EXPECT_EQ(code, 2) << input << ": " << out;
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << input << ": " << out;
   }

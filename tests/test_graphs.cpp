@@ -9,8 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "harness/config_files.h"
 #include "backends/forwarding.h"
+#include "harness/config_files.h"
 #include "harness/suite.h"
 #include "test_util.h"
 #include "workloads/inference.h"

@@ -7,9 +7,9 @@
 #include <random>
 #include <thread>
 
-#include "harness/config_files.h"
 #include "backends/forwarding.h"
 #include "backends/reference/reference_backend.h"
+#include "harness/config_files.h"
 #include "harness/interrupt.h"
 #include "harness/runner.h"
 #include "workloads/model_config.h"
@@ -50,8 +50,8 @@ RunSpec train_spec(const std::string& backend) {
   s.workload = "train_step";
   s.model = tiny();
   s.backend = backend;
-  s.batch = 2;
-  s.seq = 16;
+  s.shape.batch = 2;
+  s.shape.seq = 16;
   s.runner.warmup = 1;
   s.runner.min_reps = 5;
   s.runner.max_reps = 300;

@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/config_files.h"
 #include "backends/reference/reference_backend.h"
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
+#include "harness/config_files.h"
 #include "harness/errors.h"
 #include "harness/report.h"
 #include "harness/suite.h"
@@ -20,14 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-EmulationPlan plan_with(EmulationMode mode, Rates host, Rates target) {
-  EmulationPlan p;
-  p.profile = "test";
-  p.mode = mode;
-  p.host = host;
-  p.target = target;
-  p.memory_capacity_bytes = 1e12;
-  return p;
+PacingPlan plan_with(EmulationMode mode, Rates host, Rates target) {
+  return {"test", mode, host, target};
 }
 
 double time_matmul(Backend& be, int64_t n) {
@@ -124,13 +118,13 @@ TEST(EmulationPlan, AbsoluteTargetFasterThanHostIsLimited) {
   const EmulationPlan on_h100 =
       plan_emulation(h20, nullptr, {800e12, 3.0e12}, EmulationMode::floor, DType::bf16);
   EXPECT_EQ(on_h100.limited_by, std::vector<std::string>{"memory_bandwidth"});
-  EXPECT_DOUBLE_EQ(on_h100.target.flops, 148e12);
-  EXPECT_DOUBLE_EQ(on_h100.target.bytes_per_s, 3.0e12) << "clamped to what the host has";
+  EXPECT_DOUBLE_EQ(on_h100.pacing.target.flops, 148e12);
+  EXPECT_DOUBLE_EQ(on_h100.pacing.target.bytes_per_s, 3.0e12) << "clamped to what the host has";
   // An H200 measured at ~4.3 TB/s emulates it fully.
   const EmulationPlan on_h200 =
       plan_emulation(h20, nullptr, {800e12, 4.3e12}, EmulationMode::floor, DType::bf16);
   EXPECT_TRUE(on_h200.limited_by.empty());
-  EXPECT_DOUBLE_EQ(on_h200.target.bytes_per_s, 4.0e12);
+  EXPECT_DOUBLE_EQ(on_h200.pacing.target.bytes_per_s, 4.0e12);
   EXPECT_DOUBLE_EQ(on_h200.memory_capacity_bytes, 96e9);
 }
 
@@ -142,16 +136,16 @@ TEST(EmulationPlan, RelativeScalesTheHostByTheRatioOfFigures) {
   EXPECT_EQ(p.relative_to, "h100-sxm");
   EXPECT_NEAR(p.compute_ratio, 148.0 / 989.4, 1e-12);
   EXPECT_NEAR(p.bandwidth_ratio, 4.0 / 3.35, 1e-12);
-  EXPECT_NEAR(p.target.flops, 200e9 * 148.0 / 989.4, 1);
-  EXPECT_DOUBLE_EQ(p.target.bytes_per_s, 30e9) << "a ratio above 1 cannot be emulated";
+  EXPECT_NEAR(p.pacing.target.flops, 200e9 * 148.0 / 989.4, 1);
+  EXPECT_DOUBLE_EQ(p.pacing.target.bytes_per_s, 30e9) << "a ratio above 1 cannot be emulated";
   EXPECT_EQ(p.limited_by, std::vector<std::string>{"memory_bandwidth"});
   const EmulationPlan self = plan_emulation(h100, &h100, host, EmulationMode::dilate, DType::f32);
   EXPECT_TRUE(self.limited_by.empty());
-  EXPECT_DOUBLE_EQ(self.target.flops, host.flops);
+  EXPECT_DOUBLE_EQ(self.pacing.target.flops, host.flops);
   const DeviceProfile ascend = load_device_profile("ascend-910b2", kConfigs);
   const EmulationPlan a = plan_emulation(ascend, &h100, host, EmulationMode::dilate, DType::f32);
   EXPECT_TRUE(a.limited_by.empty());
-  EXPECT_NEAR(a.target.bytes_per_s, 30e9 * 1.6 / 3.35, 1);
+  EXPECT_NEAR(a.pacing.target.bytes_per_s, 30e9 * 1.6 / 3.35, 1);
 }
 
 TEST(DeviceProfiles, EveryShippedProfileLoadsWithSources) {

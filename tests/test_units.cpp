@@ -5,10 +5,10 @@
 #include <random>
 
 #include "backends/cuda/gemm_layout.h"
+#include "backends/op_costs.h"
 #include "backends/reference/reference_backend.h"
 #include "harness/statistics.h"
 #include "harness/suite.h"
-#include "backends/op_costs.h"
 #include "workloads/cost_model.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"
@@ -257,13 +257,11 @@ TEST(SuiteExpansion, OverridesThatMakeEntriesIdenticalRunThemOnce) {
   ov.backend = "reference";
   ov.model = "tiny";
   ov.workload = "inference";
-  ov.batch = 2;
-  ov.prompt = 16;
-  ov.decode_steps = 4;
+  ov.sizes = {{"batch", 2}, {"prompt", 16}, {"decode_steps", 4}};
   ov.emulate = "none";
   const Suite s = load_suite(dir + "/suites/quick.json", ov, dir, builtin_registry());
   ASSERT_EQ(s.runs.size(), 1u);
-  EXPECT_EQ(s.runs[0].batch, 2);
+  EXPECT_EQ(s.runs[0].shape.batch, 2);
   // Native, and the H20 as the plain entries ask (absolute, dilate) and as the emulated entry
   // does (relative to the H100, shift): three experiments.
   ov.emulate = "none,h20";

@@ -1,8 +1,10 @@
 #include "workloads/inference.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cmath>
 
+#include "workloads/cost_model.h"
 #include "workloads/train_step.h"
 
 namespace capbench {
@@ -95,6 +97,137 @@ double Inference::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t
 
 size_t Inference::memory_bytes() const {
   return model_.bytes() + graph_.activation_bytes() + store_.bytes();
+}
+
+// ---- the inference workload -------------------------------------------------------------------
+
+namespace {
+
+class InferenceRun final : public WorkloadRun {
+ public:
+  InferenceRun(Backend& backend, const WorkloadParams& p)
+      : p_(p),
+        work_(backend, p.model, p.shape.batch, p.shape.prompt, p.shape.decode_steps, p.seed,
+              p.dtype) {}
+
+  std::map<std::string, double> memory() const override {
+    return {{"parameters_bytes", static_cast<double>(work_.model().bytes())},
+            {"total_bytes", static_cast<double>(work_.memory_bytes())}};
+  }
+  bool use_graphs(bool wanted) override { return work_.use_graphs(wanted); }
+  void capture() override {
+    for (int i = 0; i < 2; ++i) {  // eager, then captured: neither is timed
+      work_.prefill();
+      for (int64_t s = 0; s < work_.decode_steps(); ++s) work_.decode(s);
+    }
+  }
+  double repetition(bool warmup, Samples& samples, const Timer& timed) override {
+    const double tp = timed([&] { work_.prefill(); });
+    if (!warmup) samples["prefill_s"].push_back(tp);
+    for (int64_t s = 0; s < work_.decode_steps(); ++s) {
+      const double td = timed([&] { work_.decode(s); });
+      if (!warmup) samples["decode_step_s"].push_back(td);
+    }
+    return 0.0;
+  }
+  std::vector<Canary> canaries() override {
+    const double err = work_.kv_consistency_error();
+    const double tolerance = p_.dtype == DType::f32 ? 1e-4 : 2e-2;
+    return {{"kv_cache_matches_full_forward",
+             err <= tolerance,
+             fmt::format("max |incremental - full| / max |logit| = {:.3g} (tolerance {:.0e})", err,
+                         tolerance),
+             {err}}};
+  }
+  void profiled_pass(const std::function<void(size_t)>& phase_done) override {
+    work_.use_graphs(false);  // op by op
+    work_.prefill();
+    phase_done(0);
+    for (int64_t s = 0; s < work_.decode_steps(); ++s) work_.decode(s);
+    phase_done(1);
+  }
+  DerivedMetrics metrics(const std::map<std::string, double>& medians) const override {
+    const RunShape& shape = p_.shape;
+    const double ttft = medians.at("prefill_s");
+    const double prefill_flops = forward_model_flops(p_.model, shape.batch, shape.prompt, 0);
+    DerivedMetrics m;
+    m.values = {{"ttft_ms", ttft * 1e3},
+                {"prefill_tokens_per_s", static_cast<double>(shape.batch * shape.prompt) / ttft},
+                {"prefill_flops_per_s", prefill_flops / ttft}};
+    m.utilisations.push_back({"prefill_mfu", "prefill MFU", prefill_flops / ttft, true});
+    if (shape.decode_steps > 0) {
+      const double tpot = medians.at("decode_step_s");
+      // Mean cache length over the decode steps: positions P+1 .. P+D are read.
+      const int64_t mean_ctx = shape.prompt + (shape.decode_steps + 1) / 2;
+      const double bytes =
+          decode_step_min_bytes(p_.model, shape.batch, mean_ctx, p_.dtype, p_.dtype);
+      m.values["tpot_ms"] = tpot * 1e3;
+      m.values["decode_tokens_per_s"] = static_cast<double>(shape.batch) / tpot;
+      m.values["decode_bytes_per_step"] = bytes;
+      m.values["decode_bytes_per_s"] = bytes / tpot;
+      m.utilisations.push_back({"mbu", "MBU", bytes / tpot, false});
+    }
+    return m;
+  }
+
+ private:
+  WorkloadParams p_;
+  Inference work_;
+};
+
+class InferenceWorkload final : public Workload {
+ public:
+  std::string name() const override { return "inference"; }
+  std::string description() const override {
+    return "prefill of batch x prompt tokens, then decode_steps decode steps over a KV cache";
+  }
+  std::vector<SizeField> size_fields() const override {
+    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, ""},
+            {"prompt", &RunShape::prompt, 1, kMaxSeq, true, 0, "seq"},
+            {"decode_steps", &RunShape::decode_steps, 0, kMaxSeq, true, 0, ""}};
+  }
+  std::string check(const ModelConfig& model, const RunShape& shape,
+                    std::string* field) const override {
+    // The cache holds prompt + decode_steps tokens, and the canary runs one forward over
+    // prompt + 1.
+    const int64_t length = shape.prompt + std::max<int64_t>(shape.decode_steps, 1);
+    if (length <= model.max_seq) return "";
+    *field = "prompt";
+    return fmt::format("prompt + max(decode_steps, 1) at most the max_seq of model {} ({}), got {}",
+                       model.name, model.max_seq, length);
+  }
+  double footprint_bytes(const WorkloadParams& p) const override {
+    return Inference::footprint_bytes(p.model, p.shape.batch, p.shape.prompt, p.shape.decode_steps,
+                                      p.dtype);
+  }
+  std::unique_ptr<WorkloadRun> build(Backend& backend, const WorkloadParams& p) const override {
+    return std::make_unique<InferenceRun>(backend, p);
+  }
+  std::string primary_series(const RunShape& shape) const override {
+    return shape.decode_steps > 0 ? "decode_step_s" : "prefill_s";
+  }
+  std::vector<Phase> phases(const RunShape& shape) const override {
+    return {{"prefill", 1}, {"decode_step", static_cast<double>(shape.decode_steps)}};
+  }
+  std::string ops_unit(const RunShape& shape) const override {
+    return fmt::format("one prefill + {} decode steps", shape.decode_steps);
+  }
+  Headline headline(const std::map<std::string, double>& m) const override {
+    auto get = [&](const char* k) { return m.count(k) ? m.at(k) : 0.0; };
+    if (m.count("decode_tokens_per_s"))
+      return {get("decode_tokens_per_s"), "decode tokens/s",
+              fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", get("tpot_ms"), get("ttft_ms")), "mbu",
+              "MBU"};
+    return {get("prefill_tokens_per_s"), "prefill tokens/s",
+            fmt::format("TTFT {:.1f} ms", get("ttft_ms")), "prefill_mfu", "prefill MFU"};
+  }
+};
+
+}  // namespace
+
+const Workload& inference_workload() {
+  static const InferenceWorkload workload;
+  return workload;
 }
 
 }  // namespace capbench

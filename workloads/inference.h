@@ -5,6 +5,7 @@
 
 #include "workloads/captured_steps.h"
 #include "workloads/transformer.h"
+#include "workloads/workload.h"
 
 namespace capbench {
 
@@ -26,6 +27,7 @@ class Inference {
   int64_t prompt() const { return prompt_; }
   int64_t decode_steps() const { return decode_steps_; }
   Model& model() { return model_; }
+  const Model& model() const { return model_; }
   size_t memory_bytes() const;
   // What memory_bytes() will be, from the shape alone (nothing allocated).
   static double footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t prompt,
@@ -43,5 +45,9 @@ class Inference {
   Tensor next_tokens_;    // [B,1]: that first decode token alone
   CapturedSteps captured_;
 };
+
+// The inference workload: a prefill and decode_steps decode steps a repetition; series
+// prefill_s and decode_step_s; prefill MFU, and decode MBU of the bytes a step must read.
+const Workload& inference_workload();
 
 }  // namespace capbench

@@ -1,6 +1,5 @@
 #include "workloads/model_config.h"
 
-
 namespace capbench {
 
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
@@ -42,6 +41,5 @@ int64_t matmul_param_count(const ModelConfig& cfg) {
   return cfg.n_layers * (cfg.q_dim() * c * 2 + cfg.kv_dim() * c * 2 + 3 * cfg.d_ff * c) +
          cfg.vocab * c;
 }
-
 
 }  // namespace capbench

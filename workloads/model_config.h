@@ -52,5 +52,4 @@ int64_t param_count(const ModelConfig& cfg);
 // Parameters that take part in matmuls (all but the embedding table): the N of 6·N·tokens.
 int64_t matmul_param_count(const ModelConfig& cfg);
 
-
 }  // namespace capbench

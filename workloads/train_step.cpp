@@ -1,5 +1,10 @@
 #include "workloads/train_step.h"
 
+#include <fmt/format.h>
+#include <cmath>
+
+#include "workloads/cost_model.h"
+
 namespace capbench {
 
 void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
@@ -54,6 +59,117 @@ void TrainStep::run() {
 
 int64_t TrainStep::steps_taken() {
   return static_cast<int64_t>(download_floats(model_.backend(), step_count_).at(0));
+}
+
+// ---- the train_step workload ------------------------------------------------------------------
+
+namespace {
+
+AdamWArgs optimizer_of(const WorkloadParams& p) {
+  AdamWArgs opt;
+  opt.lr = static_cast<float>(p.learning_rate);
+  return opt;
+}
+
+class TrainStepRun final : public WorkloadRun {
+ public:
+  TrainStepRun(Backend& backend, const WorkloadParams& p)
+      : p_(p),
+        work_(backend, p.model, p.shape.batch, p.shape.seq, p.seed, optimizer_of(p), p.dtype) {}
+
+  std::map<std::string, double> memory() const override {
+    return {{"parameters_and_optimizer_bytes", static_cast<double>(work_.model().bytes())},
+            {"total_bytes", static_cast<double>(work_.memory_bytes())}};
+  }
+  bool use_graphs(bool wanted) override { return work_.use_graphs(wanted); }
+  void capture() override {
+    for (int i = 0; i < 2; ++i) work_.run();  // eager, then captured: neither is timed
+  }
+  double repetition(bool warmup, Samples& samples, const Timer& timed) override {
+    const double t = timed([&] { work_.run(); });
+    if (!warmup) samples["step_s"].push_back(t);
+    const double t0 = host_seconds_now();
+    losses_.push_back(work_.loss());  // the canary's read, outside the timed step
+    return host_seconds_now() - t0;
+  }
+  std::vector<Canary> canaries() override {
+    // The canary compares the first and last loss. When a time cap stopped the loop after one
+    // step (a slow backend on a large model), take one more, untimed, for it.
+    const size_t timed_losses = losses_.size();
+    while (losses_.size() < 2) {
+      work_.run();
+      losses_.push_back(work_.loss());
+    }
+    bool finite = true;
+    for (double l : losses_) finite = finite && std::isfinite(l);
+    Canary c{"loss_falls", finite && losses_.back() < losses_.front(), "", losses_};
+    c.detail = fmt::format("loss {:.4f} -> {:.4f} over {} steps{}{}", losses_.front(),
+                           losses_.back(), losses_.size(), finite ? "" : " (non-finite loss)",
+                           timed_losses < losses_.size() ? " (one extra untimed step)" : "");
+    return {c};
+  }
+  void profiled_pass(const std::function<void(size_t)>& phase_done) override {
+    work_.use_graphs(false);  // op by op
+    work_.run();
+    phase_done(0);
+  }
+  DerivedMetrics metrics(const std::map<std::string, double>& medians) const override {
+    const double step = medians.at("step_s");
+    const double flops = train_step_model_flops(p_.model, p_.shape.batch, p_.shape.seq);
+    DerivedMetrics m;
+    m.values = {{"step_ms", step * 1e3},
+                {"tokens_per_s", static_cast<double>(work_.tokens_per_step()) / step},
+                {"model_flops_per_step", flops},
+                {"achieved_flops_per_s", flops / step}};
+    if (!losses_.empty()) m.values["final_loss"] = losses_.back();
+    m.utilisations.push_back({"mfu", "MFU", flops / step, true});
+    return m;
+  }
+
+ private:
+  WorkloadParams p_;
+  TrainStep work_;
+  std::vector<double> losses_;
+};
+
+class TrainStepWorkload final : public Workload {
+ public:
+  std::string name() const override { return "train_step"; }
+  std::string description() const override {
+    return "forward, loss, backward and AdamW over batch x seq tokens";
+  }
+  std::vector<SizeField> size_fields() const override {
+    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, ""},
+            {"seq", &RunShape::seq, 1, kMaxSeq, true, 0, ""}};
+  }
+  std::string check(const ModelConfig& model, const RunShape& shape,
+                    std::string* field) const override {
+    if (shape.seq <= model.max_seq) return "";
+    *field = "seq";
+    return fmt::format("seq at most the max_seq of model {} ({}), got {}", model.name,
+                       model.max_seq, shape.seq);
+  }
+  double footprint_bytes(const WorkloadParams& p) const override {
+    return TrainStep::footprint_bytes(p.model, p.shape.batch, p.shape.seq, p.dtype);
+  }
+  std::unique_ptr<WorkloadRun> build(Backend& backend, const WorkloadParams& p) const override {
+    return std::make_unique<TrainStepRun>(backend, p);
+  }
+  std::string primary_series(const RunShape&) const override { return "step_s"; }
+  std::vector<Phase> phases(const RunShape&) const override { return {{"step", 1}}; }
+  std::string ops_unit(const RunShape&) const override { return "one train step"; }
+  Headline headline(const std::map<std::string, double>& m) const override {
+    auto get = [&](const char* k) { return m.count(k) ? m.at(k) : 0.0; };
+    return {get("tokens_per_s"), "train tokens/s", fmt::format("step {:.2f} ms", get("step_ms")),
+            "mfu", "MFU"};
+  }
+};
+
+}  // namespace
+
+const Workload& train_step_workload() {
+  static const TrainStepWorkload workload;
+  return workload;
 }
 
 }  // namespace capbench

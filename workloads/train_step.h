@@ -5,6 +5,7 @@
 
 #include "workloads/captured_steps.h"
 #include "workloads/transformer.h"
+#include "workloads/workload.h"
 
 namespace capbench {
 
@@ -26,6 +27,7 @@ class TrainStep {
   int64_t steps_taken();                        // AdamW's step count, read from the device
   double loss() { return graph_.mean_loss(); }  // of the last step's forward
   Model& model() { return model_; }
+  const Model& model() const { return model_; }
   TrainGraph& graph() { return graph_; }
   int64_t tokens_per_step() const { return graph_.batch() * graph_.seq(); }
   size_t memory_bytes() const {
@@ -43,5 +45,8 @@ class TrainStep {
   Tensor step_count_, one_;  // [1] f32 each
   CapturedSteps captured_;
 };
+
+// The train_step workload: one step a repetition; series step_s; MFU of the model FLOPs.
+const Workload& train_step_workload();
 
 }  // namespace capbench

@@ -1,6 +1,5 @@
 #include "backends/throttle/device_profile.h"
 
-
 namespace capbench {
 
 const Figure& DeviceProfile::flops(DType dtype) const {
@@ -13,6 +12,5 @@ const Figure& DeviceProfile::flops(DType dtype) const {
       return fp32_flops;
   }
 }
-
 
 }  // namespace capbench

@@ -31,5 +31,4 @@ struct DeviceProfile {
   const Figure& flops(DType dtype) const;
 };
 
-
 }  // namespace capbench

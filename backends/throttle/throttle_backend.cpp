@@ -29,32 +29,7 @@ bool parse_emulation_mode(const std::string& text, EmulationMode* out) {
   return true;
 }
 
-EmulationPlan plan_emulation(const DeviceProfile& target, const DeviceProfile* reference,
-                             const Rates& host, EmulationMode mode, DType dtype) {
-  EmulationPlan plan;
-  plan.profile = target.name;
-  plan.mode = mode;
-  plan.host = host;
-  plan.memory_capacity_bytes = target.memory_capacity_bytes.value;
-  Rates wanted;
-  if (reference) {
-    plan.relative_to = reference->name;
-    plan.compute_ratio = target.bf16_flops.value / reference->bf16_flops.value;
-    plan.bandwidth_ratio = target.memory_bytes_per_s.value / reference->memory_bytes_per_s.value;
-    wanted = {host.flops * plan.compute_ratio, host.bytes_per_s * plan.bandwidth_ratio};
-  } else {
-    wanted = {target.flops(dtype).value, target.memory_bytes_per_s.value};
-  }
-  // A target faster than the host cannot be emulated by slowing the host down.
-  if (wanted.flops > host.flops * (1 + 1e-9)) plan.limited_by.push_back("compute");
-  if (wanted.bytes_per_s > host.bytes_per_s * (1 + 1e-9))
-    plan.limited_by.push_back("memory_bandwidth");
-  plan.target = {std::min(wanted.flops, host.flops),
-                 std::min(wanted.bytes_per_s, host.bytes_per_s)};
-  return plan;
-}
-
-ThrottleBackend::ThrottleBackend(Backend& inner, EmulationPlan plan)
+ThrottleBackend::ThrottleBackend(Backend& inner, PacingPlan plan)
     : ForwardingBackend(inner), plan_(std::move(plan)), slots_(inner.pace_slots()) {
   if (slots_ <= 0)
     throw std::runtime_error(inner.device_info().backend + " cannot pace ops (no pace slots)");

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "backends/forwarding.h"
-#include "backends/throttle/device_profile.h"
+#include "backends/rates.h"
 
 namespace capbench {
 
@@ -23,30 +23,14 @@ enum class EmulationMode { floor, dilate, shift };
 const char* emulation_mode_name(EmulationMode mode);
 bool parse_emulation_mode(const std::string& text, EmulationMode* out);
 
-struct Rates {
-  double flops = 0;
-  double bytes_per_s = 0;
-};
-
-struct EmulationPlan {
-  std::string profile;      // target profile name
-  std::string relative_to;  // reference profile name; empty for absolute emulation
+// What the throttle paces to: the host's rates and the target's, chosen by the harness's
+// emulation planning (harness/emulation.h), and the rule.
+struct PacingPlan {
+  std::string profile;  // the emulated chip, for messages
   EmulationMode mode = EmulationMode::dilate;
   Rates host;    // calibrated
-  Rates target;  // the rates ops are paced to (never above the host's: see limited_by)
-  // Dimensions ("compute", "memory_bandwidth") where the target is faster than the host can
-  // be: those run at the host's rate, so results there are optimistic, and say so.
-  std::vector<std::string> limited_by;
-  double memory_capacity_bytes = 0;
-  // compute and bandwidth scale factors applied to the host (relative emulation), else 0.
-  double compute_ratio = 0, bandwidth_ratio = 0;
+  Rates target;  // the rates ops are paced to (never above the host's)
 };
-
-// Absolute emulation (reference == nullptr): the target's own figures for `dtype`. Relative
-// emulation: the host plays `reference`; its calibrated rates are scaled by target / reference
-// (dense bf16 tensor rate for compute, the headline figure of these chips; memory bandwidth).
-EmulationPlan plan_emulation(const DeviceProfile& target, const DeviceProfile* reference,
-                             const Rates& host, EmulationMode mode, DType dtype);
 
 // Bounds on one paced op: beyond them the op throws instead of waiting.
 constexpr double kMaxPacedOpSeconds = 600;
@@ -55,8 +39,8 @@ constexpr double kMaxDilation = 1e5;
 class ThrottleBackend final : public ForwardingBackend {
  public:
   // Throws std::runtime_error when the inner backend cannot pace (no pace slots).
-  ThrottleBackend(Backend& inner, EmulationPlan plan);
-  const EmulationPlan& plan() const { return plan_; }
+  ThrottleBackend(Backend& inner, PacingPlan plan);
+  const PacingPlan& plan() const { return plan_; }
   // The pacing rule for one op of this cost.
   PaceRule rule_for(const OpCost& cost) const;
 
@@ -64,7 +48,7 @@ class ThrottleBackend final : public ForwardingBackend {
   void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
 
  private:
-  EmulationPlan plan_;
+  PacingPlan plan_;
   int slots_ = 0, next_slot_ = 0;
 };
 

@@ -1,0 +1,65 @@
+#include "harness/rates.h"
+
+#include <fmt/format.h>
+#include <set>
+
+namespace capbench {
+
+std::string backend_rates_key(const std::string& backend, int64_t threads) {
+  return backend + "|threads=" + std::to_string(threads);
+}
+
+SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, int threads,
+                                 bool calibrate,
+                                 const std::function<void(const std::string&)>& begin,
+                                 const std::function<void(const std::string&)>& update,
+                                 const std::function<void(const std::string&)>& end) {
+  SuiteContext context;
+  context.registry = &registry;
+  if (!calibrate) return context;
+  std::set<std::string> kinds;
+  for (const RunSpec& s : suite.runs)
+    if (const BackendEntry* e = registry.find(s.backend)) kinds.insert(e->device_kind);
+  for (const std::string& kind : kinds) {
+    begin("calibrating " + kind);
+    const DevicePeaks& p = context.peaks[kind] =
+        device_peaks(registry, kind, BackendOptions{threads}, false, update);
+    end(fmt::format("GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s", p.fp32_flops / 1e9,
+                    p.bytes_per_s / 1e9));
+  }
+  // Emulated runs pace against their own backend's rates, at the thread count the run uses.
+  for (const RunSpec& s : suite.runs)
+    if (s.emulation && registry.find(s.backend)) {
+      const std::string key = backend_rates_key(s.backend, s.threads);
+      if (context.backend_rates.count(key)) continue;
+      begin("calibrating " + s.backend);
+      context.backend_rates[key] = backend_calibration(
+          *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false, update);
+      end("ok");
+    }
+  return context;
+}
+
+SourcedRates device_peaks_for(const SuiteContext& context, const RunSpec& spec,
+                              const DeviceInfo& info) {
+  if (auto it = context.peaks.find(info.device_kind); it != context.peaks.end()) {
+    const DevicePeaks& device = it->second;
+    return {{device.flops(spec.dtype), device.bytes_per_s},
+            fmt::format("best of {}'s backends: {} GEMM {}; memory {}", device.device,
+                        dtype_name(spec.dtype),
+                        spec.dtype == DType::bf16 ? device.bf16_source : device.fp32_source,
+                        device.bytes_source)};
+  }
+  if (info.peak_flops > 0) return {{info.peak_flops, info.peak_bytes_per_s}, "backend device_info"};
+  return {};
+}
+
+SourcedRates host_rates_for(const SuiteContext& context, const RunSpec& spec) {
+  const auto own = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
+  if (own == context.backend_rates.end()) return {};
+  const Calibration& c = own->second;
+  return {{spec.dtype == DType::bf16 ? c.gemm_bf16_flops : c.gemm_flops, c.stream_bytes_per_s},
+          fmt::format("calibrated with {} ({} threads, {})", c.backend, c.threads, c.measured_utc)};
+}
+
+}  // namespace capbench

@@ -1,0 +1,48 @@
+// Which rates a run uses, in one place: the device's peaks, which utilisations and the roofline
+// divide by (the best any of its backends measured), and the host's own rates, which the
+// throttle paces against (the run's backend's calibration, at the run's thread count). Also
+// what a suite must calibrate before its first run.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "backends/rates.h"
+#include "backends/registry.h"
+#include "harness/calibrate.h"
+#include "harness/suite.h"
+
+namespace capbench {
+
+struct SuiteContext {
+  const Registry* registry = nullptr;
+  // Peaks per device kind ("cpu", "cuda"); missing when not calibrated.
+  std::map<std::string, DevicePeaks> peaks;
+  // Each emulating backend's own rates, by backend_rates_key.
+  std::map<std::string, Calibration> backend_rates;
+};
+
+std::string backend_rates_key(const std::string& backend, int64_t threads);
+
+// Measures (or reads from the cache) what the suite's runs need: the peaks of every device kind
+// they use, and the rates of every backend that emulates. Nothing when !calibrate.
+SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, int threads,
+                                 bool calibrate,
+                                 const std::function<void(const std::string& what)>& begin,
+                                 const std::function<void(const std::string& status)>& update,
+                                 const std::function<void(const std::string& outcome)>& end);
+
+struct SourcedRates {
+  Rates rates;
+  std::string source;  // which calibration, with which backend, when
+};
+
+// The device's peaks at the run's dtype: calibrated, else what the backend knows; zeros when
+// neither (utilisations and the roofline are then left out).
+SourcedRates device_peaks_for(const SuiteContext& context, const RunSpec& spec,
+                              const DeviceInfo& info);
+// The host's rates for the throttle: the run's backend's calibration (zeros when missing).
+SourcedRates host_rates_for(const SuiteContext& context, const RunSpec& spec);
+
+}  // namespace capbench
