@@ -2,6 +2,8 @@
 // backends/torch/ pays for libtorch's headers.
 #pragma once
 
+#include <memory>
+
 #include "backends/registry.h"
 
 namespace capbench {

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Syntax check of the torch backend's CUDA path on a machine with no CUDA libtorch: compiles
-# backends/torch/torch_backend.cpp with CAPBENCH_TORCH_CUDA against Debian's libtorch 1.13
+# backends/torch/torch_cuda.cpp and the registration with CAPBENCH_TORCH_CUDA against Debian's
+# libtorch 1.13
 # headers (which carry ATen's CUDA headers) and the CUDA toolkit's, twice - as 1.13 builds it,
 # and as 2.11 does (the fused-kernel path, with the 2.x op declarations of torch2_ops.h).
 # It proves the code parses and type-checks against those signatures, nothing more: the path
@@ -23,9 +24,11 @@ flags=(-std=gnu++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Werror
        -I"$here" -I"$src" -I"$build/generated" -isystem "$torch_api" -isystem "$cuda_include")
 status=0
 echo "pass 1: as libtorch 1.13 with CUDA"
-"$cxx" "${flags[@]}" "$src/backends/torch/torch_backend.cpp" || status=1
+for file in torch_cuda.cpp torch_backend.cpp; do
+  "$cxx" "${flags[@]}" "$src/backends/torch/$file" || status=1
+done
 echo "pass 2: as libtorch 2.11 with CUDA (flash attention, fused AdamW)"
-"$cxx" "${flags[@]}" -include "$here/as_torch_2_11.h" "$src/backends/torch/torch_backend.cpp" ||
+"$cxx" "${flags[@]}" -include "$here/as_torch_2_11.h" "$src/backends/torch/torch_cuda.cpp" ||
   status=1
 [ $status = 0 ] && echo "ok: both passes compile"
 exit $status
