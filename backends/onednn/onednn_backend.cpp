@@ -8,146 +8,19 @@
 // compute in fp32; bf16 matmuls accumulate in fp32 and may write fp32 (weight gradients).
 #include "backends/onednn/onednn_backend.h"
 
-#include <omp.h>
-#include <algorithm>
-#include <array>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <map>
 #include <memory>
-#include <oneapi/dnnl/dnnl.hpp>
-#include <stdexcept>
-#include <string>
 #include <thread>
-#include <tuple>
-#include <type_traits>
-#include <unordered_map>
-#include <vector>
 
-#include "backends/bf16.h"
+#include "backends/onednn/onednn_attention.h"
+#include "backends/onednn/onednn_common.h"
+#include "backends/onednn/onednn_primitives.h"
 #include "backends/shape_checks.h"
 
 namespace capbench {
 namespace {
 
-using dnnl::memory;
-
-memory::data_type dnnl_type(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return memory::data_type::f32;
-    case DType::bf16:
-      return memory::data_type::bf16;
-    default:
-      throw std::invalid_argument(std::string("onednn: no ") + dtype_name(dtype) + " support");
-  }
-}
-template <class T>
-constexpr memory::data_type dnnl_type_of() {
-  return std::is_same_v<T, float> ? memory::data_type::f32 : memory::data_type::bf16;
-}
-
-// Runs fn(T{}) with T the element type of `dtype`: float or BF16.
-template <class Fn>
-void with_element_type(DType dtype, const char* op, Fn&& fn) {
-  if (dtype == DType::f32)
-    fn(float{});
-  else if (dtype == DType::bf16)
-    fn(BF16{});
-  else
-    throw std::invalid_argument(std::string("onednn ") + op + ": no " + dtype_name(dtype) +
-                                " support");
-}
-
-// A strided matrix: element (i, j) at data[i·row_stride + j·col_stride], of type dt.
-struct Mat {
-  void* data;
-  memory::data_type dt;
-  int64_t rows, cols, row_stride, col_stride;
-  Mat t() const { return {data, dt, cols, rows, col_stride, row_stride}; }
-};
-
-Mat mat(const Tensor& t) {
-  return {t.data, dnnl_type(t.dtype), t.rows(), t.cols(), t.cols(), 1};
-}
-
-// A strided batch of matrices: [d0, d1, rows, cols], element strides s.
-struct Mat4 {
-  void* data;
-  memory::data_type dt;
-  std::array<int64_t, 4> d, s;
-  // The last two dimensions swapped.
-  Mat4 t() const { return {data, dt, {d[0], d[1], d[3], d[2]}, {s[0], s[1], s[3], s[2]}}; }
-};
-
-// A contiguous [d0, d1, rows, cols] buffer of T.
-template <class T>
-Mat4 dense4(T* p, int64_t d0, int64_t d1, int64_t rows, int64_t cols) {
-  return {p, dnnl_type_of<T>(), {d0, d1, rows, cols}, {d1 * rows * cols, rows * cols, cols, 1}};
-}
-
-// K or V of a [B, S, K, D] tensor (or cache: its first s positions) as [B, K, s, D].
-Mat4 kv_heads(const Tensor& x, int64_t s) {
-  const int64_t kv = x.dim(2), d = x.dim(3);
-  return {x.data, dnnl_type(x.dtype), {x.dim(0), kv, s, d}, {x.dim(1) * kv * d, d, kv * d, 1}};
-}
-
-memory::desc md(const Mat& m) {
-  return memory::desc({m.rows, m.cols}, m.dt, {m.row_stride, m.col_stride});
-}
-
-// Waking the OpenMP team costs tens of microseconds with the passive wait policy capbench runs
-// under (measured: 70-220 µs per tiny op at decode), far more than a 1×512 row of work; below
-// this many elements a loop runs on the calling thread.
-constexpr int64_t kParallelWork = int64_t{1} << 15;
-inline bool parallel_worth(int64_t elements) {
-  return elements >= kParallelWork;
-}
-
-inline int64_t idx4(const Tensor& t, int64_t b, int64_t s, int64_t h) {
-  return ((b * t.dim(1) + s) * t.dim(2) + h) * t.dim(3);
-}
-
-// dst[i] = src[i] at dst's element type.
-template <class To, class From>
-void convert_elements(To* dst, const From* src, int64_t n) {
-#pragma omp parallel for schedule(static) if (parallel_worth(n))
-  for (int64_t i = 0; i < n; ++i) store(dst + i, load(src + i));
-}
-
-// x itself when T is float; else x rounded into `storage` (bf16 operands for the next matmul).
-template <class T>
-T* narrowed(std::vector<float>& x, std::vector<T>& storage) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x.data();
-  } else {
-    storage.resize(x.size());
-    convert_elements(storage.data(), x.data(), static_cast<int64_t>(x.size()));
-    return storage.data();
-  }
-}
-
-// Index of each row's largest element in a [rows, cols] buffer.
-std::vector<int64_t> row_argmax(const float* x, int64_t rows, int64_t cols) {
-  std::vector<int64_t> out(static_cast<size_t>(rows));
-#pragma omp parallel for schedule(static) if (parallel_worth(rows * cols))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    int64_t best = 0;
-    for (int64_t j = 1; j < cols; ++j)
-      if (row[j] > row[best]) best = j;
-    out[static_cast<size_t>(r)] = best;
-  }
-  return out;
-}
-
-// log Σ exp(x) of a row from its largest element x_max and the softmax there, p_max:
-// p_max = exp(x_max - lse), so lse = x_max - log(p_max). One log per row instead of an exp per
-// element; p_max >= 1/cols, so the log is well conditioned.
-inline float log_sum_exp_from_softmax(float x_max, float p_max) {
-  return x_max - std::log(p_max);
-}
+using namespace onednn;
 
 // avx512_bf16 (or AMX): bf16 dot products in hardware. Without them oneDNN would emulate bf16,
 // which measures the emulation, not the chip.
@@ -158,8 +31,7 @@ bool cpu_has_native_bf16() {
 
 class OnednnBackend final : public Backend {
  public:
-  explicit OnednnBackend(const BackendOptions& options)
-      : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_), native_bf16_(cpu_has_native_bf16()) {
+  explicit OnednnBackend(const BackendOptions& options) : native_bf16_(cpu_has_native_bf16()) {
     threads_ = options.threads > 0 ? options.threads
                                    : static_cast<int>(std::thread::hardware_concurrency());
     omp_set_num_threads(threads_);
@@ -317,7 +189,7 @@ class OnednnBackend final : public Backend {
     check_matmul(c, a, b, args);
     const Mat A = args.trans_a ? mat(a).t() : mat(a);
     const Mat B = args.trans_b ? mat(b).t() : mat(b);
-    gemm(mat(c), A, B, args.alpha, args.beta);
+    prims_.gemm(mat(c), A, B, args.alpha, args.beta);
   }
 
   void rope_fwd(const Tensor& out, const Tensor& in, const RopeArgs& args) override {
@@ -335,7 +207,7 @@ class OnednnBackend final : public Backend {
                      const Tensor& v, const AttentionArgs& args) override {
     check_attention(out, lse, q, k, v);
     with_element_type(q.dtype, "attention_fwd", [&](auto tag) {
-      attention_forward<decltype(tag)>(out, lse, q, k, v, args.causal);
+      onednn::attention_fwd<decltype(tag)>(prims_, out, lse, q, k, v, args.causal);
     });
   }
 
@@ -344,7 +216,7 @@ class OnednnBackend final : public Backend {
                      const Tensor& lse, const AttentionArgs& args) override {
     check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
     with_element_type(q.dtype, "attention_bwd", [&](auto tag) {
-      attention_backward<decltype(tag)>(dq, dk, dv, dout, q, k, v, args.causal);
+      onednn::attention_bwd<decltype(tag)>(prims_, dq, dk, dv, dout, q, k, v, args.causal);
     });
   }
 
@@ -369,7 +241,7 @@ class OnednnBackend final : public Backend {
     check_attention_decode(out, q, k_cache, v_cache, args);
     require_same_dtype(q, k_cache, "attention_decode q/k_cache");
     with_element_type(q.dtype, "attention_decode", [&](auto tag) {
-      decode_attention<decltype(tag)>(out, q, k_cache, v_cache, args.pos);
+      onednn::attention_decode<decltype(tag)>(out, q, k_cache, v_cache, args.pos);
     });
   }
 
@@ -388,7 +260,7 @@ class OnednnBackend final : public Backend {
 #pragma omp parallel for schedule(static) if (parallel_worth(n * f))
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < f; ++j) g[r * f + j] = load(gu + r * 2 * f + j);
-      swish_inplace(Mat{g, memory::data_type::f32, n, f, f, 1});
+      prims_.swish_inplace(Mat{g, memory::data_type::f32, n, f, f, 1});
 #pragma omp parallel for schedule(static) if (parallel_worth(n * f))
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < f; ++j)
@@ -419,8 +291,8 @@ class OnednnBackend final : public Backend {
           dg[r * f + j] = load(dy + r * f + j) * load(gu + r * 2 * f + f + j);
         }
       const Mat gate{g, memory::data_type::f32, n, f, f, 1};
-      swish_backward(Mat{dg, memory::data_type::f32, n, f, f, 1}, gate);
-      swish_inplace(gate);
+      prims_.swish_backward(Mat{dg, memory::data_type::f32, n, f, f, 1}, gate);
+      prims_.swish_inplace(gate);
 #pragma omp parallel for schedule(static) if (parallel_worth(n * f))
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < f; ++j) {
@@ -465,7 +337,7 @@ class OnednnBackend final : public Backend {
         p32 = scratch_b_.data();
         convert_elements(x32, logits.as<T>(), rows * vocab);
       }
-      run_softmax(p32, x32, memory::data_type::f32, rows, vocab);
+      prims_.run_softmax(p32, x32, memory::data_type::f32, rows, vocab);
       const std::vector<int64_t> argmax = row_argmax(x32, rows, vocab);
 #pragma omp parallel for schedule(static) if (parallel_worth(rows * vocab))
       for (int64_t r = 0; r < rows; ++r) {
@@ -512,9 +384,7 @@ class OnednnBackend final : public Backend {
     });
   }
 
-  void synchronize() override {
-    stream_.wait();
-  }
+  void synchronize() override {}  // every primitive call waits for its work
   int pace_slots() const override {
     return HostPacer::kSlots;
   }
@@ -526,142 +396,6 @@ class OnednnBackend final : public Backend {
   }
 
  private:
-  // [B, T, H, D] -> [B, H, T, D] (and back): head-major, which is [B, K, G·T, D].
-  template <class T>
-  static std::vector<T> to_head_major(const Tensor& x) {
-    const int64_t batch = x.dim(0), t = x.dim(1), heads = x.dim(2), d = x.dim(3);
-    std::vector<T> out(static_cast<size_t>(x.numel()));
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(x.numel()))
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < t; ++i)
-          std::memcpy(out.data() + ((b * heads + h) * t + i) * d, x.as<T>() + idx4(x, b, i, h),
-                      sizeof(T) * d);
-    return out;
-  }
-  template <class T>
-  static void from_head_major(const Tensor& x, const std::vector<T>& hm) {
-    const int64_t batch = x.dim(0), t = x.dim(1), heads = x.dim(2), d = x.dim(3);
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(x.numel()))
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < t; ++i)
-          std::memcpy(x.as<T>() + idx4(x, b, i, h), hm.data() + ((b * heads + h) * t + i) * d,
-                      sizeof(T) * d);
-  }
-
-  // Scaled, masked fp32 scores [B·H·T, T] of head-major queries Q ([B, K, G·T, D]) against k.
-  std::vector<float> scores(const Mat4& Q, const Tensor& k, int64_t t, bool causal, float scale) {
-    const int64_t rows = Q.d[0] * Q.d[1] * Q.d[2];
-    std::vector<float> out(static_cast<size_t>(rows * t));
-    gemm4(dense4(out.data(), Q.d[0], Q.d[1], Q.d[2], t), Q, kv_heads(k, t).t(), scale);
-    if (causal) {
-#pragma omp parallel for schedule(static) if (parallel_worth(rows * t))
-      for (int64_t row = 0; row < rows; ++row) {
-        const int64_t qpos = row % t;
-        for (int64_t j = qpos + 1; j < t; ++j) out[static_cast<size_t>(row * t + j)] = -INFINITY;
-      }
-    }
-    return out;
-  }
-
-  // Products run at T with fp32 results; scores, softmax and their gradients stay fp32, rounded
-  // to T only where they become the next product's operand.
-  template <class T>
-  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                         const Tensor& v, bool causal) {
-    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3);
-    const int64_t kv = k.dim(2), gt = heads / kv * t, rows = batch * heads * t;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    std::vector<T> qh = to_head_major<T>(q);
-    std::vector<float> probs = scores(dense4(qh.data(), batch, kv, gt, d), k, t, causal, scale);
-    const std::vector<int64_t> argmax = row_argmax(probs.data(), rows, t);
-    std::vector<float> row_max(static_cast<size_t>(rows));  // the softmax overwrites the scores
-    for (int64_t row = 0; row < rows; ++row)
-      row_max[static_cast<size_t>(row)] = probs[static_cast<size_t>(row * t + argmax[row])];
-    softmax(probs.data(), rows, t);
-    for (int64_t row = 0; row < rows; ++row)  // [B,H,T] row order
-      lse.as<float>()[row] = log_sum_exp_from_softmax(
-          row_max[static_cast<size_t>(row)], probs[static_cast<size_t>(row * t + argmax[row])]);
-    std::vector<T> probs_lowp;
-    T* p = narrowed(probs, probs_lowp);
-    std::vector<T>& oh = qh;  // the queries are no longer needed: reuse the buffer
-    gemm4(dense4(oh.data(), batch, kv, gt, d), dense4(p, batch, kv, gt, t), kv_heads(v, t), 1.0f);
-    from_head_major(out, oh);
-  }
-
-  template <class T>
-  void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
-                          const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3);
-    const int64_t kv = k.dim(2), gt = heads / kv * t;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    // Head-major copies: [B, H, T, D] is [B, K, G·T, D], query rows of one kv head together.
-    std::vector<T> qh = to_head_major<T>(q), doh = to_head_major<T>(dout);
-    const Mat4 Q = dense4(qh.data(), batch, kv, gt, d), dO = dense4(doh.data(), batch, kv, gt, d);
-    // Recompute the probabilities exactly as the forward did.
-    std::vector<float> probs = scores(Q, k, t, causal, scale);
-    softmax(probs.data(), batch * heads * t, t);
-    std::vector<T> lowp;
-    const Mat4 P = dense4(narrowed(probs, lowp), batch, kv, gt, t);
-    std::vector<float> dprobs(probs.size());
-    gemm4(dense4(dprobs.data(), batch, kv, gt, t), dO, kv_heads(v, t).t(), 1.0f);  // dP = dO Vᵀ
-    gemm4(kv_heads(dv, t), P.t(), dO, 1.0f);  // dV = Pᵀ dO, summed over the group's heads
-    softmax_backward(dprobs.data(), probs.data(), batch * heads * t, t);  // dS, in place of dP
-    const Mat4 dS = dense4(narrowed(dprobs, lowp), batch, kv, gt, t);
-    std::vector<T>& dqh = doh;  // dO is no longer needed
-    gemm4(dense4(dqh.data(), batch, kv, gt, d), dS, kv_heads(k, t), scale);  // dQ = s·dS K
-    gemm4(kv_heads(dk, t), dS.t(), Q, scale);                                // dK = s·dSᵀ Q
-    from_head_major(dq, dqh);
-  }
-
-  // The context grows by one every step, so no primitive could be cached for it: direct loops,
-  // one (sequence, head, query) per task, dot products over the head dimension.
-  template <class T>
-  void decode_attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
-                        const Tensor& v_cache, int64_t pos) {
-    const int64_t batch = q.dim(0), t = q.dim(1), heads = q.dim(2), d = q.dim(3);
-    const int64_t group = heads / k_cache.dim(2), ctx = pos + t;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-#pragma omp parallel if (parallel_worth(batch * heads * t * ctx * d))
-    {
-      std::vector<float> p(static_cast<size_t>(ctx)), acc(static_cast<size_t>(d)),
-          qf(static_cast<size_t>(d));
-#pragma omp for collapse(3) schedule(static)
-      for (int64_t b = 0; b < batch; ++b)
-        for (int64_t h = 0; h < heads; ++h)
-          for (int64_t i = 0; i < t; ++i) {
-            const int64_t kh = h / group, last = pos + i;
-            const T* qv = q.as<T>() + idx4(q, b, i, h);
-            for (int64_t x = 0; x < d; ++x) qf[static_cast<size_t>(x)] = load(qv + x);
-            float mx = -INFINITY;
-            for (int64_t j = 0; j <= last; ++j) {
-              const T* kv = k_cache.as<T>() + idx4(k_cache, b, j, kh);
-              float dot = 0;
-              // simd: lets the compiler reassociate the sum, i.e. vectorise it.
-#pragma omp simd reduction(+ : dot)
-              for (int64_t x = 0; x < d; ++x) dot += qf[static_cast<size_t>(x)] * load(kv + x);
-              p[static_cast<size_t>(j)] = dot * scale;
-              mx = std::max(mx, p[static_cast<size_t>(j)]);
-            }
-            double sum = 0;
-            for (int64_t j = 0; j <= last; ++j) {
-              p[static_cast<size_t>(j)] = std::exp(p[static_cast<size_t>(j)] - mx);
-              sum += p[static_cast<size_t>(j)];
-            }
-            std::fill(acc.begin(), acc.end(), 0.0f);
-            for (int64_t j = 0; j <= last; ++j) {
-              const T* vv = v_cache.as<T>() + idx4(v_cache, b, j, kh);
-              const float w = p[static_cast<size_t>(j)];
-              for (int64_t x = 0; x < d; ++x) acc[static_cast<size_t>(x)] += w * load(vv + x);
-            }
-            T* o = out.as<T>() + idx4(out, b, i, h);
-            const float inv = static_cast<float>(1.0 / sum);
-            for (int64_t x = 0; x < d; ++x) store(o + x, acc[static_cast<size_t>(x)] * inv);
-          }
-    }
-  }
-
   template <class T>
   void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, float direction) {
     const int64_t batch = in.dim(0), t = in.dim(1), heads = in.dim(2), hd = in.dim(3);
@@ -702,175 +436,12 @@ class OnednnBackend final : public Backend {
     }
   }
 
-  // ---- primitives, cached per shape -----------------------------------------------------------
-
-  // C = alpha · A·B + beta · C (beta = 0: C's contents ignored): one matrix of gemm4.
-  void gemm(const Mat& c, const Mat& a, const Mat& b, float alpha, float beta) {
-    auto as4 = [](const Mat& m) {
-      return Mat4{m.data,
-                  m.dt,
-                  {1, 1, m.rows, m.cols},
-                  {m.rows * m.row_stride, m.rows * m.row_stride, m.row_stride, m.col_stride}};
-    };
-    gemm4(as4(c), as4(a), as4(b), alpha, beta);
-  }
-
-  static memory::desc md4(const Mat4& m) {
-    return memory::desc({m.d[0], m.d[1], m.d[2], m.d[3]}, m.dt, {m.s[0], m.s[1], m.s[2], m.s[3]});
-  }
-
-  // C = alpha · A·B + beta · C for each of the d0·d1 matrices; primitives cached per shape and
-  // element types (bf16 A and B may write an fp32 C).
-  void gemm4(const Mat4& c, const Mat4& a, const Mat4& b, float alpha, float beta = 0.0f) {
-    const MatmulKey key{a.d, b.d, a.s, b.s, c.s, alpha, beta, {a.dt, b.dt, c.dt}};
-    auto it = matmuls_.find(key);
-    if (it == matmuls_.end()) {
-      dnnl::primitive_attr attr;
-      dnnl::post_ops ops;
-      if (beta != 0.0f) ops.append_sum(beta);
-      attr.set_post_ops(ops);
-#if DNNL_VERSION_MAJOR >= 3
-      if (alpha != 1.0f) attr.set_scales_mask(DNNL_ARG_WEIGHTS, 0);
-      const dnnl::matmul::primitive_desc pd(engine_, md4(a), md4(b), md4(c), attr);
-#else
-      if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md4(a), md4(b), md4(c)), attr,
-                                            engine_);
-#endif
-      it = matmuls_.emplace(key, dnnl::matmul(pd)).first;
-    }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(md4(a), engine_, a.data)},
-                                         {DNNL_ARG_WEIGHTS, memory(md4(b), engine_, b.data)},
-                                         {DNNL_ARG_DST, memory(md4(c), engine_, c.data)}};
-#if DNNL_VERSION_MAJOR >= 3
-    float alpha_value = alpha;
-    if (alpha != 1.0f)
-      args.emplace(
-          DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS,
-          memory({{1}, memory::data_type::f32, memory::format_tag::x}, engine_, &alpha_value));
-#endif
-    it->second.execute(stream_, args);
-    stream_.wait();
-  }
-
-  static memory::desc rows_md(int64_t rows, int64_t cols, memory::data_type dt) {
-    return memory::desc({rows, cols}, dt, memory::format_tag::ab);
-  }
-
-  // dst = softmax(src) over each row of a [rows, cols] buffer of type dt.
-  void run_softmax(void* dst, void* src, memory::data_type dt, int64_t rows, int64_t cols) {
-    const auto key = std::make_tuple(rows, cols, dt);
-    const memory::desc m = rows_md(rows, cols, dt);
-    auto it = softmax_fwd_.find(key);
-    if (it == softmax_fwd_.end()) {
-#if DNNL_VERSION_MAJOR >= 3
-      const dnnl::softmax_forward::primitive_desc pd(engine_, dnnl::prop_kind::forward_training,
-                                                     dnnl::algorithm::softmax_accurate, m, m, 1);
-#else
-      const dnnl::softmax_forward::primitive_desc pd(
-          dnnl::softmax_forward::desc(dnnl::prop_kind::forward_training, m, 1), engine_);
-#endif
-      it = softmax_fwd_.emplace(key, dnnl::softmax_forward(pd)).first;
-    }
-    it->second.execute(stream_, {{DNNL_ARG_SRC, memory(m, engine_, src)},
-                                 {DNNL_ARG_DST, memory(m, engine_, dst)}});
-    stream_.wait();
-  }
-  void softmax(float* x, int64_t rows, int64_t cols) {
-    run_softmax(x, x, memory::data_type::f32, rows, cols);
-  }
-
-  // d ← p ⊙ (d − rowsum(d ⊙ p)): the softmax backward, in place of the incoming gradient (fp32).
-  void softmax_backward(float* d, float* p, int64_t rows, int64_t cols) {
-    const auto key = std::make_pair(rows, cols);
-    const memory::desc m = rows_md(rows, cols, memory::data_type::f32);
-    auto it = softmax_bwd_.find(key);
-    if (it == softmax_bwd_.end()) {
-#if DNNL_VERSION_MAJOR >= 3
-      const dnnl::softmax_forward::primitive_desc hint(engine_, dnnl::prop_kind::forward_training,
-                                                       dnnl::algorithm::softmax_accurate, m, m, 1);
-      const dnnl::softmax_backward::primitive_desc pd(engine_, dnnl::algorithm::softmax_accurate, m,
-                                                      m, m, 1, hint);
-#else
-      const dnnl::softmax_forward::primitive_desc hint(
-          dnnl::softmax_forward::desc(dnnl::prop_kind::forward_training, m, 1), engine_);
-      const dnnl::softmax_backward::primitive_desc pd(dnnl::softmax_backward::desc(m, m, 1),
-                                                      engine_, hint);
-#endif
-      it = softmax_bwd_.emplace(key, dnnl::softmax_backward(pd)).first;
-    }
-    it->second.execute(stream_, {{DNNL_ARG_DST, memory(m, engine_, p)},
-                                 {DNNL_ARG_DIFF_DST, memory(m, engine_, d)},
-                                 {DNNL_ARG_DIFF_SRC, memory(m, engine_, d)}});
-    stream_.wait();
-  }
-
-  // x ← swish(x) = x · sigmoid(x), strided.
-  void swish_inplace(const Mat& x) {
-    const auto key = std::make_tuple(x.rows, x.cols, x.row_stride);
-    auto it = swish_fwd_.find(key);
-    if (it == swish_fwd_.end()) {
-#if DNNL_VERSION_MAJOR >= 3
-      const dnnl::eltwise_forward::primitive_desc pd(engine_, dnnl::prop_kind::forward_training,
-                                                     dnnl::algorithm::eltwise_swish, md(x), md(x),
-                                                     1.0f);
-#else
-      const dnnl::eltwise_forward::primitive_desc pd(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
-                                      dnnl::algorithm::eltwise_swish, md(x), 1.0f),
-          engine_);
-#endif
-      it = swish_fwd_.emplace(key, dnnl::eltwise_forward(pd)).first;
-    }
-    const memory m(md(x), engine_, x.data);
-    it->second.execute(stream_, {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, m}});
-    stream_.wait();
-  }
-
-  // diff ← diff · swish'(src), in place, strided like src.
-  void swish_backward(const Mat& diff, const Mat& src) {
-    const auto key = std::make_tuple(src.rows, src.cols, src.row_stride, diff.row_stride);
-    auto it = swish_bwd_.find(key);
-    if (it == swish_bwd_.end()) {
-#if DNNL_VERSION_MAJOR >= 3
-      const dnnl::eltwise_forward::primitive_desc hint(engine_, dnnl::prop_kind::forward_training,
-                                                       dnnl::algorithm::eltwise_swish, md(src),
-                                                       md(src), 1.0f);
-      const dnnl::eltwise_backward::primitive_desc pd(engine_, dnnl::algorithm::eltwise_swish,
-                                                      md(diff), md(diff), md(src), 1.0f, hint);
-#else
-      const dnnl::eltwise_forward::primitive_desc hint(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
-                                      dnnl::algorithm::eltwise_swish, md(src), 1.0f),
-          engine_);
-      const dnnl::eltwise_backward::primitive_desc pd(
-          dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_swish, md(diff), md(src), 1.0f),
-          engine_, hint);
-#endif
-      it = swish_bwd_.emplace(key, dnnl::eltwise_backward(pd)).first;
-    }
-    it->second.execute(stream_, {{DNNL_ARG_SRC, memory(md(src), engine_, src.data)},
-                                 {DNNL_ARG_DIFF_DST, memory(md(diff), engine_, diff.data)},
-                                 {DNNL_ARG_DIFF_SRC, memory(md(diff), engine_, diff.data)}});
-    stream_.wait();
-  }
-
-  dnnl::engine engine_;
-  dnnl::stream stream_;
+  Primitives prims_;
   int threads_ = 1;
   HostPacer pacer_;
   // fp32 scratch that SwiGLU and cross-entropy borrow (ops run one at a time).
   std::vector<float> scratch_a_, scratch_b_;
   bool native_bf16_ = false;
-  using MatmulKey =
-      std::tuple<std::array<int64_t, 4>, std::array<int64_t, 4>, std::array<int64_t, 4>,
-                 std::array<int64_t, 4>, std::array<int64_t, 4>, float, float,
-                 std::array<memory::data_type, 3>>;
-  std::map<MatmulKey, dnnl::matmul> matmuls_;
-  std::map<std::tuple<int64_t, int64_t, memory::data_type>, dnnl::softmax_forward> softmax_fwd_;
-  std::map<std::pair<int64_t, int64_t>, dnnl::softmax_backward> softmax_bwd_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, dnnl::eltwise_forward> swish_fwd_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, dnnl::eltwise_backward> swish_bwd_;
 };
 
 }  // namespace

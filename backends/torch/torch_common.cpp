@@ -91,8 +91,8 @@ void TorchBackend::embedding_bwd(const Tensor& dtable, const Tensor& dout, const
   wrap(dtable).index_add_(0, wrap(tokens).reshape({-1}), wrap2d(dout).to(at::kFloat));
 }
 
-void TorchBackend::rmsnorm_fwd(const Tensor& out, const Tensor& rstd, const Tensor& in, const Tensor& weight,
-                 const RmsNormArgs& args) {
+void TorchBackend::rmsnorm_fwd(const Tensor& out, const Tensor& rstd, const Tensor& in,
+                               const Tensor& weight, const RmsNormArgs& args) {
   check_rmsnorm(out, rstd, in, weight);
   const at::Tensor x = wrap2d(in).to(at::kFloat);  // statistics in fp32 at any dtype
   const at::Tensor r = (x.square().mean(-1, /*keepdim=*/true) + args.eps).rsqrt_();
@@ -101,8 +101,8 @@ void TorchBackend::rmsnorm_fwd(const Tensor& out, const Tensor& rstd, const Tens
   wrap(rstd).copy_(r.squeeze(-1));
 }
 
-void TorchBackend::rmsnorm_bwd(const Tensor& din, const Tensor& dweight, const Tensor& dout, const Tensor& in,
-                 const Tensor& weight, const Tensor& rstd) {
+void TorchBackend::rmsnorm_bwd(const Tensor& din, const Tensor& dweight, const Tensor& dout,
+                               const Tensor& in, const Tensor& weight, const Tensor& rstd) {
   check_rmsnorm(dout, rstd, in, weight);
   check_same_shape(din, in, "rmsnorm_bwd din");
   require_dtype(dweight, DType::f32, "rmsnorm_bwd dweight");
@@ -115,7 +115,8 @@ void TorchBackend::rmsnorm_bwd(const Tensor& din, const Tensor& dweight, const T
   wrap(dweight).add_((dy * x * r).sum(0));
 }
 
-void TorchBackend::matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) {
+void TorchBackend::matmul(const Tensor& c, const Tensor& a, const Tensor& b,
+                          const MatmulArgs& args) {
   check_matmul(c, a, b, args);
   at::Tensor A = wrap2d(a), B = wrap2d(b);
   if (args.trans_a) A = A.t();
@@ -150,8 +151,8 @@ void TorchBackend::rope_bwd(const Tensor& din, const Tensor& dout, const RopeArg
   rotate(din, dout, args, -1.0);
 }
 
-void TorchBackend::attention_fwd(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                   const Tensor& v, const AttentionArgs& args) {
+void TorchBackend::attention_fwd(const Tensor& out, const Tensor& lse, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, const AttentionArgs& args) {
   check_attention(out, lse, q, k, v);
   Grouped g(q, k);
   const at::Tensor qg = g.fold(wrap(q)), kt = heads_first(wrap(k)), vt = heads_first(wrap(v));
@@ -164,9 +165,10 @@ void TorchBackend::attention_fwd(const Tensor& out, const Tensor& lse, const Ten
   wrap(lse).copy_(l.reshape({g.b, g.h, g.t}));
 }
 
-void TorchBackend::attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
-                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                   const Tensor& lse, const AttentionArgs& args) {
+void TorchBackend::attention_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                 const Tensor& dout, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& out, const Tensor& lse,
+                                 const AttentionArgs& args) {
   check_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse);
   Grouped g(q, k);
   const at::Tensor qg = g.fold(wrap(q)), dog = g.fold(wrap(dout));
@@ -183,15 +185,15 @@ void TorchBackend::attention_bwd(const Tensor& dq, const Tensor& dk, const Tenso
   wrap(dk).copy_(at::matmul(ds.transpose(-1, -2), qg).permute({0, 2, 1, 3}));
 }
 
-void TorchBackend::kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
-               const KvAppendArgs& args) {
+void TorchBackend::kv_append(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
+                             const Tensor& v, const KvAppendArgs& args) {
   check_kv_append(k_cache, v_cache, k, v, args);
   wrap(k_cache).narrow(1, args.pos, k.dim(1)).copy_(wrap(k));
   wrap(v_cache).narrow(1, args.pos, v.dim(1)).copy_(wrap(v));
 }
 
 void TorchBackend::attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
-                      const Tensor& v_cache, const DecodeArgs& args) {
+                                    const Tensor& v_cache, const DecodeArgs& args) {
   check_attention_decode(out, q, k_cache, v_cache, args);
   Grouped g(q, k_cache);
   const int64_t ctx = args.pos + g.t;
@@ -233,8 +235,9 @@ void TorchBackend::add(const Tensor& out, const Tensor& a, const Tensor& b) {
   at::add_out(y, wrap(a), wrap(b));
 }
 
-void TorchBackend::cross_entropy_fwd_bwd(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
-                           const Tensor& targets, const CrossEntropyArgs& args) {
+void TorchBackend::cross_entropy_fwd_bwd(const Tensor& losses, const Tensor& dlogits,
+                                         const Tensor& logits, const Tensor& targets,
+                                         const CrossEntropyArgs& args) {
   check_cross_entropy(losses, dlogits, logits, targets);
   const at::Tensor x = wrap2d(logits).to(at::kFloat);
   const at::Tensor tgt = wrap(targets).to(at::kLong).unsqueeze(1);
@@ -272,7 +275,6 @@ void TorchBackend::convert(const Tensor& out, const Tensor& in) {
   check_convert(out, in);
   wrap(out).view({-1}).copy_(wrap(in).view({-1}));
 }
-
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -323,9 +325,9 @@ void TorchBackend::rotate(const Tensor& out, const Tensor& in, const RopeArgs& a
   at::add_out(y1, x0 * s, x1 * c);
 }
 
-std::pair<at::Tensor, at::Tensor> TorchBackend::rope_tables(int64_t pos, int64_t t, int64_t hd, float theta) {
-  if (!rope_cos_.defined() || rope_hd_ != hd || rope_theta_ != theta ||
-      rope_positions_ < pos + t) {
+std::pair<at::Tensor, at::Tensor> TorchBackend::rope_tables(int64_t pos, int64_t t, int64_t hd,
+                                                            float theta) {
+  if (!rope_cos_.defined() || rope_hd_ != hd || rope_theta_ != theta || rope_positions_ < pos + t) {
     const int64_t n = std::max<int64_t>(pos + t, 2 * rope_positions_);
     std::vector<float> c(static_cast<size_t>(n * hd / 2)), s(c.size());
     for (int64_t p = 0; p < n; ++p)

@@ -180,7 +180,9 @@ class TorchCudaBackend final : public TorchBackend {
   // graphs share one memory pool, safe because no temporary outlives the op that made it, and
   // replay on the current stream. A step's first run is eager (the workload sees to it), so
   // lazy initialisation - cuBLAS handles, workspaces, RoPE tables - stays outside the capture.
-  Support can_capture() const override { return Support::yes(); }
+  Support can_capture() const override {
+    return Support::yes();
+  }
   void begin_capture() override {
     if (capturing_) throw std::logic_error("begin_capture: a capture is already open");
     synchronize();  // the capture stream must see the work before it done
