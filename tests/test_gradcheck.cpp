@@ -32,7 +32,7 @@ TEST(GradCheck, ReferenceModelBackwardMatchesFiniteDifferences) {
   const ModelConfig cfg = tiny_config();
   const int64_t batch = 2, seq = 7;
   Model model(be, cfg, /*seed=*/11, /*training=*/true);
-  TrainGraph graph(model, batch, seq);
+  TrainingPass graph(model, batch, seq);
   std::vector<int32_t> tokens, targets;
   synthetic_batch(cfg, batch, seq, 5, &tokens, &targets);
   graph.set_batch(tokens, targets);

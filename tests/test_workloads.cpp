@@ -43,11 +43,11 @@ TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {
   be_->copy_to_device(all.data, stream.data(), all.bytes());
 
   // Full forward over every position.
-  InferenceGraph full_graph(model, batch, total, total);
+  InferencePass full_graph(model, batch, total, total);
   const std::vector<float> full = download_floats(*be_, full_graph.forward(all, 0));
 
   // Prefill the prompt, then one token per step.
-  InferenceGraph graph(model, batch, prompt, total);
+  InferencePass graph(model, batch, prompt, total);
   std::vector<int32_t> prompt_host, step_host(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b)
     prompt_host.insert(prompt_host.end(), stream.begin() + b * total,
@@ -90,14 +90,14 @@ TEST_P(Workloads, InferenceForwardEqualsTrainingForward) {
   const ModelConfig cfg = tiny();
   const int64_t batch = 2, seq = 12;
   Model model(*be_, cfg, 8, /*training=*/true);
-  TrainGraph train(model, batch, seq);
+  TrainingPass train(model, batch, seq);
   std::vector<int32_t> tokens, targets;
   synthetic_batch(cfg, batch, seq, 4, &tokens, &targets);
   train.set_batch(tokens, targets);
   train.forward();
   const std::vector<float> train_logits = download_floats(*be_, train.logits());
 
-  InferenceGraph infer(model, batch, seq, seq);
+  InferencePass infer(model, batch, seq, seq);
   TensorStore store(*be_);
   const Tensor tok = store.make(DType::i32, {batch, seq});
   be_->copy_to_device(tok.data, tokens.data(), tok.bytes());

@@ -27,7 +27,7 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
       batch_(batch),
       prompt_(prompt),
       decode_steps_(decode_steps),
-      graph_(model_, batch, scratch_tokens(prompt), cache_capacity(prompt, decode_steps)),
+      pass_(model_, batch, scratch_tokens(prompt), cache_capacity(prompt, decode_steps)),
       store_(backend),
       captured_(backend) {
   std::vector<int32_t> stream, unused;
@@ -57,13 +57,13 @@ Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, in
 }
 
 Tensor Inference::prefill() {
-  return captured_.run(-1, [this] { return graph_.forward(prompt_tokens_, 0); });
+  return captured_.run(-1, [this] { return pass_.forward(prompt_tokens_, 0); });
 }
 
 Tensor Inference::decode(int64_t step) {
   return captured_.run(step, [this, step] {
     const Tensor tokens(decode_tokens_.as<int32_t>() + step * batch_, DType::i32, {batch_, 1});
-    return graph_.forward(tokens, prompt_ + step);
+    return pass_.forward(tokens, prompt_ + step);
   });
 }
 
@@ -71,8 +71,8 @@ double Inference::kv_consistency_error() {
   const int64_t vocab = model_.config().vocab;
   prefill();
   const std::vector<float> incremental =
-      download_floats(be_, graph_.forward(next_tokens_, prompt_));
-  const std::vector<float> full_host = download_floats(be_, graph_.forward(check_tokens_, 0));
+      download_floats(be_, pass_.forward(next_tokens_, prompt_));
+  const std::vector<float> full_host = download_floats(be_, pass_.forward(check_tokens_, 0));
   double max_diff = 0, max_abs = 0;
   for (int64_t b = 0; b < batch_; ++b)
     for (int64_t j = 0; j < vocab; ++j) {
@@ -96,7 +96,7 @@ double Inference::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t
 }
 
 size_t Inference::memory_bytes() const {
-  return model_.bytes() + graph_.activation_bytes() + store_.bytes();
+  return model_.bytes() + pass_.activation_bytes() + store_.bytes();
 }
 
 // ---- the inference workload -------------------------------------------------------------------

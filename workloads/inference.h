@@ -37,7 +37,7 @@ class Inference {
   Backend& be_;
   Model model_;
   int64_t batch_, prompt_, decode_steps_;
-  InferenceGraph graph_;
+  InferencePass pass_;
   TensorStore store_;
   Tensor prompt_tokens_;  // [B,P]
   Tensor decode_tokens_;  // [D,B]: step-major so each step's [B,1] is contiguous

@@ -27,13 +27,13 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq,
                      uint64_t seed, AdamWArgs optimizer, DType dtype)
     : model_(backend, cfg, seed, /*training=*/true, dtype),
-      graph_(model_, batch, seq),
+      pass_(model_, batch, seq),
       optimizer_(optimizer),
       counters_(backend),
       captured_(backend) {
   std::vector<int32_t> tokens, targets;
   synthetic_batch(cfg, batch, seq, seed, &tokens, &targets);
-  graph_.set_batch(tokens, targets);
+  pass_.set_batch(tokens, targets);
   step_count_ = counters_.make(DType::f32, {1});
   one_ = counters_.make(DType::f32, {1});
   backend.fill(step_count_, 0.0f);
@@ -48,11 +48,11 @@ double TrainStep::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t
 
 void TrainStep::run() {
   captured_.run(0, [this] {
-    graph_.forward();
-    graph_.backward();
+    pass_.forward();
+    pass_.backward();
     Backend& be = model_.backend();
     be.add(step_count_, step_count_, one_);
-    graph_.optimizer_step(optimizer_);
+    pass_.optimizer_step(optimizer_);
     return Tensor{};
   });
 }

@@ -25,20 +25,20 @@ class TrainStep {
   // Graphs on where wanted and the backend can capture; returns whether they are on.
   bool use_graphs(bool wanted) { return captured_.enable(wanted); }
   int64_t steps_taken();                        // AdamW's step count, read from the device
-  double loss() { return graph_.mean_loss(); }  // of the last step's forward
+  double loss() { return pass_.mean_loss(); }  // of the last step's forward
   Model& model() { return model_; }
   const Model& model() const { return model_; }
-  TrainGraph& graph() { return graph_; }
-  int64_t tokens_per_step() const { return graph_.batch() * graph_.seq(); }
+  TrainingPass& pass() { return pass_; }
+  int64_t tokens_per_step() const { return pass_.batch() * pass_.seq(); }
   size_t memory_bytes() const {
-    return model_.bytes() + graph_.activation_bytes() + counters_.bytes();
+    return model_.bytes() + pass_.activation_bytes() + counters_.bytes();
   }
   // What memory_bytes() will be, from the shape alone (nothing allocated).
   static double footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype);
 
  private:
   Model model_;
-  TrainGraph graph_;
+  TrainingPass pass_;
   AdamWArgs optimizer_;
   // AdamW's step count lives on the device, advanced inside the step, so a replay advances it.
   TensorStore counters_;

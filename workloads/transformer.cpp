@@ -102,7 +102,7 @@ double model_bytes(const ModelConfig& cfg, bool training, DType dtype) {
   return n * 16.0 + (dtype == DType::f32 ? 0.0 : n * static_cast<double>(dtype_size(dtype)));
 }
 
-// The tensors of a training pass besides the per-layer activations, as TrainGraph allocates them.
+// The tensors of a training pass besides the per-layer activations, as TrainingPass allocates them.
 double training_pass_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dt) {
   const double n = static_cast<double>(batch) * static_cast<double>(seq);
   const double e = static_cast<double>(dtype_size(dt));
@@ -274,12 +274,12 @@ void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, c
 
 // ---- training -------------------------------------------------------------------------------
 
-TrainGraph::TrainGraph(Model& model, int64_t batch, int64_t seq)
+TrainingPass::TrainingPass(Model& model, int64_t batch, int64_t seq)
     : model_(model), be_(model.backend()), batch_(batch), seq_(seq), store_(model.backend()) {
   const ModelConfig& cfg = model.config();
   if (seq > cfg.max_seq) throw std::invalid_argument("sequence longer than the model's max_seq");
   if (model.grads_flat().data == nullptr)
-    throw std::invalid_argument("TrainGraph needs a model built with training state");
+    throw std::invalid_argument("TrainingPass needs a model built with training state");
   const int64_t n = batch * seq, c = cfg.d_model, qd = cfg.q_dim(), kd = cfg.kv_dim();
   const int64_t f = cfg.d_ff, v = cfg.vocab;
   const DType dt = model.dtype();
@@ -309,7 +309,7 @@ TrainGraph::TrainGraph(Model& model, int64_t batch, int64_t seq)
   dgate_up_ = store_.make(dt, {n, 2 * f});
 }
 
-void TrainGraph::set_batch(const std::vector<int32_t>& tokens,
+void TrainingPass::set_batch(const std::vector<int32_t>& tokens,
                            const std::vector<int32_t>& targets) {
   if (static_cast<int64_t>(tokens.size()) != tokens_.numel() ||
       static_cast<int64_t>(targets.size()) != targets_.numel())
@@ -318,7 +318,7 @@ void TrainGraph::set_batch(const std::vector<int32_t>& tokens,
   be_.copy_to_device(targets_.data, targets.data(), targets_.bytes());
 }
 
-void TrainGraph::forward() {
+void TrainingPass::forward() {
   const ModelConfig& cfg = model_.config();
   const Weights& w = model_.weights();
   const int64_t n = batch_ * seq_;
@@ -335,7 +335,7 @@ void TrainGraph::forward() {
                             CrossEntropyArgs{1.0f / static_cast<float>(n)});
 }
 
-void TrainGraph::backward() {
+void TrainingPass::backward() {
   const ModelConfig& cfg = model_.config();
   const Weights& w = model_.weights();
   const Weights& g = model_.grads();
@@ -386,12 +386,12 @@ void TrainGraph::backward() {
   be_.embedding_bwd(g.embedding, dresid_.reshaped({batch_, seq_, cfg.d_model}), tokens_);
 }
 
-void TrainGraph::optimizer_step(const AdamWArgs& args) {
+void TrainingPass::optimizer_step(const AdamWArgs& args) {
   be_.adamw(model_.params_flat(), model_.grads_flat(), model_.m_flat(), model_.v_flat(), args);
   model_.refresh_compute_weights();
 }
 
-double TrainGraph::mean_loss() {
+double TrainingPass::mean_loss() {
   std::vector<float> host(static_cast<size_t>(losses_.numel()));
   be_.copy_to_host(host.data(), losses_.data, losses_.bytes());
   double sum = 0;
@@ -401,7 +401,7 @@ double TrainGraph::mean_loss() {
 
 // ---- inference ------------------------------------------------------------------------------
 
-InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_tokens,
+InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens,
                                int64_t capacity)
     : model_(model),
       be_(model.backend()),
@@ -427,7 +427,7 @@ InferenceGraph::InferenceGraph(Model& model, int64_t batch, int64_t max_new_toke
   }
 }
 
-LayerActs InferenceGraph::views(int64_t rows, int64_t seq) const {
+LayerActs InferencePass::views(int64_t rows, int64_t seq) const {
   LayerActs a;
   for (const ActivationSpec& spec :
        layer_activation_specs(model_.config(), rows / seq, seq, model_.dtype()))
@@ -435,12 +435,12 @@ LayerActs InferenceGraph::views(int64_t rows, int64_t seq) const {
   return a;
 }
 
-Tensor InferenceGraph::forward(const Tensor& tokens, int64_t pos) {
+Tensor InferencePass::forward(const Tensor& tokens, int64_t pos) {
   const ModelConfig& cfg = model_.config();
   const Weights& w = model_.weights();
   const int64_t batch = tokens.dim(0), seq = tokens.dim(1), rows = batch * seq;
   if (batch != batch_ || rows > max_rows_ || pos + seq > cache_.capacity)
-    throw std::invalid_argument("InferenceGraph::forward: " + tokens.shape_string() + " at pos " +
+    throw std::invalid_argument("InferencePass::forward: " + tokens.shape_string() + " at pos " +
                                 std::to_string(pos) + " exceeds the graph's sizes");
   const LayerActs a = views(rows, seq);
   const DType dt = model_.dtype();

@@ -118,9 +118,9 @@ void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, c
                    int64_t seq, int64_t pos, KvCache* cache, int64_t layer);
 
 // Training: forward with saved activations, fused loss, explicit backward.
-class TrainGraph {
+class TrainingPass {
  public:
-  TrainGraph(Model& model, int64_t batch, int64_t seq);
+  TrainingPass(Model& model, int64_t batch, int64_t seq);
   // tokens and targets: [B·T] each, host memory.
   void set_batch(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets);
   void forward();   // logits, per-row losses and dlogits
@@ -146,10 +146,10 @@ class TrainGraph {
 };
 
 // Inference: prefill then decode steps over a preallocated KV cache.
-class InferenceGraph {
+class InferencePass {
  public:
   // Rows per call at most batch · max_new_tokens; cache capacity `capacity` tokens.
-  InferenceGraph(Model& model, int64_t batch, int64_t max_new_tokens, int64_t capacity);
+  InferencePass(Model& model, int64_t batch, int64_t max_new_tokens, int64_t capacity);
   // tokens: device [B,T] i32 at positions pos..pos+T-1; returns logits [B·T, V].
   Tensor forward(const Tensor& tokens, int64_t pos);
   size_t activation_bytes() const { return store_.bytes(); }
