@@ -287,14 +287,17 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--workload", run.ov.workload,
                       "Keep only entries of this workload (" + workload_names() + ")");
   std::map<std::string, int64_t>& sizes = run.ov.sizes;
-  auto size_option = [&](const char* flag, const char* name, const char* help) {
-    run_cmd->add_option_function<int64_t>(
-        flag, [&sizes, name](int64_t v) { sizes[name] = v; }, help);
-  };
-  size_option("--batch", "batch", "Batch size");
-  size_option("--seq", "seq", "Training sequence length (and prompt, if no --prompt)");
-  size_option("--prompt", "prompt", "Inference prompt length");
-  size_option("--decode-steps", "decode_steps", "Inference decode steps");
+  // A flag for every size any workload has: --batch, --seq, --prompt, --decode-steps, ...
+  std::set<std::string> size_flags;
+  for (const Workload* w : all_workloads())
+    for (const SizeField& f : w->size_fields()) {
+      if (!size_flags.insert(f.name).second) continue;
+      std::string flag = "--" + f.name;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      const std::string name = f.name;
+      run_cmd->add_option_function<int64_t>(
+          flag, [&sizes, name](int64_t v) { sizes[name] = v; }, f.help);
+    }
   run_cmd->add_option("--dtype", run.ov.dtype, "Compute dtype: fp32 or bf16");
   run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
   run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");

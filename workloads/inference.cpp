@@ -70,8 +70,7 @@ Tensor Inference::decode(int64_t step) {
 double Inference::kv_consistency_error() {
   const int64_t vocab = model_.config().vocab;
   prefill();
-  const std::vector<float> incremental =
-      download_floats(be_, pass_.forward(next_tokens_, prompt_));
+  const std::vector<float> incremental = download_floats(be_, pass_.forward(next_tokens_, prompt_));
   const std::vector<float> full_host = download_floats(be_, pass_.forward(check_tokens_, 0));
   double max_diff = 0, max_abs = 0;
   for (int64_t b = 0; b < batch_; ++b)
@@ -182,9 +181,10 @@ class InferenceWorkload final : public Workload {
     return "prefill of batch x prompt tokens, then decode_steps decode steps over a KV cache";
   }
   std::vector<SizeField> size_fields() const override {
-    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, ""},
-            {"prompt", &RunShape::prompt, 1, kMaxSeq, true, 0, "seq"},
-            {"decode_steps", &RunShape::decode_steps, 0, kMaxSeq, true, 0, ""}};
+    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, "", "Sequences per step"},
+            {"prompt", &RunShape::prompt, 1, kMaxSeq, true, 0, "seq", "Inference prompt length"},
+            {"decode_steps", &RunShape::decode_steps, 0, kMaxSeq, true, 0, "",
+             "Inference decode steps"}};
   }
   std::string check(const ModelConfig& model, const RunShape& shape,
                     std::string* field) const override {

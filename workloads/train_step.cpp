@@ -139,8 +139,9 @@ class TrainStepWorkload final : public Workload {
     return "forward, loss, backward and AdamW over batch x seq tokens";
   }
   std::vector<SizeField> size_fields() const override {
-    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, ""},
-            {"seq", &RunShape::seq, 1, kMaxSeq, true, 0, ""}};
+    return {{"batch", &RunShape::batch, 1, kMaxBatch, false, 1, "", "Sequences per step"},
+            {"seq", &RunShape::seq, 1, kMaxSeq, true, 0, "",
+             "Training sequence length (and prompt, if no --prompt)"}};
   }
   std::string check(const ModelConfig& model, const RunShape& shape,
                     std::string* field) const override {

@@ -24,7 +24,7 @@ class TrainStep {
   void run();
   // Graphs on where wanted and the backend can capture; returns whether they are on.
   bool use_graphs(bool wanted) { return captured_.enable(wanted); }
-  int64_t steps_taken();                        // AdamW's step count, read from the device
+  int64_t steps_taken();                       // AdamW's step count, read from the device
   double loss() { return pass_.mean_loss(); }  // of the last step's forward
   Model& model() { return model_; }
   const Model& model() const { return model_; }

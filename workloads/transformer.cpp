@@ -310,7 +310,7 @@ TrainingPass::TrainingPass(Model& model, int64_t batch, int64_t seq)
 }
 
 void TrainingPass::set_batch(const std::vector<int32_t>& tokens,
-                           const std::vector<int32_t>& targets) {
+                             const std::vector<int32_t>& targets) {
   if (static_cast<int64_t>(tokens.size()) != tokens_.numel() ||
       static_cast<int64_t>(targets.size()) != targets_.numel())
     throw std::invalid_argument("set_batch: expected B·T tokens and targets");
@@ -401,8 +401,7 @@ double TrainingPass::mean_loss() {
 
 // ---- inference ------------------------------------------------------------------------------
 
-InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens,
-                               int64_t capacity)
+InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens, int64_t capacity)
     : model_(model),
       be_(model.backend()),
       batch_(batch),

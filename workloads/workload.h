@@ -34,6 +34,7 @@ struct SizeField {
   int64_t fallback = 0;   // (batch falls back to the suite's defaults, then to this)
   std::string also_from;  // another size's command-line override that sets this one when its
                           // own is absent (--seq sets the prompt)
+  std::string help;       // for --help
 };
 
 struct WorkloadParams {
