@@ -269,6 +269,8 @@ int cmd_history_show(const std::string& db, const OutlierRule& rule, const std::
 
 int main(int argc, char** argv) {
   prefer_openmp_openblas(argv);
+  // `run` keeps what finished when a signal arrives, from its first moment on.
+  if (argc > 1 && std::string(argv[1]) == "run") install_interrupt_handlers();
   CLI::App app{"capbench: LLM training and inference throughput across backends and chips"};
   app.set_version_flag("--version",
                        fmt::format("capbench {} ({})", CAPBENCH_VERSION, CAPBENCH_GIT_REVISION));

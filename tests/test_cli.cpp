@@ -296,12 +296,12 @@ TEST_F(Cli, OddBytesInNamesAndStringsGiveOneLine) {
 TEST_F(Cli, InterruptedSuiteWritesTheRunsThatFinished) {
   auto entry = [](int seq) {
     return R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": )" +
-           std::to_string(seq) + R"(, "min_time_s": 1.5, "max_time_s": 1.5})";
+           std::to_string(seq) + R"(, "min_time_s": 2.5, "max_time_s": 2.5})";
   };
   const std::string f = suite_with(entry(8) + ", " + entry(9) + ", " + entry(10));
   const Result r = run(
       "run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ + "' --no-calibrate",
-      "timeout --preserve-status -s INT 2.5 env ");
+      "timeout --preserve-status -s INT 4 env ");
   EXPECT_EQ(r.code, 130) << r.output;
   const Report rep = read_report(report_);
   ASSERT_TRUE(rep.interrupted.is_object()) << r.output;
