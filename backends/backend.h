@@ -80,6 +80,9 @@ struct MatmulArgs {
 struct RopeArgs {
   int64_t pos_offset = 0;
   float theta = 10000.0f;
+  // The most positions the model uses (its max_seq): a backend that caches angle tables sizes
+  // them once, so a table never grows in the middle of a captured graph. 0: unknown.
+  int64_t max_positions = 0;
 };
 
 // Causal grouped-query attention, scale 1/sqrt(head_dim). Query head h reads key/value head

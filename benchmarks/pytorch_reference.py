@@ -486,8 +486,16 @@ def execute(spec, mode, device, ci_bound):
         record.update(status="skipped", reason=str(e))
     except OUT_OF_MEMORY as e:
         record.update(status="failed", reason="out of device memory: " + str(e).split("\n")[0])
-    except RuntimeError as e:
-        record.update(status="failed", reason=str(e).split("\n")[0])
+    except Exception as e:  # noqa: BLE001 - torch.compile fails in many ways where it cannot run
+        reason = str(e).split("\n")[0]
+        if mode == "compile":
+            # No Triton, no C compiler, an unsupported device: the mode cannot run here.
+            record.update(status="skipped", reason=f"torch.compile cannot run here: "
+                                                   f"{type(e).__name__}: {reason}")
+        elif isinstance(e, RuntimeError):
+            record.update(status="failed", reason=reason)
+        else:
+            raise
     if device.type == "cuda":
         record["memory"]["device_peak_bytes"] = torch.cuda.max_memory_allocated(device)
     record["stats"] = {name: summarize(values) for name, values in record["samples"].items()

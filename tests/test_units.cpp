@@ -174,6 +174,26 @@ TEST(Footprint, EstimateEqualsWhatTheWorkloadAllocates) {
   }
 }
 
+// Initialisation runs on many threads (a 7B model's would take minutes on one) and gives the
+// same values whatever their number: each value depends on its index and the seed alone.
+TEST(ParamLayout, InitialValuesDoNotDependOnTheThreadCount) {
+  ModelConfig cfg = toy();
+  cfg.d_model = 512;  // wq of 512 x 512: more than one chunk per thread
+  cfg.n_heads = 8;
+  const std::vector<ParamSpec> specs = param_specs(cfg);
+  const ParamSpec& wq = specs.at(2);
+  ASSERT_EQ(wq.name, "layers.0.wq");
+  const int64_t n = 512 * 512;
+  std::vector<float> one(static_cast<size_t>(n)), three(one.size()), all(one.size());
+  init_values(cfg, wq, 9, one.data(), n, 1);
+  init_values(cfg, wq, 9, three.data(), n, 3);
+  init_values(cfg, wq, 9, all.data(), n, 0);
+  EXPECT_EQ(one, three);
+  EXPECT_EQ(one, all);
+  const std::vector<float> whole = initial_params(cfg, 9);
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), whole.begin() + wq.offset));
+}
+
 TEST(CostModel, MatmulCountsTwoFlopsPerMultiplyAdd) {
   const Tensor c(nullptr, DType::f32, {6, 5}), a(nullptr, DType::f32, {7, 6}),
       b(nullptr, DType::f32, {5, 7});

@@ -1,7 +1,9 @@
 #include "workloads/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <thread>
 
 namespace capbench {
 namespace {
@@ -21,11 +23,12 @@ float counter_normal(uint64_t seed, uint64_t index) {
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
 }
 
-void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
-                 int64_t n) {
+// Elements [begin, end) of one parameter tensor.
+void init_range(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
+                int64_t begin, int64_t end) {
   const double std_dev = 0.02;
   const double scaled = std_dev / std::sqrt(2.0 * static_cast<double>(cfg.n_layers));
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     switch (spec.init) {
       case ParamSpec::Init::ones:
         out[i] = 1.0f;
@@ -53,6 +56,21 @@ double bytes_of(DType dtype, const std::vector<int64_t>& dims) {
 }
 
 }  // namespace
+
+void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
+                 int64_t n, int threads) {
+  // Each value depends on its index alone (counter_normal), so any split gives the same tensor;
+  // a log and a cos per element make a 7B model's start minutes long on one thread.
+  constexpr int64_t kChunk = int64_t{1} << 16;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t workers = std::min<int64_t>(threads, (n + kChunk - 1) / kChunk);
+  if (workers <= 1) return init_range(cfg, spec, seed, out, 0, n);
+  std::vector<std::thread> team;
+  for (int64_t w = 0; w < workers; ++w)
+    team.emplace_back(
+        [&, w] { init_range(cfg, spec, seed, out, n * w / workers, n * (w + 1) / workers); });
+  for (std::thread& t : team) t.join();
+}
 
 Tensor shaped(void* data, DType dtype, const std::vector<int64_t>& dims) {
   if (dims.empty() || dims.size() > static_cast<size_t>(kMaxRank))
@@ -182,7 +200,7 @@ Weights weight_views(const ModelConfig& cfg, void* flat_base, DType dtype) {
 std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
   std::vector<float> out(static_cast<size_t>(param_count(cfg)));
   for (const ParamSpec& s : param_specs(cfg))
-    init_values(cfg, s, seed, out.data() + s.offset, numel_of(s.shape));
+    init_values(cfg, s, seed, out.data() + s.offset, numel_of(s.shape), 1);
   return out;
 }
 
@@ -239,7 +257,7 @@ void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, c
                    KvCache* cache, int64_t layer) {
   const int64_t hd = cfg.head_dim();
   const RmsNormArgs norm{static_cast<float>(cfg.norm_eps)};
-  const RopeArgs rope{pos, static_cast<float>(cfg.rope_theta)};
+  const RopeArgs rope{pos, static_cast<float>(cfg.rope_theta), cfg.max_seq};
   const MatmulArgs linear{false, true, 1.0f, 0.0f};  // y = x · Wᵀ
 
   be.rmsnorm_fwd(a.ln1, a.rstd1, in, w.attn_norm, norm);
@@ -356,7 +374,7 @@ void TrainingPass::backward() {
     const LayerActs& a = acts_[i];
     const LayerWeights& lw = w.layers[i];
     const LayerWeights& lg = g.layers[i];
-    const RopeArgs rope{0, static_cast<float>(cfg.rope_theta)};
+    const RopeArgs rope{0, static_cast<float>(cfg.rope_theta), cfg.max_seq};
     // MLP: dresid is d(out) = d(m); it becomes d(mid) after the norm's backward.
     be_.matmul(dh_, dresid_, lw.w_down, dx);
     be_.matmul(lg.w_down, dresid_, a.h, dw);

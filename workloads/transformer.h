@@ -42,6 +42,10 @@ Weights weight_views(const ModelConfig& cfg, void* flat_base, DType dtype);
 // Deterministic initial parameters: normal(0, 0.02), output projections scaled by 1/sqrt(2L),
 // norm weights 1.
 std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed);
+// The n initial values of one parameter tensor, on `threads` threads (0: one per core); the same
+// values whatever the thread count.
+void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
+                 int64_t n, int threads = 0);
 
 // Parameters (+ gradients and AdamW moments when training) on a backend, at a compute dtype.
 // fp32: one parameter buffer. bf16 inference: the parameters in bf16 alone. bf16 training: mixed

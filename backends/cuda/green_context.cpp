@@ -1,6 +1,7 @@
 #include "backends/cuda/green_context.h"
 
 #include <cuda.h>
+#include <cuda_runtime_api.h>
 
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,11 @@ void check(CUresult result, const char* what) {
 
 SmPartition::SmPartition(int device, int sm_count) {
   if (sm_count <= 0) throw std::invalid_argument("green context: SM count must be positive");
+  // The runtime's primary context must exist before the split: memory the backend allocates
+  // lives there, and the green context's stream uses it.
+  if (const cudaError_t err = cudaFree(nullptr); err != cudaSuccess)
+    throw std::runtime_error(std::string("green context: no CUDA context: ") +
+                             cudaGetErrorString(err));
   check(cuInit(0), "cuInit");
   CUdevice dev;
   check(cuDeviceGet(&dev, device), "cuDeviceGet");
@@ -48,7 +54,22 @@ SmPartition::SmPartition(int device, int sm_count) {
     check(made, "cuGreenCtxStreamCreate");
   }
   stream_ = stream;
-  granted_ = static_cast<int>(group.sm.smCount);
+  // What the stream really runs on: its green context, and that context's SMs.
+  CUgreenCtx of_stream = nullptr;
+  CUdevResource granted{};
+  const CUresult asked = cuStreamGetGreenCtx(stream, &of_stream);
+  const CUresult got = cuGreenCtxGetDevResource(green, &granted, CU_DEV_RESOURCE_TYPE_SM);
+  if (asked != CUDA_SUCCESS || got != CUDA_SUCCESS || of_stream != green ||
+      static_cast<int>(granted.sm.smCount) < sm_count) {
+    cuStreamDestroy(stream);
+    cuGreenCtxDestroy(green);
+    stream_ = green_ = nullptr;
+    check(asked, "cuStreamGetGreenCtx");
+    check(got, "cuGreenCtxGetDevResource");
+    throw std::runtime_error("green context: the stream got " + std::to_string(granted.sm.smCount) +
+                             " SMs, " + std::to_string(sm_count) + " were asked for");
+  }
+  granted_ = static_cast<int>(granted.sm.smCount);
 }
 
 SmPartition::~SmPartition() {

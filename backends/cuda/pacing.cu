@@ -27,6 +27,7 @@ __global__ void stamp_kernel(unsigned long long* slots, int slot) {
 __global__ void pace_kernel(const unsigned long long* slots, int slot, double floor_ns,
                             double dilate, double extra_ns) {
   const unsigned long long start = slots[slot];
+  if (start == 0) return;  // never stamped: no start to measure from, so no wait
   const double elapsed = static_cast<double>(global_ns() - start);
   const double wait = fmax(floor_ns, elapsed * dilate + extra_ns);
   const unsigned long long deadline = start + static_cast<unsigned long long>(wait);
@@ -38,7 +39,10 @@ __global__ void pace_kernel(const unsigned long long* slots, int slot, double fl
 
 CudaPacer::CudaPacer() {
   check(cudaMalloc(&slots_, sizeof(unsigned long long) * kSlots), "cudaMalloc");
+  // Cleared and finished before any stamp: the first stamp may come on a non-blocking stream
+  // (a green context's), which the legacy stream's memset would not be ordered with.
   check(cudaMemset(slots_, 0, sizeof(unsigned long long) * kSlots), "cudaMemset");
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 CudaPacer::~CudaPacer() {

@@ -315,7 +315,8 @@ at::Tensor TorchBackend::causal_mask(const Grouped& g, int64_t pos, int64_t keys
 void TorchBackend::rotate(const Tensor& out, const Tensor& in, const RopeArgs& args,
                           double direction) {
   const int64_t t = in.dim(1), hd = in.dim(3);
-  const auto [cos, sin] = rope_tables(args.pos_offset, t, hd, args.theta);
+  const auto [cos, sin] = rope_tables(args.pos_offset, t, hd, args.theta,
+                                      std::max(args.max_positions, args.pos_offset + t));
   const at::Tensor x = wrap(in).view({in.dim(0), t, in.dim(2), hd / 2, 2});
   const at::Tensor x0 = x.select(-1, 0), x1 = x.select(-1, 1);
   const at::Tensor c = cos.view({1, t, 1, hd / 2}), s = sin.view({1, t, 1, hd / 2}) * direction;
@@ -326,9 +327,11 @@ void TorchBackend::rotate(const Tensor& out, const Tensor& in, const RopeArgs& a
 }
 
 std::pair<at::Tensor, at::Tensor> TorchBackend::rope_tables(int64_t pos, int64_t t, int64_t hd,
-                                                            float theta) {
+                                                            float theta, int64_t positions) {
   if (!rope_cos_.defined() || rope_hd_ != hd || rope_theta_ != theta || rope_positions_ < pos + t) {
-    const int64_t n = std::max<int64_t>(pos + t, 2 * rope_positions_);
+    // Sized for every position asked for at once (the model's max_seq): built before the first
+    // capture, it never has to grow inside one.
+    const int64_t n = std::max<int64_t>(positions, 2 * rope_positions_);
     std::vector<float> c(static_cast<size_t>(n * hd / 2)), s(c.size());
     for (int64_t p = 0; p < n; ++p)
       for (int64_t i = 0; i < hd / 2; ++i) {

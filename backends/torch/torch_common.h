@@ -104,7 +104,9 @@ class TorchBackend : public Backend {
   at::Tensor causal_mask(const Grouped& g, int64_t pos, int64_t keys) const;
   // Rotation by +angle (direction 1) or -angle (-1) of each (2i, 2i+1) pair.
   void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, double direction);
-  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t pos, int64_t t, int64_t hd, float theta);
+  // cos and sin of positions pos..pos+t-1; the cached tables cover `positions` at least.
+  std::pair<at::Tensor, at::Tensor> rope_tables(int64_t pos, int64_t t, int64_t hd, float theta,
+                                                int64_t positions);
 
   std::mutex mutex_;
   std::unordered_map<void*, at::Tensor> allocations_;

@@ -27,6 +27,12 @@
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
 #define CAPBENCH_TORCH_FUSED_KERNELS 1
 #endif
+// From 2.5 the flash kernels take fewer K/V heads than query heads (grouped-query attention),
+// as FlashAttention-2 itself does: K/V as they are, dK and dV summed over each group inside.
+// Before, each kv head is repeated for its group and the gradients summed here.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define CAPBENCH_TORCH_FLASH_GQA 1
+#endif
 #ifdef CAPBENCH_HAVE_CUDA_PACING
 #include "backends/cuda/green_context.h"
 #include "backends/cuda/pacing.h"
@@ -39,7 +45,18 @@ class TorchCudaBackend final : public TorchBackend {
  public:
   explicit TorchCudaBackend(const BackendOptions& options)
       : TorchBackend(at::Device(at::kCUDA, 0)) {
-    if (options.sm_count > 0) confine_to_sms(options.sm_count);
+    // Every op, the eager first run of a step and every capture run on one stream of the
+    // backend's own (a green context's when confined): resources a stream creates lazily (cuBLAS
+    // workspaces) are made once, before any capture, and captures never need a side stream.
+    previous_stream_.emplace(at::cuda::getCurrentCUDAStream(device_.index()));
+    if (options.sm_count > 0)
+      confine_to_sms(options.sm_count);
+    else
+      at::cuda::setCurrentCUDAStream(
+          at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+#ifdef CAPBENCH_HAVE_CUDA_PACING
+    cuda_pacer_ = std::make_unique<CudaPacer>();  // never lazily: inside a capture it could not
+#endif
   }
   ~TorchCudaBackend() override {
     // Everything queued finishes before the memory, graphs, pacer and green context it uses go
@@ -51,7 +68,7 @@ class TorchCudaBackend final : public TorchBackend {
     graphs_.clear();
     release_memory();
     // The current stream is per thread and outlives the backend: give the old one back.
-    if (previous_stream_) at::cuda::setCurrentCUDAStream(*previous_stream_);
+    at::cuda::setCurrentCUDAStream(*previous_stream_);
   }
 
   DeviceInfo device_info() const override {
@@ -171,47 +188,36 @@ class TorchCudaBackend final : public TorchBackend {
   // ---- timeline ---------------------------------------------------------------------------------
 
   void synchronize() override {
-    // A green context's stream is not the primary context's work: wait for it by name.
-    if (previous_stream_) at::cuda::getCurrentCUDAStream(device_.index()).synchronize();
+    // The backend's stream (a green context's is not the primary context's work: waited for by
+    // name), then the device.
+    at::cuda::getCurrentCUDAStream(device_.index()).synchronize();
     cudaDeviceSynchronize();
   }
 
-  // CUDA graphs. Capture runs on a side stream (the legacy default stream cannot capture); the
-  // graphs share one memory pool, safe because no temporary outlives the op that made it, and
-  // replay on the current stream. A step's first run is eager (the workload sees to it), so
-  // lazy initialisation - cuBLAS handles, workspaces, RoPE tables - stays outside the capture.
+  // CUDA graphs, captured on the backend's stream (never the legacy default stream, which cannot
+  // capture) and replayed on it. The graphs share one memory pool, safe because no temporary
+  // outlives the op that made it. A step's first run is eager (the workload sees to it), so lazy
+  // initialisation - cuBLAS handles and workspaces, RoPE tables - stays outside the capture.
   Support can_capture() const override {
     return Support::yes();
   }
   void begin_capture() override {
     if (capturing_) throw std::logic_error("begin_capture: a capture is already open");
-    synchronize();  // the capture stream must see the work before it done
+    synchronize();
     if (graph_pool_.first == 0 && graph_pool_.second == 0)
       graph_pool_ = at::cuda::graph_pool_handle();
-    // Confined to a green context, its stream (not the legacy default) captures: the graph's
-    // kernels then replay on those SMs too.
-    if (!previous_stream_)
-      capture_stream_.emplace(
-          at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
     capturing_ = std::make_unique<at::cuda::CUDAGraph>();
     try {
       capturing_->capture_begin(graph_pool_);
     } catch (...) {
       capturing_.reset();
-      capture_stream_.reset();
       throw;
     }
   }
   int end_capture() override {
     if (!capturing_) throw std::logic_error("end_capture without begin_capture");
     std::unique_ptr<at::cuda::CUDAGraph> graph = std::move(capturing_);
-    try {
-      graph->capture_end();  // on the capture stream: the guard goes after it, in every case
-    } catch (...) {
-      capture_stream_.reset();
-      throw;
-    }
-    capture_stream_.reset();
+    graph->capture_end();
     graphs_.push_back(std::move(graph));
     return static_cast<int>(graphs_.size()) - 1;
   }
@@ -240,14 +246,14 @@ class TorchCudaBackend final : public TorchBackend {
   }
   void stamp(int slot) override {
 #ifdef CAPBENCH_HAVE_CUDA_PACING
-    cuda_pacer().stamp(at::cuda::getCurrentCUDAStream().stream(), slot);
+    cuda_pacer_->stamp(at::cuda::getCurrentCUDAStream().stream(), slot);
 #else
     throw_no_device_pacing(slot);
 #endif
   }
   void pace(int slot, const PaceRule& rule) override {
 #ifdef CAPBENCH_HAVE_CUDA_PACING
-    cuda_pacer().pace(at::cuda::getCurrentCUDAStream().stream(), slot, rule);
+    cuda_pacer_->pace(at::cuda::getCurrentCUDAStream().stream(), slot, rule);
 #else
     (void)rule;
     throw_no_device_pacing(slot);
@@ -260,8 +266,17 @@ class TorchCudaBackend final : public TorchBackend {
     return (q.dtype == DType::bf16 || q.dtype == DType::f16) && args.causal && q.dim(3) % 8 == 0 &&
            q.dim(3) <= 256;
   }
-  // [B,T,K,D] -> [B,H,T,D]: each kv head repeated for its G query heads (G = 1: a view). The
-  // private flash op takes as many kv heads as query heads in every 2.x release.
+#ifdef CAPBENCH_TORCH_FLASH_GQA
+  // [B,T,K,D] -> [B,K,T,D]: the kernels read each kv head for its group of query heads.
+  static at::Tensor flash_heads(const at::Tensor& x, const Grouped&) {
+    return heads_first(x);
+  }
+  // Their K/V gradients come per kv head already.
+  static at::Tensor flash_group_sum(const at::Tensor& x, const Grouped&) {
+    return x;
+  }
+#else
+  // [B,T,K,D] -> [B,H,T,D]: each kv head repeated for its G query heads (G = 1: a view).
   static at::Tensor flash_heads(const at::Tensor& x, const Grouped& g) {
     const at::Tensor t = heads_first(x);
     return g.group == 1 ? t : t.repeat_interleave(g.group, 1);
@@ -270,6 +285,7 @@ class TorchCudaBackend final : public TorchBackend {
   static at::Tensor flash_group_sum(const at::Tensor& x, const Grouped& g) {
     return g.group == 1 ? x : x.reshape({g.b, g.kv, g.group, g.t, g.d}).sum(2);
   }
+#endif
 #endif
 
   // bf16 operands on the GPU: one cuBLAS call, fp32 accumulation, the result rounded once to C's
@@ -296,7 +312,6 @@ class TorchCudaBackend final : public TorchBackend {
   void confine_to_sms(int sm_count) {
 #ifdef CAPBENCH_HAVE_CUDA_PACING
     partition_ = std::make_unique<SmPartition>(device_.index(), sm_count);
-    previous_stream_.emplace(at::cuda::getCurrentCUDAStream(device_.index()));
     at::cuda::setCurrentCUDAStream(at::cuda::getStreamFromExternal(
         static_cast<cudaStream_t>(partition_->stream()), device_.index()));
 #else
@@ -310,10 +325,6 @@ class TorchCudaBackend final : public TorchBackend {
         "torch:cuda cannot pace: this build has no CUDA pacing library (no CUDA compiler found)");
   }
 #ifdef CAPBENCH_HAVE_CUDA_PACING
-  CudaPacer& cuda_pacer() {
-    if (!cuda_pacer_) cuda_pacer_ = std::make_unique<CudaPacer>();
-    return *cuda_pacer_;
-  }
   // First member, so destroyed last: the tensors and graphs made on its stream go before it.
   std::unique_ptr<SmPartition> partition_;
   std::unique_ptr<CudaPacer> cuda_pacer_;
@@ -321,9 +332,8 @@ class TorchCudaBackend final : public TorchBackend {
   at::Tensor flash_philox_seed_, flash_philox_offset_;  // the last flash forward's
   std::vector<std::unique_ptr<at::cuda::CUDAGraph>> graphs_;
   std::unique_ptr<at::cuda::CUDAGraph> capturing_;
-  std::optional<c10::cuda::CUDAStreamGuard> capture_stream_;
   at::cuda::MempoolId_t graph_pool_{0, 0};
-  std::optional<at::cuda::CUDAStream> previous_stream_;  // set while confined to a partition
+  std::optional<at::cuda::CUDAStream> previous_stream_;  // the thread's stream before ours
 };
 
 }  // namespace
