@@ -192,6 +192,18 @@ TEST(ParamLayout, InitialValuesDoNotDependOnTheThreadCount) {
   EXPECT_EQ(one, all);
   const std::vector<float> whole = initial_params(cfg, 9);
   EXPECT_TRUE(std::equal(one.begin(), one.end(), whole.begin() + wq.offset));
+  // Zero mean and the initialiser's standard deviation (0.02 for wq), close to normal: about
+  // two thirds within one standard deviation (a normal: 68.3%).
+  double sum = 0, sum_sq = 0, within = 0;
+  const double sd = 0.02;
+  for (float v : one) {
+    sum += v;
+    sum_sq += static_cast<double>(v) * v;
+    within += std::abs(v) < sd;
+  }
+  EXPECT_NEAR(sum / static_cast<double>(n), 0.0, 0.01 * sd);
+  EXPECT_NEAR(std::sqrt(sum_sq / static_cast<double>(n)), sd, 0.01 * sd);
+  EXPECT_NEAR(within / static_cast<double>(n), 0.67, 0.015);
 }
 
 TEST(CostModel, MatmulCountsTwoFlopsPerMultiplyAdd) {
