@@ -252,6 +252,23 @@ class Backend {
   virtual int end_capture();  // the graph's id, for replay
   virtual void replay(int graph);
 
+  // What the ops that follow belong to, for accounting only (the per-op profiler sums time by
+  // it, and a run of a few layers is extrapolated to the whole model with it): the model's
+  // layers, the optimizer's pass over every parameter, or the rest.
+  enum class Region { other, layers, parameters };
+  static constexpr int kRegionCount = 3;
+  virtual void region(Region) {}
+
+  // Makes this backend's process-wide settings current again (a CPU library's thread count is
+  // the process's, and the last backend made sets it): for a harness that alternates between
+  // two backends of one kind, so that drift on a shared machine falls on both alike.
+  virtual void activate() {}
+
+  // Pacing off (false) or on again: a throttle then runs ops at the host's own speed. For work
+  // that checks values rather than time (a run's canaries), which in slow motion would take
+  // minutes for nothing.
+  virtual void set_pacing(bool) {}
+
   // The device allocator's peak bytes in use (temporaries included) since the last reset; 0
   // where the backend cannot tell (the CPU backends: the run reports capbench's own buffers).
   virtual uint64_t device_peak_bytes() { return 0; }

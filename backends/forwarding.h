@@ -64,6 +64,9 @@ class ForwardingBackend : public Backend {
   void begin_capture() override { inner_.begin_capture(); }
   int end_capture() override { return inner_.end_capture(); }
   void replay(int graph) override { inner_.replay(graph); }
+  void region(Region r) override { inner_.region(r); }
+  void activate() override { inner_.activate(); }
+  void set_pacing(bool on) override { inner_.set_pacing(on); }
   uint64_t device_peak_bytes() override { return inner_.device_peak_bytes(); }
   void reset_device_peak_bytes() override { inner_.reset_device_peak_bytes(); }
 

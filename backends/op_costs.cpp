@@ -1,6 +1,9 @@
 #include "backends/op_costs.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include "backends/rates.h"
 
 namespace capbench {
 namespace {
@@ -19,6 +22,37 @@ double causal_pairs(double t_queries, double pos) {
 }
 
 }  // namespace
+
+namespace {
+
+double nearest(const std::vector<ShapeRate>& classes, double size) {
+  const ShapeRate* best = nullptr;
+  double best_distance = 0;
+  for (const ShapeRate& c : classes) {
+    const double d = std::fabs(std::log(static_cast<double>(c.size)) - std::log(size));
+    if (!best || d < best_distance) best = &c, best_distance = d;
+  }
+  return best ? best->rate : 0;
+}
+
+}  // namespace
+
+Rates HostRates::for_op(OpId op, const OpCost& cost) const {
+  Rates r = peak;
+  if (op == OpId::matmul && cost.m > 0) {
+    if (cost.m <= kGemvRows) {
+      if (const double rate = nearest(gemv, static_cast<double>(cost.k)); rate > 0)
+        r.bytes_per_s = rate;
+    } else {
+      const double size = std::cbrt(static_cast<double>(cost.m) * static_cast<double>(cost.n) *
+                                    static_cast<double>(cost.k));
+      if (const double rate = nearest(gemm, size); rate > 0) r.flops = rate;
+    }
+  } else if (op != OpId::matmul && other_bytes_per_s > 0) {
+    r.bytes_per_s = other_bytes_per_s;
+  }
+  return r;
+}
 
 Roofline roofline(const OpCost& cost, double peak_flops, double peak_bytes_per_s) {
   const double tc = peak_flops > 0 ? cost.flops / peak_flops : 0;
@@ -53,7 +87,11 @@ OpCost matmul_cost(const Tensor& c, const Tensor& a, const Tensor& bt, const Mat
   const double m = static_cast<double>(c.rows()), nn = static_cast<double>(c.cols());
   const double k = static_cast<double>(args.trans_a ? a.rows() : a.cols());
   const double c_bytes = (args.beta != 0.0f ? 2 : 1) * b(c);
-  return {2 * m * nn * k, b(a) + b(bt) + c_bytes};
+  OpCost cost{2 * m * nn * k, b(a) + b(bt) + c_bytes};
+  cost.m = c.rows();
+  cost.n = c.cols();
+  cost.k = args.trans_a ? a.rows() : a.cols();
+  return cost;
 }
 
 OpCost rope_cost(const Tensor& out, const Tensor& in) {

@@ -13,6 +13,9 @@ namespace capbench {
 struct OpCost {
   double flops = 0;
   double bytes = 0;
+  // A matmul's C[m, n] += A[m, k]·B[k, n]: the shape class whose host rate paces it
+  // (backends/rates.h). Zeros for other ops.
+  int64_t m = 0, n = 0, k = 0;
   OpCost& operator+=(const OpCost& o) {
     flops += o.flops;
     bytes += o.bytes;

@@ -23,10 +23,17 @@ class OpProfiler final : public ForwardingBackend {
   };
   using Entries = std::array<Entry, kOpCount>;
   // Starts a profiled pass; rooflines are summed per call on both sets of rates (a zero rate
-  // gives no prediction on that side).
-  void start(const Rates& host, const Rates& target);
+  // gives no prediction on that side), the target's with its per-op launch overhead.
+  void start(const Rates& host, const Rates& target, double target_launch_s = 0);
   void stop() { intercept_ = false; }
   const Entries& entries() const { return entries_; }
+  // Measured seconds by Backend::Region since start().
+  using RegionSeconds = std::array<double, kRegionCount>;
+  const RegionSeconds& region_seconds() const { return region_seconds_; }
+  void region(Region r) override {
+    region_ = r;
+    ForwardingBackend::region(r);
+  }
 
   void* alloc(size_t bytes) override;
   void free(void* ptr) override;
@@ -37,7 +44,10 @@ class OpProfiler final : public ForwardingBackend {
 
  private:
   Rates host_, target_;
+  double target_launch_s_ = 0;
   Entries entries_{};
+  Region region_ = Region::other;
+  RegionSeconds region_seconds_{};
   std::map<void*, size_t> allocations_;
   size_t allocated_ = 0, allocated_peak_ = 0;
 };

@@ -29,6 +29,27 @@ double Calibration::memory_peak_bytes_per_s() const {
   return std::max({read_bytes_per_s, copy_bytes_per_s, stream_bytes_per_s});
 }
 
+HostRates Calibration::host_rates(DType dtype) const {
+  HostRates h;
+  const bool bf16 = dtype == DType::bf16;
+  h.peak = {bf16 ? gemm_bf16_flops : gemm_flops, stream_bytes_per_s};
+  h.gemv = bf16 ? gemv_rates_bf16 : gemv_rates;
+  h.gemm = bf16 ? gemm_rates_bf16 : gemm_rates;
+  h.other_bytes_per_s = other_bytes_per_s;
+  h.dispatch_s = dispatch_s;
+  return h;
+}
+
+namespace {
+
+nlohmann::json shape_json(const std::vector<ShapeRate>& rates) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ShapeRate& r : rates) out.push_back({r.size, r.rate});
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json to_json(const Calibration& c) {
   return {{"device", c.device},
           {"backend", c.backend},
@@ -41,6 +62,11 @@ nlohmann::json to_json(const Calibration& c) {
           {"copy_bytes", c.copy_bytes},
           {"stream_bytes_per_s", c.stream_bytes_per_s},
           {"read_bytes_per_s", c.read_bytes_per_s},
+          {"gemv_rates", shape_json(c.gemv_rates)},
+          {"gemm_rates", shape_json(c.gemm_rates)},
+          {"gemv_rates_bf16", shape_json(c.gemv_rates_bf16)},
+          {"gemm_rates_bf16", shape_json(c.gemm_rates_bf16)},
+          {"other_bytes_per_s", c.other_bytes_per_s},
           {"dispatch_s", c.dispatch_s},
           {"measured_utc", c.measured_utc}};
 }
@@ -133,6 +159,59 @@ static std::pair<int64_t, double> measure_gemm(
   }
 }
 
+namespace {
+
+// Weight bytes per second of y[1,N] = x[1,K] · W[N,K]ᵀ over `bytes` of weights: best of 5.
+double measure_gemv(Backend& be, DType dtype, int64_t k, size_t bytes) {
+  const size_t elt = dtype_size(dtype);
+  const int64_t n_out = std::max<int64_t>(1, static_cast<int64_t>(bytes / elt) / k);
+  DeviceBuffer w(be, static_cast<size_t>(n_out * k) * elt), x(be, static_cast<size_t>(k) * elt),
+      y(be, static_cast<size_t>(n_out) * elt);
+  const Tensor tw = w.view(dtype, {n_out, k}), tx = x.view(dtype, {1, k}),
+               ty = y.view(dtype, {1, n_out});
+  be.fill(tw, 0.01f);
+  be.fill(tx, 1.0f);
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep)
+    best = std::min(best, time_synchronized(be, [&] {
+                      be.matmul(ty, tx, tw, MatmulArgs{false, true, 1.0f, 0.0f});
+                    }));
+  return static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best;
+}
+
+// FLOP/s of an n×n×n GEMM: best of as many repetitions as a quarter of a second allows.
+double measure_square_gemm(Backend& be, DType dtype, int64_t n) {
+  const size_t bytes = static_cast<size_t>(n * n) * dtype_size(dtype);
+  DeviceBuffer a(be, bytes), b(be, bytes), cbuf(be, bytes);
+  const Tensor ta = a.view(dtype, {n, n}), tb = b.view(dtype, {n, n}),
+               tc = cbuf.view(dtype, {n, n});
+  be.fill(ta, 0.5f);
+  be.fill(tb, 0.25f);
+  double best = 1e30, spent = 0;
+  for (int rep = 0; rep < 200 && (rep < 3 || spent < 0.25); ++rep) {
+    const double t = time_synchronized(be, [&] { be.matmul(tc, ta, tb, MatmulArgs{}); });
+    best = std::min(best, t);
+    spent += t;
+  }
+  return 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / best;
+}
+
+// Bytes per second of out = a + b over `bytes` per buffer (fp32), counting all three.
+double measure_elementwise(Backend& be, size_t bytes) {
+  const int64_t n = static_cast<int64_t>(bytes / 4);
+  DeviceBuffer a(be, bytes), b(be, bytes), out(be, bytes);
+  const Tensor ta = a.view(DType::f32, {n}), tb = b.view(DType::f32, {n}),
+               tout = out.view(DType::f32, {n});
+  be.fill(ta, 1.0f);
+  be.fill(tb, 2.0f);
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep)
+    best = std::min(best, time_synchronized(be, [&] { be.add(tout, ta, tb); }));
+  return 3.0 * static_cast<double>(bytes) / best;
+}
+
+}  // namespace
+
 Calibration measure_calibration(Backend& be,
                                 const std::function<void(const std::string&)>& progress) {
   const DeviceInfo info = be.device_info();
@@ -182,6 +261,25 @@ Calibration measure_calibration(Backend& be,
         std::max(c.stream_bytes_per_s,
                  static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best_stream);
   }
+
+  // Shape classes: what the throttle paces each op against (its nearest class).
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    if (!be.supports(OpId::matmul, dtype).ok) continue;
+    if (progress) progress(fmt::format("calibrate: shape classes, {}", dtype_name(dtype)));
+    std::vector<ShapeRate>& gemv = dtype == DType::f32 ? c.gemv_rates : c.gemv_rates_bf16;
+    std::vector<ShapeRate>& gemm = dtype == DType::f32 ? c.gemm_rates : c.gemm_rates_bf16;
+    // Row lengths an octave apart up to 4096 (the d_model and d_ff of most models lie among
+    // them), and one long row; square GEMMs likewise, up to the peak's size.
+    for (const int64_t k : {256, 512, 1024, 2048, 4096, 16384})
+      gemv.push_back({k, measure_gemv(be, dtype, k, size_t{64} << 20)});
+    for (const int64_t n : {128, 256, 512, 1024})
+      if (n < (dtype == DType::f32 ? c.gemm_n : c.gemm_bf16_n))
+        gemm.push_back({n, measure_square_gemm(be, dtype, n)});
+    gemm.push_back({dtype == DType::f32 ? c.gemm_n : c.gemm_bf16_n,
+                    dtype == DType::f32 ? c.gemm_flops : c.gemm_bf16_flops});
+  }
+  if (progress) progress("calibrate: elementwise stream");
+  c.other_bytes_per_s = measure_elementwise(be, size_t{64} << 20);
 
   // Read stream: on a CPU the backend's memory is the host's, read by its thread count.
   if (!gpu) {
@@ -245,6 +343,24 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_number_in(1e6, bandwidth[1]);
     c.dispatch_s = v.at("dispatch_s").as_number_in(1e-10, 1.0);  // older caches: measured again
     c.read_bytes_per_s = v.at("read_bytes_per_s").as_number_in(0, bandwidth[1]);
+    auto shapes = [&](const char* name, double lo, double hi) {
+      std::vector<ShapeRate> out;
+      for (const JsonView& item : v.at(name).items()) {
+        const std::vector<JsonView> pair = item.items();
+        if (pair.size() != 2) item.fail("[size, rate]");
+        out.push_back({pair[0].as_int_in(1, int64_t{1} << 40), pair[1].as_number_in(lo, hi)});
+      }
+      return out;
+    };
+    c.gemv_rates = shapes("gemv_rates", 1e6, bandwidth[1]);
+    c.gemm_rates = shapes("gemm_rates", 1e6, flops[1]);
+    c.gemv_rates_bf16 = shapes("gemv_rates_bf16", 1e6, bandwidth[1]);
+    c.gemm_rates_bf16 = shapes("gemm_rates_bf16", 1e6, flops[1]);
+    c.other_bytes_per_s = v.at("other_bytes_per_s").as_number_in(1e6, bandwidth[1]);
+    // A cache from before shape classes (or without them for a dtype it runs) is measured
+    // again.
+    if (c.gemv_rates.empty() || (c.gemm_bf16_n > 0 && c.gemv_rates_bf16.empty()))
+      return std::nullopt;
     c.measured_utc = v.get_string("measured_utc", "");
     return c;
   } catch (const ConfigError&) {

@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "backends/rates.h"
 #include "backends/registry.h"
 
 namespace capbench {
@@ -32,11 +34,19 @@ struct Calibration {
   // CPU: bytes per second the backend's thread count reads from a buffer far larger than the
   // caches (a sum over 512 MiB): the most a decode step's weight stream can reach. 0 on GPUs.
   double read_bytes_per_s = 0;
+  // The rates of shape classes (backends/rates.h), at fp32 and (where the backend runs it) bf16:
+  // one-row products over 64 MiB of weights by row length K (bytes/s), square GEMMs by size
+  // (FLOP/s); and an elementwise add over buffers beyond the caches (bytes/s).
+  std::vector<ShapeRate> gemv_rates, gemm_rates, gemv_rates_bf16, gemm_rates_bf16;
+  double other_bytes_per_s = 0;
   std::string measured_utc;
 
   // The memory rate utilisation is judged against: the best of the read stream, the copy and
   // the weight stream, each of which moved real bytes at that rate.
   double memory_peak_bytes_per_s() const;
+  // What the throttle paces this backend's ops against at `dtype`: the GEMM peak and the
+  // weight stream, the shape classes, the elementwise rate and the dispatch cost.
+  HostRates host_rates(DType dtype) const;
 };
 
 nlohmann::json to_json(const Calibration& c);

@@ -1,6 +1,7 @@
 #include "harness/compare.h"
 
 #include "harness/markup.h"
+#include "harness/run_view.h"
 
 #include <fmt/format.h>
 #include <algorithm>
@@ -65,6 +66,14 @@ RunComparison compare_runs(const RunRecord& base, const RunRecord& now, const st
     c.note = "baseline " + base.status + ", new " + now.status;
     return c;
   }
+  // A time-scaled emulation measured the target in slow motion: its times on the target (each
+  // sample times its run's time scale) are what compares, whatever scale each side ran at.
+  const auto scaled = [](const RunRecord& r, const std::vector<double>& samples) {
+    const double s = time_scale_of(r);
+    std::vector<double> out = samples;
+    for (double& x : out) x *= s;
+    return out;
+  };
   const auto bs = base.samples.find(base.primary), ns = now.samples.find(base.primary);
   if (bs == base.samples.end() || ns == now.samples.end() || bs->second.empty() ||
       ns->second.empty()) {
@@ -72,12 +81,14 @@ RunComparison compare_runs(const RunRecord& base, const RunRecord& now, const st
     c.note = "no samples of series " + base.primary + " on both sides";
     return c;
   }
-  c.base_n = bs->second.size();
-  c.new_n = ns->second.size();
-  c.base_median = summarize(bs->second).median;
-  c.new_median = summarize(ns->second).median;
+  const std::vector<double> base_samples = scaled(base, bs->second);
+  const std::vector<double> new_samples = scaled(now, ns->second);
+  c.base_n = base_samples.size();
+  c.new_n = new_samples.size();
+  c.base_median = summarize(base_samples).median;
+  c.new_median = summarize(new_samples).median;
   c.ratio = c.new_median / c.base_median;
-  const MannWhitney mw = mann_whitney_u(bs->second, ns->second);
+  const MannWhitney mw = mann_whitney_u(base_samples, new_samples);
   c.p = mw.p;
   c.exact = mw.exact;
   if (c.ratio > 1 + o.threshold && c.p < o.alpha)

@@ -37,9 +37,13 @@ void print_summary_table(std::FILE* out, const Report& report) {
       line += fmt::format("{:<{}} ", value_of(i), widths[i]);
     return line;
   };
-  const char* tail = "{:<8} {:>12} {:<28} {:<14} {:>6} {:<5}\n";
+  // Emulated runs also show their primary median on the target (measured x time scale).
+  bool emulates = false;
+  for (const RunRecord& r : report.runs) emulates = emulates || !r.key.emulation_profile.empty();
+  const char* tail = "{:<8} {:>12} {:<28} {:<14} {:>6} {:<5}";
   fmt::print(out, "{}", key_cells([&](size_t i) { return columns[i].name; }));
   fmt::print(out, tail, "status", "tokens/s", "latency (median)", "util", "CI95", "valid");
+  fmt::print(out, "{}\n", emulates ? " on target" : "");
   for (const RunRecord& r : report.runs) {
     std::string tokens = "-", latency = "-", util = "-", ci = "-", valid = "-";
     if (r.status == "ok") {
@@ -53,6 +57,7 @@ void print_summary_table(std::FILE* out, const Report& report) {
     }
     fmt::print(out, "{}", key_cells([&](size_t i) { return columns[i].value(r); }));
     fmt::print(out, tail, r.status, tokens, latency, util, ci, valid);
+    fmt::print(out, "{}\n", emulates ? " " + target_estimate(r) : "");
   }
   bool limited = false;
   for (const RunRecord& r : report.runs) limited = limited || emulation_limited(r);
@@ -70,6 +75,8 @@ void print_summary_table(std::FILE* out, const Report& report) {
       for (const std::string& why : r.validity.reasons)
         fmt::print(out, "  {}: not valid: {}\n", who, why);
     for (const std::string& note : r.notes) fmt::print(out, "  {}: {}\n", who, note);
+    const std::string whole = whole_model_summary(r);
+    if (!whole.empty()) fmt::print(out, "  {}: whole model {}\n", who, whole);
   }
   if (report.interrupted.is_object())
     fmt::print(out, "  interrupted by {} during {}: {} run(s) finished, {} not run\n",
@@ -100,6 +107,17 @@ void print_op_breakdown(std::FILE* out, const Report& report) {
                  human_rate(o.seconds > 0 ? o.bytes / o.seconds : 0, "B/s"),
                  o.bound.empty() ? "-" : o.bound, percent(frac));
     }
+  }
+}
+
+void print_fidelity(std::FILE* out, const Report& report) {
+  for (const FidelityResult& f : report.fidelity) {
+    fmt::print(out, "\n{} on {}: emulation fidelity (medians of {}): {}\n", f.backend, f.device,
+               f.reps, f.passed() ? "every check meets its goal" : "some checks MISS their goal");
+    for (const FidelityCheck& c : f.checks)
+      fmt::print(out, "  {:<9} {:<100} {:>7.4f}  {:<6} goal {:.2f}..{:.2f}  ({})\n", c.kind, c.name,
+                 c.ratio, c.passed ? "meets" : "MISSES", c.goal_low, c.goal_high, c.detail);
+    for (const std::string& note : f.notes) fmt::print(out, "  {}\n", note);
   }
 }
 

@@ -1,4 +1,5 @@
-// Human-readable views of a report: the summary table, and the per-op breakdown.
+// Human-readable views of a report: the summary table, the per-op breakdown, and the fidelity
+// checks.
 #pragma once
 
 #include <cstdio>
@@ -12,5 +13,7 @@ std::string human_rate(double value, const char* unit);
 
 void print_summary_table(std::FILE* out, const Report& report);
 void print_op_breakdown(std::FILE* out, const Report& report);
+// capbench fidelity's checks, backend by backend (nothing for a report without them).
+void print_fidelity(std::FILE* out, const Report& report);
 
 }  // namespace capbench

@@ -309,7 +309,7 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
     std::string thr = "-", med = "-", ci = "-", cv = "-", util = "-", roof = "-", canaries;
     if (r.status == "ok") {
       const TableHeadline h = headline(r);
-      thr = fmt::format("{:.1f} {}", h.throughput, h.unit);
+      thr = esc(fmt::format("{:.1f} {}", h.throughput, h.unit));
       util = h.utilisation;
       const Stats& s = r.stats.at(r.primary);
       med = fmt::format("{:.4g} ms ({})", s.median * 1e3, r.primary);
@@ -318,6 +318,10 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
       cv = fmt::format("{:.1f}%", 100 * s.cv);
       if (r.roofline.available)
         roof = fmt::format("{:.4g} ms, {}-bound", r.roofline.seconds * 1e3, r.roofline.bound);
+      const std::string whole = whole_model_summary(r);
+      if (!whole.empty())
+        thr += "<br><small title='" + esc(r.extrapolation.value("formula", std::string())) +
+               "'>whole model " + esc(whole) + "</small>";
     }
     for (const Canary& c : r.canaries)
       canaries += fmt::format("<span class='{}' title='{}'>{}</span> ", c.passed ? "ok" : "bad",
@@ -332,9 +336,8 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
         "<td class='{}'>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}{}</td><td>{}</td></tr>\n",
         r.status == "ok" ? "ok" : "bad", esc(r.status),
-        r.reason.empty() ? "" : ": " + esc(r.reason), esc(thr), esc(med), esc(ci), esc(cv),
-        esc(util), esc(roof), r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), notes,
-        canaries);
+        r.reason.empty() ? "" : ": " + esc(r.reason), thr, esc(med), esc(ci), esc(cv), esc(util),
+        esc(roof), r.status != "ok" ? "-" : (r.validity.valid ? "yes" : "no"), notes, canaries);
   }
   return t + "</table>\n";
 }
@@ -367,6 +370,30 @@ std::string op_tables(const Report& report, const std::vector<KeyColumn>& column
 }
 
 }  // namespace
+
+// capbench fidelity's checks: one table per backend, each check with its ratio, goal and verdict.
+std::string fidelity_section(const Report& report) {
+  std::string out;
+  for (const FidelityResult& f : report.fidelity) {
+    out += fmt::format(
+        "<h2>Emulation fidelity: {} on {}</h2>\n<p class='meta'>Each ratio is of two things "
+        "measured in one run, medians of {} repetitions: <span class='{}'>{}</span>.</p>\n",
+        esc(f.backend), esc(f.device), f.reps, f.passed() ? "ok" : "bad",
+        f.passed() ? "every check meets its goal" : "some checks miss their goal");
+    out +=
+        "<table><tr><th>check</th><th>what</th><th>ratio</th><th>goal</th><th>verdict</th>"
+        "<th>measured</th></tr>\n";
+    for (const FidelityCheck& c : f.checks)
+      out += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.2f} .. {:.2f}</td>"
+          "<td class='{}'>{}</td><td>{}</td></tr>\n",
+          esc(c.kind), esc(c.name), c.ratio, c.goal_low, c.goal_high, c.passed ? "ok" : "bad",
+          c.passed ? "meets" : "misses", esc(c.detail));
+    out += "</table>\n";
+    for (const std::string& note : f.notes) out += "<p class='meta'>" + esc(note) + "</p>\n";
+  }
+  return out;
+}
 
 std::string render_html(const Report& report, const std::string& title) {
   const std::vector<KeyColumn> columns = distinguishing_columns(report.runs);
@@ -417,7 +444,9 @@ std::string render_html(const Report& report, const std::string& title) {
         esc(report.interrupted.value("signal", std::string("a signal"))),
         esc(report.interrupted.value("during", std::string("the suite"))), report.runs.size(),
         report.interrupted.value("runs_not_run", 0));
-  html += "<h2>Runs</h2>\n" + summary_table(report, columns);
+  html += fidelity_section(report);
+  if (!report.runs.empty() || report.fidelity.empty())
+    html += "<h2>Runs</h2>\n" + summary_table(report, columns);
   for (const std::string& workload : workloads) {
     const std::vector<EmulationGroup> groups = emulation_groups(by_workload[workload], columns);
     if (groups.empty()) continue;

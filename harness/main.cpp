@@ -14,6 +14,7 @@
 #include "harness/compare.h"
 #include "harness/console.h"
 #include "harness/errors.h"
+#include "harness/fidelity.h"
 #include "harness/history.h"
 #include "harness/host_info.h"
 #include "harness/html_report.h"
@@ -150,12 +151,82 @@ int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
   return 0;
 }
 
+struct FidelityCli {
+  std::vector<std::string> backends;
+  FidelityOptions options;
+  std::string out, html;
+};
+
+// Every backend named, or each one of this build that can pace (not the oracle).
+int cmd_fidelity(FidelityCli o) {
+  install_interrupt_handlers();
+  const Registry& registry = builtin_registry();
+  if (!o.out.empty()) check_output_path(o.out, "--out");
+  if (!o.html.empty()) check_output_path(o.html, "--html");
+  if (o.options.reps < 3)
+    throw UsageError("--reps: at least 3, got " + std::to_string(o.options.reps));
+  std::vector<const BackendEntry*> entries;
+  for (const std::string& name : o.backends) {
+    const BackendEntry* e = registry.find(name);
+    if (!e) {
+      const UnavailableBackend* u = registry.unavailable(name);
+      throw UsageError("--backend " + name + ": " +
+                       (u ? "not available here: " + u->reason : "no such backend in this build"));
+    }
+    entries.push_back(e);
+  }
+  if (entries.empty())
+    for (const BackendEntry& e : registry.entries()) {
+      if (e.oracle) continue;
+      try {
+        if (e.make(BackendOptions{})->pace_slots() > 0) entries.push_back(&e);
+      } catch (const std::exception&) {  // a device this machine lacks
+      }
+    }
+  if (entries.empty()) throw UsageError("no backend of this build can pace ops");
+  Report report;
+  report.capbench_version = CAPBENCH_VERSION;
+  report.git_revision = CAPBENCH_GIT_REVISION;
+  report.created_utc = utc_now_iso8601();
+  report.suite = "fidelity";
+  report.host = host_info(registry);
+  Progress progress = Progress::for_stderr();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    progress.begin(i, entries.size(), "fidelity of " + entries[i]->name);
+    try {
+      report.fidelity.push_back(measure_fidelity(*entries[i], o.options, [&](const std::string& s) {
+        check_interrupted();
+        progress.update(s);
+      }));
+      progress.end(report.fidelity.back().passed() ? "every check meets its goal"
+                                                   : "some checks miss their goal");
+    } catch (const Interrupted&) {
+      progress.end("interrupted");
+      break;
+    }
+  }
+  print_fidelity(stdout, report);
+  if (!o.out.empty()) {
+    write_report_atomic(report, o.out);
+    fmt::print("report: {}\n", o.out);
+  }
+  if (!o.html.empty()) {
+    write_text_atomic(render_html(report, "capbench: emulation fidelity"), o.html);
+    fmt::print("page: {}\n", o.html);
+  }
+  if (const int signal = interrupt_signal()) return 128 + signal;
+  for (const FidelityResult& f : report.fidelity)
+    if (!f.passed()) return 1;
+  return 0;
+}
+
 int cmd_show(const std::string& path, bool ops) {
   const Report report = read_report(path);
   fmt::print("{} — capbench {} ({}), {}\n", report.suite, report.capbench_version,
              report.git_revision, report.created_utc);
   print_summary_table(stdout, report);
   if (ops) print_op_breakdown(stdout, report);
+  print_fidelity(stdout, report);
   return 0;
 }
 
@@ -301,6 +372,9 @@ int main(int argc, char** argv) {
           flag, [&sizes, name](int64_t v) { sizes[name] = v; }, f.help);
     }
   run_cmd->add_option("--dtype", run.ov.dtype, "Compute dtype: fp32 or bf16");
+  run_cmd->add_option("--layers", run.ov.layers,
+                      "Run this many of each model's layers, at their real dimensions, and "
+                      "extrapolate to the whole model");
   run_cmd->add_option("--reps", run.ov.reps, "Exactly this many timed repetitions");
   run_cmd->add_option("--warmup", run.ov.warmup, "Warm-up repetitions");
   run_cmd->add_option("--min-time", run.ov.min_time_s, "Minimum timed seconds per run");
@@ -315,11 +389,17 @@ int main(int argc, char** argv) {
                       "Emulate these device profiles (comma list; \"none\" for a native run)");
   run_cmd->add_option(
       "--emulate-mode", run.ov.emulate_mode,
-      "floor (absolute caps), dilate (ratio to the host; default) or shift (adds the "
-      "roofline difference)");
+      "floor (each op lasts its time on the target; the default), dilate (the host's time "
+      "times the target's roofline over the host's; the default with --relative-to) or shift "
+      "(the host's time plus the difference of the rooflines)");
+  run_cmd->add_option("--time-scale", run.ov.time_scale,
+                      "Play emulated chips in slow motion: suite (one scale for every emulated "
+                      "run; default), auto (the largest each run fits), or a number in (0, 1] "
+                      "(1: real time)");
   run_cmd->add_option("--relative-to", run.ov.relative_to,
                       "Let the host play this profile: scale its calibrated rates by the "
-                      "target's figures over this one's");
+                      "target's figures over this one's, keeping the host's balance (\"none\": "
+                      "absolute emulation)");
   run_cmd->add_flag("--no-graphs", run.ov.no_graphs,
                     "Run every step as eager ops, without CUDA graphs (on by default where the "
                     "backend can capture: torch:cuda)");
@@ -339,6 +419,21 @@ int main(int argc, char** argv) {
   cal_cmd->add_option("--backend", cal_backend, "Backend to measure (default: torch)");
   cal_cmd->add_option("--threads", cal_threads, "CPU threads (0: all cores)");
   cal_cmd->add_flag("--force", cal_force, "Measure again even if a cached result exists");
+
+  FidelityCli fidelity;
+  fidelity.options.config_dir = default_config_dir();
+  CLI::App* fidelity_cmd = app.add_subcommand(
+      "fidelity",
+      "How far emulation can be trusted here: pacing accuracy, its overhead, and fewer compute "
+      "units emulated against really run (exit 1 when a check misses its goal)");
+  fidelity_cmd->add_option("--backend", fidelity.backends,
+                           "Check this backend (repeatable; default: every backend that paces)");
+  fidelity_cmd->add_option("--reps", fidelity.options.reps,
+                           "Repetitions behind each median (default 9, at least 3)");
+  fidelity_cmd->add_option("--out,-o", fidelity.out, "Write the checks as a JSON report");
+  fidelity_cmd->add_option("--html", fidelity.html, "Write them as an HTML page");
+  fidelity_cmd->add_option("--config-dir", fidelity.options.config_dir,
+                           "Folder with models/ (the checks run models/small.json)");
 
   std::string show_path;
   bool show_ops = false;
@@ -405,6 +500,7 @@ int main(int argc, char** argv) {
     if (*list_cmd) return cmd_list(list_config_dir);
     if (*cal_cmd) return cmd_calibrate(cal_backend, cal_threads, cal_force);
     if (*show_cmd) return cmd_show(show_path, show_ops);
+    if (*fidelity_cmd) return cmd_fidelity(fidelity);
     if (*compare_cmd) return cmd_compare(compare);
     if (*report_cmd) return cmd_report(report_path, html_out, html_title);
     if (*hist_add) return cmd_history_add(history_reports, history_db);

@@ -1,5 +1,7 @@
-// Progress lines on stderr for long work (calibration, each run's phases), only when stderr is
-// a terminal: one line per item, rewritten in place.
+// Progress on stderr for long work (calibration, each run's phases). On a terminal one line per
+// item, rewritten in place; in a log (a CI job, a file) one line as each item ends and, for an
+// item still running, a line every half minute at most, so a long job shows it is alive
+// without flooding its log.
 #pragma once
 
 #include <string>
@@ -8,16 +10,20 @@ namespace capbench {
 
 class Progress {
  public:
-  explicit Progress(bool enabled) : enabled_(enabled) {}
+  enum class Style { terminal, log, silent };
+  explicit Progress(Style style) : style_(style) {}
   static Progress for_stderr();
   void begin(size_t index, size_t total, const std::string& label);
   void update(const std::string& status);
   void end(const std::string& outcome);
-  bool enabled() const { return enabled_; }
+  bool on_terminal() const { return style_ == Style::terminal; }
+
+  static constexpr double kLogInterval = 30;  // seconds between a running item's log lines
 
  private:
-  bool enabled_;
+  Style style_;
   std::string prefix_;
+  double last_line_s_ = 0;
 };
 
 }  // namespace capbench

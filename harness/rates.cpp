@@ -1,6 +1,7 @@
 #include "harness/rates.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <set>
 
 namespace capbench {
@@ -37,7 +38,29 @@ SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, i
           *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false, update);
       end("ok");
     }
+  for (const RunSpec& s : suite.runs)
+    if (s.emulation && s.emulation->time_scale.kind == TimeScale::Kind::suite)
+      if (auto it = context.backend_rates.find(backend_rates_key(s.backend, s.threads));
+          it != context.backend_rates.end()) {
+        const Rates host = it->second.host_rates(s.dtype).peak;
+        context.suite_time_scale =
+            std::min(context.suite_time_scale,
+                     fitting_time_scale(host, emulated_rates(*s.emulation, host, s.dtype)));
+      }
   return context;
+}
+
+double time_scale_for(const SuiteContext& context, const RunSpec& spec, const HostRates& host) {
+  const TimeScale& t = spec.emulation->time_scale;
+  switch (t.kind) {
+    case TimeScale::Kind::suite:
+      return context.suite_time_scale;
+    case TimeScale::Kind::fit:
+      return fitting_time_scale(host.peak, emulated_rates(*spec.emulation, host.peak, spec.dtype));
+    case TimeScale::Kind::fixed:
+      return t.value;
+  }
+  return 1;
 }
 
 SourcedRates device_peaks_for(const SuiteContext& context, const RunSpec& spec,
@@ -54,11 +77,11 @@ SourcedRates device_peaks_for(const SuiteContext& context, const RunSpec& spec,
   return {};
 }
 
-SourcedRates host_rates_for(const SuiteContext& context, const RunSpec& spec) {
+SourcedHostRates host_rates_for(const SuiteContext& context, const RunSpec& spec) {
   const auto own = context.backend_rates.find(backend_rates_key(spec.backend, spec.threads));
   if (own == context.backend_rates.end()) return {};
   const Calibration& c = own->second;
-  return {{spec.dtype == DType::bf16 ? c.gemm_bf16_flops : c.gemm_flops, c.stream_bytes_per_s},
+  return {c.host_rates(spec.dtype),
           fmt::format("calibrated with {} ({} threads, {})", c.backend, c.threads, c.measured_utc)};
 }
 

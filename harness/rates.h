@@ -21,6 +21,9 @@ struct SuiteContext {
   std::map<std::string, DevicePeaks> peaks;
   // Each emulating backend's own rates, by backend_rates_key.
   std::map<std::string, Calibration> backend_rates;
+  // The time scale every emulated run with time_scale "suite" shares: the largest at which the
+  // host meets every emulated chip of the suite in every dimension. 1 when none emulates.
+  double suite_time_scale = 1;
 };
 
 std::string backend_rates_key(const std::string& backend, int64_t threads);
@@ -42,7 +45,15 @@ struct SourcedRates {
 // neither (utilisations and the roofline are then left out).
 SourcedRates device_peaks_for(const SuiteContext& context, const RunSpec& spec,
                               const DeviceInfo& info);
-// The host's rates for the throttle: the run's backend's calibration (zeros when missing).
-SourcedRates host_rates_for(const SuiteContext& context, const RunSpec& spec);
+struct SourcedHostRates {
+  HostRates rates;
+  std::string source;
+};
+// The host's rates for the throttle: the run's backend's calibration at its dtype (zeros when
+// missing).
+SourcedHostRates host_rates_for(const SuiteContext& context, const RunSpec& spec);
+// The time scale of an emulated run: the suite's, the one that fits this run, or the fixed one
+// it asks for.
+double time_scale_for(const SuiteContext& context, const RunSpec& spec, const HostRates& host);
 
 }  // namespace capbench

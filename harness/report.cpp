@@ -167,7 +167,8 @@ json to_json(const RunRecord& r) {
           {"settings", r.settings},
           {"harness_overhead", r.harness_overhead},
           {"notes", r.notes},
-          {"emulation", r.emulation}};
+          {"emulation", r.emulation},
+          {"extrapolation", r.extrapolation}};
 }
 
 json to_json(const Report& report) {
@@ -182,6 +183,10 @@ json to_json(const Report& report) {
               {"calibration", report.calibration},
               {"runs", runs}};
   if (!report.interrupted.is_null()) doc["interrupted"] = report.interrupted;
+  if (!report.fidelity.empty()) {
+    doc["fidelity"] = nlohmann::json::array();
+    for (const FidelityResult& f : report.fidelity) doc["fidelity"].push_back(to_json(f));
+  }
   return doc;
 }
 
@@ -277,9 +282,14 @@ Report report_from_json(const json& doc, const std::string& file) {
     r.harness_overhead = rv.get_number("harness_overhead", 0);
     if (rv.has("emulation") && !rv.at("emulation").raw().is_null())
       r.emulation = rv.at("emulation").object().raw();
+    if (rv.has("extrapolation") && !rv.at("extrapolation").raw().is_null())
+      r.extrapolation = rv.at("extrapolation").object().raw();
     report.runs.push_back(std::move(r));
   }
   if (root.has("interrupted")) report.interrupted = root.at("interrupted").object().raw();
+  if (root.has("fidelity"))
+    for (const JsonView& f : root.at("fidelity").items())
+      report.fidelity.push_back(fidelity_from_json(f));
   return report;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/fidelity.h"
 #include "harness/statistics.h"
 #include "workloads/workload.h"
 
@@ -67,6 +68,8 @@ struct RunRecord {
   // Emulated runs: profile, mode, relative_to, host and target rates, limited_by, memory fit,
   // and the roofline prediction on the target (reports/README.md). null otherwise.
   nlohmann::json emulation = nullptr;
+  // A layer slice's figures extrapolated to its whole model (reports/README.md). null otherwise.
+  nlohmann::json extrapolation = nullptr;
 };
 
 struct Report {
@@ -78,6 +81,8 @@ struct Report {
   // Set when a signal stopped the suite: which, during what, and how many runs did not run.
   // The runs above are the ones that finished.
   nlohmann::json interrupted = nullptr;
+  // capbench fidelity's checks, backend by backend (harness/fidelity.h); a suite has none.
+  std::vector<FidelityResult> fidelity;
 };
 
 nlohmann::json to_json(const Report& report);

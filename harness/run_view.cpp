@@ -6,17 +6,19 @@
 namespace capbench {
 namespace {
 
-double metric(const RunRecord& r, const char* name, double fallback = -1) {
-  auto it = r.metrics.find(name);
-  return it == r.metrics.end() ? fallback : it->second;
+double metric(const std::map<std::string, double>& metrics, const std::string& name,
+              double fallback = -1) {
+  auto it = metrics.find(name);
+  return it == metrics.end() ? fallback : it->second;
 }
 
-std::string utilisation(const RunRecord& r, const char* label, const char* name) {
-  const double v = metric(r, name);
+std::string utilisation(const RunRecord& r, const std::map<std::string, double>& metrics,
+                        const std::string& label, const std::string& name) {
+  const double v = metric(metrics, name);
   if (v >= 0) return fmt::format("{} {:.1f}%", label, 100 * v);
   // Left out as impossible (a note says why), or no calibration: the table says which.
   for (const std::string& note : r.notes)
-    if (note.rfind(std::string(label) + " left out", 0) == 0) return std::string(label) + " ?";
+    if (note.rfind(label + " left out", 0) == 0) return label + " ?";
   return "-";
 }
 
@@ -64,14 +66,22 @@ std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs
   return out;
 }
 
-TableHeadline headline(const RunRecord& r) {
+namespace {
+
+std::string seconds_text(double t) {
+  if (t >= 1) return fmt::format("{:.3g} s", t);
+  if (t >= 1e-3) return fmt::format("{:.3g} ms", t * 1e3);
+  return fmt::format("{:.3g} us", t * 1e6);
+}
+
+TableHeadline headline_of(const RunRecord& r, const std::map<std::string, double>& metrics) {
   TableHeadline t;
   if (const Workload* w = find_workload(r.key.workload)) {
-    const Headline h = w->headline(r.metrics);
+    const Headline h = w->headline(metrics);
     t.throughput = h.throughput;
     t.unit = h.unit;
     t.latency = h.latency;
-    t.utilisation = utilisation(r, h.utilisation_label.c_str(), h.utilisation_metric.c_str());
+    t.utilisation = utilisation(r, metrics, h.utilisation_label, h.utilisation_metric);
   } else {  // a workload this build does not know (a newer report): its median alone
     t.unit = r.key.workload;
     t.latency = fmt::format("{} {:.4g} ms", r.primary, primary_median(r) * 1e3);
@@ -80,9 +90,46 @@ TableHeadline headline(const RunRecord& r) {
   return t;
 }
 
+}  // namespace
+
+TableHeadline headline(const RunRecord& r) {
+  return headline_of(r, r.metrics);
+}
+
+std::string whole_model_summary(const RunRecord& r) {
+  const nlohmann::json& x = r.extrapolation;
+  if (r.status != "ok" || !x.is_object() || !x.contains("metrics") || !x["metrics"].is_object())
+    return "";
+  std::map<std::string, double> metrics;
+  for (const auto& [name, value] : x["metrics"].items())
+    if (value.is_number()) metrics[name] = value.get<double>();
+  const TableHeadline h = headline_of(r, metrics);
+  std::string s =
+      fmt::format("{} ({} layers, extrapolated from {}): {:.4g} {}, {}, {}",
+                  x.value("model", std::string("?")), x.value("layers", 0),
+                  x.value("layers_run", 0), h.throughput, h.unit, h.latency, h.utilisation);
+  if (x.contains("estimated_seconds") && x["estimated_seconds"].is_number())
+    s += ", on target " + seconds_text(x["estimated_seconds"].get<double>());
+  return s;
+}
+
 double primary_median(const RunRecord& r) {
   auto it = r.stats.find(r.primary);
   return it == r.stats.end() ? 0 : it->second.median;
+}
+
+double time_scale_of(const RunRecord& r) {
+  if (r.emulation.is_object() && r.emulation.contains("time_scale") &&
+      r.emulation["time_scale"].is_number()) {
+    const double s = r.emulation["time_scale"].get<double>();
+    if (s > 0 && s <= 1) return s;
+  }
+  return 1;
+}
+
+std::string target_estimate(const RunRecord& r) {
+  if (r.key.emulation_profile.empty() || r.status != "ok") return "-";
+  return seconds_text(primary_median(r) * time_scale_of(r));
 }
 
 }  // namespace capbench

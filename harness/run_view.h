@@ -31,8 +31,16 @@ struct TableHeadline {
   std::string unit, latency, utilisation;
 };
 TableHeadline headline(const RunRecord& r);
+// A layer slice's headline for its whole model, extrapolated ("" for a run that is no slice):
+// "llama2-7b (32 layers, extrapolated from 2): 2.29 train tokens/s, step 27953.07 ms, MFU 42.4%".
+std::string whole_model_summary(const RunRecord& r);
 
 // The primary series' median, in seconds (0 when the run has none).
 double primary_median(const RunRecord& r);
+// The time scale an emulated run was played at (1: real time, or not emulated).
+double time_scale_of(const RunRecord& r);
+// The primary median on the target: the measured one times the time scale; "-" for a run that
+// does not emulate.
+std::string target_estimate(const RunRecord& r);
 
 }  // namespace capbench

@@ -12,6 +12,7 @@
 #include "harness/emulation.h"
 #include "harness/host_info.h"
 #include "harness/interrupt.h"
+#include "workloads/model_config.h"
 
 namespace capbench {
 namespace {
@@ -70,11 +71,12 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
 
 // A utilisation: achieved / peak. Above 1 it is not physically possible: the calibration is
 // stale or was disturbed, so the figure is left out and the run says so instead.
-void put_utilisation(RunRecord& r, const Utilisation& u, double peak) {
+void put_utilisation(std::map<std::string, double>& metrics, RunRecord& r, const Utilisation& u,
+                     double peak) {
   if (!(peak > 0) || !std::isfinite(u.achieved)) return;
   const double fraction = u.achieved / peak;
   if (fraction <= 1.0) {
-    r.metrics[u.metric] = fraction;
+    metrics[u.metric] = fraction;
     return;
   }
   r.notes.push_back(fmt::format(
@@ -140,23 +142,102 @@ void predict(RunRecord& r, const RunEnv& env, const PassTotals& unit) {
   }
   if (env.plan) {
     r.emulation["predicted_seconds"] = unit.target_s;
-    r.emulation["predicted_bound"] = bound_name(unit.cost, env.plan->pacing.target);
+    r.emulation["predicted_bound"] = bound_name(unit.cost, env.plan->emulated);
   }
+}
+
+// A run's metrics from its medians, and its utilisations against the rates it ran at (the
+// device's peaks; an emulated run's, the rates it was paced to).
+void put_metrics(std::map<std::string, double>& out, RunRecord& r, const RunEnv& env,
+                 const DerivedMetrics& derived, const std::map<std::string, double>& observed) {
+  for (const auto& [name, value] : derived.values)
+    if (std::isfinite(value)) out[name] = value;
+  for (const auto& [name, value] : observed)
+    if (std::isfinite(value)) out[name] = value;
+  for (const Utilisation& u : derived.utilisations)
+    put_utilisation(out, r, u, u.of_flops ? env.peaks.rates.flops : env.peaks.rates.bytes_per_s);
+}
+
+// A layer slice's times extrapolated to the whole model, phase by phase. The profiled pass
+// splits each phase's time into the layers, the ops over every parameter (the optimizer step)
+// and the rest (embedding, final norm, head, loss): the layers scale with the model's layer
+// count over the slice's, the parameter-wide ops with its parameter count over the slice's, and
+// the rest stays as it is.
+void extrapolate(const Workload& w, const RunSpec& spec, const RunEnv& env,
+                 const std::vector<Phase>& phases,
+                 const std::vector<OpProfiler::RegionSeconds>& regions,
+                 const std::map<std::string, double>& medians, RunRecord& r) {
+  const ModelConfig& full = *spec.full_model;
+  const double layer_ratio =
+      static_cast<double>(full.n_layers) / static_cast<double>(spec.model.n_layers);
+  const double param_ratio =
+      static_cast<double>(param_count(full)) / static_cast<double>(param_count(spec.model));
+  nlohmann::json x = {
+      {"model", full.name},
+      {"layers_run", spec.model.n_layers},
+      {"layers", full.n_layers},
+      {"parameters_run", param_count(spec.model)},
+      {"parameters", param_count(full)},
+      {"formula", fmt::format("t_model = t_run x (share_other + share_layers x {}/{} + "
+                              "share_parameters x {}/{}), the shares from the run's profiled "
+                              "pass, phase by phase",
+                              full.n_layers, spec.model.n_layers, param_count(full),
+                              param_count(spec.model))}};
+  std::map<std::string, double> seconds;
+  OpProfiler::RegionSeconds before{};
+  for (size_t i = 0; i < phases.size(); ++i) {
+    OpProfiler::RegionSeconds phase{};
+    double total = 0;
+    for (size_t k = 0; k < phase.size(); ++k) {
+      phase[k] = regions[i][k] - before[k];
+      total += phase[k];
+    }
+    before = regions[i];
+    const std::string series = phases[i].name + "_s";
+    if (!(total > 0) || !medians.count(series)) continue;
+    const auto share = [&](Backend::Region region) {
+      return phase[static_cast<size_t>(region)] / total;
+    };
+    const double factor = share(Backend::Region::other) +
+                          share(Backend::Region::layers) * layer_ratio +
+                          share(Backend::Region::parameters) * param_ratio;
+    x["phases"][phases[i].name] = {{"share_other", share(Backend::Region::other)},
+                                   {"share_layers", share(Backend::Region::layers)},
+                                   {"share_parameters", share(Backend::Region::parameters)},
+                                   {"factor", factor}};
+    seconds[series] = medians.at(series) * factor;
+    if (env.plan) {
+      x["estimated_" + phases[i].name + "_seconds"] = seconds[series] * env.plan->time_scale;
+      if (series == r.primary) x["estimated_seconds"] = seconds[series] * env.plan->time_scale;
+    }
+  }
+  x["seconds"] = seconds;
+  if (!seconds.count(r.primary)) {
+    r.notes.push_back("no extrapolation to the whole model: the profiled pass timed nothing");
+    return;
+  }
+  WorkloadParams whole{full, spec.shape, spec.dtype, spec.seed, spec.learning_rate};
+  std::map<std::string, double> metrics;
+  put_metrics(metrics, r, env, w.metrics(whole, seconds), {});
+  x["metrics"] = metrics;
+  x["footprint_bytes"] = w.footprint_bytes(whole);
+  r.extrapolation = std::move(x);
 }
 
 // A run whose footprint exceeds the emulated chip's memory, or this device's, is skipped: it
 // could not run there. Checked from the shape before anything is allocated.
-bool fits(RunRecord& r, const RunEnv& env, double bytes) {
+// A layer slice stands for its whole model, so on an emulated chip the whole model must fit.
+bool fits(RunRecord& r, const RunEnv& env, double bytes, double model_bytes) {
   r.memory["footprint_bytes"] = bytes;
   if (env.plan) {
-    const bool on_target = bytes <= env.plan->memory_capacity_bytes;
-    r.emulation["footprint_bytes"] = bytes;
+    const bool on_target = model_bytes <= env.plan->memory_capacity_bytes;
+    r.emulation["footprint_bytes"] = model_bytes;
     r.emulation["fits"] = on_target;
     if (!on_target) {
       r.status = "skipped";
-      r.reason =
-          fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB",
-                      env.plan->pacing.profile, bytes / 1e9, env.plan->memory_capacity_bytes / 1e9);
+      r.reason = fmt::format("does not fit {}: needs {:.2f} GB, the chip has {:.0f} GB",
+                             env.plan->pacing.profile, model_bytes / 1e9,
+                             env.plan->memory_capacity_bytes / 1e9);
       return false;
     }
   }
@@ -187,7 +268,11 @@ bool use_graphs(const RunSpec& spec, const RunEnv& env, RunRecord& r, WorkloadRu
 // and metrics, into the record.
 void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, RunRecord& r) {
   const WorkloadParams params{spec.model, spec.shape, spec.dtype, spec.seed, spec.learning_rate};
-  if (!fits(r, env, w.footprint_bytes(params))) return;
+  const double footprint = w.footprint_bytes(params);
+  const double model_footprint =
+      spec.full_model ? w.footprint_bytes(WorkloadParams{*spec.full_model, spec.shape, spec.dtype})
+                      : footprint;
+  if (!fits(r, env, footprint, model_footprint)) return;
   env.progress.update("initialising the model");
   const std::unique_ptr<WorkloadRun> run = w.build(env.be, params);
   for (const auto& [name, bytes] : run->memory()) r.memory[name] = bytes;
@@ -217,15 +302,21 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
 
   env.progress.update("canaries");
+  env.be.set_pacing(false);  // they check values: at the host's speed, not in slow motion
   r.canaries = run->canaries();
+  env.be.set_pacing(true);
 
   env.progress.update("per-op breakdown");
   const std::vector<Phase> phases = w.phases(spec.shape);
   std::vector<OpProfiler::Entries> after(phases.size());
-  env.be.start(env.peaks.rates, env.plan ? env.plan->pacing.target : Rates{});
+  std::vector<OpProfiler::RegionSeconds> regions(phases.size());
+  // Predictions on the device's peaks, and on the emulated chip's own rates and launch overhead.
+  env.be.start(env.peaks.rates, env.plan ? env.plan->emulated : Rates{},
+               env.plan ? env.plan->launch_s : 0.0);
   run->profiled_pass([&](size_t phase) {
     env.be.synchronize();
     after.at(phase) = env.be.entries();
+    regions.at(phase) = env.be.region_seconds();
   });
   env.be.synchronize();
   env.be.stop();
@@ -241,6 +332,15 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
     if (env.peaks.rates.flops > 0) r.metrics["roofline_" + phase.name + "_s"] = unit.host_s;
     if (env.plan) r.emulation["predicted_" + phase.name + "_seconds"] = unit.target_s;
   }
+  // The times on the target: what the host measured, in slow motion, times the time scale.
+  if (env.plan) {
+    const double s = env.plan->time_scale;
+    for (const auto& [name, values] : r.samples)
+      if (!values.empty() && phases.size() > 1 && name.size() > 2)
+        r.emulation["estimated_" + name.substr(0, name.size() - 2) + "_seconds"] =
+            median(values) * s;
+    r.emulation["estimated_seconds"] = median(r.samples.at(r.primary)) * s;
+  }
 
   std::map<std::string, double> medians;
   for (const auto& [name, values] : r.samples) {
@@ -249,11 +349,8 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   }
   r.validity = judge(r.stats.at(r.primary), loop.reps,
                      ValidityRules{spec.runner.min_reps, spec.runner.ci_bound});
-  const DerivedMetrics derived = run->metrics(medians);
-  for (const auto& [name, value] : derived.values)
-    if (std::isfinite(value)) r.metrics[name] = value;
-  for (const Utilisation& u : derived.utilisations)
-    put_utilisation(r, u, u.of_flops ? env.peaks.rates.flops : env.peaks.rates.bytes_per_s);
+  put_metrics(r.metrics, r, env, w.metrics(params, medians), run->observed());
+  if (spec.full_model) extrapolate(w, spec, env, phases, regions, medians, r);
   for (const Canary& c : r.canaries)
     if (!c.passed) {
       r.status = "failed";
@@ -310,7 +407,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         return r;
       }
     }
-    const SourcedRates peaks = device_peaks_for(context, spec, info);
+    SourcedRates peaks = device_peaks_for(context, spec, info);
     const double device_memory =
         info.device_kind == "cpu" ? host_memory_bytes() : static_cast<double>(info.memory_bytes);
     // The stack: profiler (times ops in its one pass) -> throttle (paces ops) -> backend.
@@ -326,15 +423,18 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         r.reason = spec.backend + " cannot pace ops, so it cannot emulate another chip yet";
         return r;
       }
-      const SourcedRates host = host_rates_for(context, spec);
-      if (host.rates.flops <= 0 || host.rates.bytes_per_s <= 0)
+      const SourcedHostRates host = host_rates_for(context, spec);
+      if (host.rates.peak.flops <= 0 || host.rates.peak.bytes_per_s <= 0)
         throw std::runtime_error(
             "emulation needs the host's calibrated rates (run without --no-calibrate)");
-      plan = plan_emulation(em.target, em.reference ? &*em.reference : nullptr, host.rates, em.mode,
-                            spec.dtype);
+      plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
+                            spec.graphs);
       r.emulation = plan_json(*plan, em);
       r.emulation["host_rates"]["source"] = host.source;
       throttle = std::make_unique<ThrottleBackend>(*backend, plan->pacing);
+      // An emulated run's utilisation is of the machine it played: the rates it was paced to.
+      peaks = {plan->pacing.target.peak, fmt::format("the rates paced to: {} x time scale {:.4g}",
+                                                     em.target.name, plan->time_scale)};
     }
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
     const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, device_memory, progress};

@@ -68,6 +68,15 @@ std::vector<std::string> expand_backends(const std::vector<std::string>& names,
   return out;
 }
 
+// `n` of the model's layers, at its real dimensions: what a CPU can run of a 7B-class model
+// in minutes, extrapolated by layer count afterwards.
+ModelConfig layer_slice(const ModelConfig& full, int64_t n) {
+  ModelConfig slice = full;
+  slice.n_layers = n;
+  slice.name = fmt::format("{} ({} of {} layers)", full.name, n, full.n_layers);
+  return slice;
+}
+
 // What makes two specs the same experiment (what a report's run key holds, before the run).
 std::string experiment_of(const RunSpec& r) {
   std::string s = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.workload, r.model.name,
@@ -75,8 +84,10 @@ std::string experiment_of(const RunSpec& r) {
                               r.shape.prompt, r.shape.decode_steps, r.threads, r.seed,
                               r.learning_rate, r.graphs, r.no_backend_reason);
   if (r.emulation)
-    s += fmt::format("|{}|{}|{}", r.emulation->target.name, emulation_mode_name(r.emulation->mode),
-                     r.emulation->reference ? r.emulation->reference->name : "");
+    s += fmt::format("|{}|{}|{}|{}", r.emulation->target.name,
+                     emulation_mode_name(r.emulation->mode),
+                     r.emulation->reference ? r.emulation->reference->name : "",
+                     time_scale_name(r.emulation->time_scale));
   return s;
 }
 
@@ -124,14 +135,21 @@ std::vector<std::optional<EmulationSpec>> emulation_list(const JsonView& e,
   } else {
     return {std::nullopt};
   }
-  EmulationMode mode = EmulationMode::dilate;
-  const std::optional<JsonView> mode_field = field("emulate_mode");
-  const std::string mode_text =
-      ov.emulate_mode.value_or(mode_field ? mode_field->as_string() : "dilate");
-  if (!parse_emulation_mode(mode_text, &mode)) {
-    if (ov.emulate_mode)
-      throw UsageError("--emulate-mode must be floor, dilate or shift, got \"" + mode_text + "\"");
-    mode_field->fail("\"floor\", \"dilate\" or \"shift\", got \"" + mode_text + "\"");
+  // The time scale: "suite" (one for every emulated run of the suite: the default), "auto" (the
+  // largest this run fits) or a number in (0, 1] (1: real time).
+  TimeScale time_scale;
+  const std::optional<JsonView> scale_field = field("time_scale");
+  if (ov.time_scale) {
+    if (!parse_time_scale(*ov.time_scale, &time_scale))
+      throw UsageError("--time-scale must be suite, auto or a number in (0, 1], got \"" +
+                       *ov.time_scale + "\"");
+  } else if (scale_field) {
+    const json& raw = scale_field->raw();
+    const std::string text = raw.is_number()   ? dump_json(raw)
+                             : raw.is_string() ? raw.get<std::string>()
+                                               : "";
+    if (!parse_time_scale(text, &time_scale))
+      scale_field->fail("\"suite\", \"auto\" or a number in (0, 1], got " + dump_json(raw));
   }
   // A bad profile file names itself; a missing one is reported where it was asked for.
   auto load = [&](const std::string& name, const std::optional<JsonView>& at,
@@ -145,12 +163,27 @@ std::vector<std::optional<EmulationSpec>> emulation_list(const JsonView& e,
                        "/devices (" + err.what() + ")");
     }
   };
+  // "relative_to": "none" (or --relative-to none) is absolute emulation, over a suite's default.
   std::optional<DeviceProfile> reference;
   const std::optional<JsonView> rel_field = field("relative_to");
-  if (ov.relative_to)
-    reference = load(*ov.relative_to, std::nullopt, "--relative-to");
-  else if (rel_field)
+  if (ov.relative_to) {
+    if (*ov.relative_to != "none") reference = load(*ov.relative_to, std::nullopt, "--relative-to");
+  } else if (rel_field && rel_field->as_string() != "none") {
     reference = load(rel_field->as_string(), rel_field, "relative_to");
+  }
+  // The rule: floor for absolute emulation (the time scale makes every op reachable, and an op
+  // then lasts its target time exactly), dilate for relative (the host's own efficiency per op
+  // carries over to the chip it plays).
+  const char* default_mode = reference ? "dilate" : "floor";
+  EmulationMode mode = EmulationMode::dilate;
+  const std::optional<JsonView> mode_field = field("emulate_mode");
+  const std::string mode_text =
+      ov.emulate_mode.value_or(mode_field ? mode_field->as_string() : default_mode);
+  if (!parse_emulation_mode(mode_text, &mode)) {
+    if (ov.emulate_mode)
+      throw UsageError("--emulate-mode must be floor, dilate or shift, got \"" + mode_text + "\"");
+    mode_field->fail("\"floor\", \"dilate\" or \"shift\", got \"" + mode_text + "\"");
+  }
   std::vector<std::optional<EmulationSpec>> out;
   for (const std::string& name : names) {
     if (name == "none") {
@@ -161,6 +194,7 @@ std::vector<std::optional<EmulationSpec>> emulation_list(const JsonView& e,
     spec.target = load(name, ov.emulate ? std::nullopt : where, "--emulate");
     spec.reference = reference;
     spec.mode = mode;
+    spec.time_scale = time_scale;
     out.push_back(spec);
   }
   return out;
@@ -201,6 +235,7 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     in_range(std::optional<int64_t>(value), flag.c_str(), f->second.min, f->second.max);
   }
   in_range(ov.reps, "--reps", int64_t{1}, kMaxRepetitions);
+  in_range(ov.layers, "--layers", int64_t{1}, kMaxLayers);
   in_range(ov.warmup, "--warmup", int64_t{0}, kMaxRepetitions);
   in_range(ov.threads, "--threads", int64_t{0}, kMaxThreads);
   in_range(ov.seed, "--seed", int64_t{0}, INT64_MAX);
@@ -305,12 +340,26 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     for (const std::string& b : backends) {
       RunSpec one = s;
       one.backend = b;
-      // LLM-shaped entries name a smaller stand-in for CPU backends, so a suite finishes there.
+      // LLM-shaped entries name what a CPU runs instead, so a suite finishes there: a smaller
+      // stand-in model, or a few of the model's own layers ("layers").
+      std::optional<int64_t> layers = ov.layers;
       if (e.has("on_cpu") && registry.find(b)->device_kind == "cpu") {
-        apply_sizes(one, e.at("on_cpu").object(), true);
-        // The key names both, so stand-ins for different models stay different runs.
-        one.model.name += " for " + s.model.name;
-        one.origin += " (on_cpu stand-in)";
+        const JsonView cpu = e.at("on_cpu").object();
+        apply_sizes(one, cpu, true);
+        if (cpu.has("model")) {
+          // The key names both, so stand-ins for different models stay different runs.
+          one.model.name += " for " + s.model.name;
+          one.origin += " (on_cpu stand-in)";
+        }
+        if (!layers && cpu.has("layers"))
+          layers = cpu.at("layers").as_int_in(1, one.model.n_layers);
+      }
+      if (layers && *layers < one.model.n_layers) {
+        one.full_model = one.model;
+        one.model = layer_slice(one.model, *layers);
+      } else if (layers && *layers > one.model.n_layers) {
+        throw UsageError(fmt::format("--layers {}: model {} has {} layers", *layers, one.model.name,
+                                     one.model.n_layers));
       }
       for (const std::optional<EmulationSpec>& em : emulations) {
         RunSpec run = one;

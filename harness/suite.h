@@ -36,6 +36,9 @@ struct RunSpec {
   std::string backend;  // a registry name; empty when nothing matched (see no_backend_reason)
   std::string no_backend_reason;  // set: the run is skipped with it (no backend, or unavailable)
   RunShape shape;
+  // A run of a few of the model's layers at their real dimensions (with its embedding and head):
+  // `model` is that slice, `full_model` the model its times are extrapolated to.
+  std::optional<ModelConfig> full_model;
   DType dtype = DType::f32;
   int64_t threads = 0;
   uint64_t seed = 1;
@@ -50,8 +53,9 @@ struct RunSpec {
 struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
   std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
+  std::optional<std::string> time_scale;
   std::map<std::string, int64_t> sizes;  // by size field name: "batch", "seq", ...
-  std::optional<int64_t> reps, warmup, threads, seed;
+  std::optional<int64_t> reps, warmup, threads, seed, layers;
   std::optional<double> min_time_s, max_time_s, ci_bound;
   bool no_graphs = false;
 };

@@ -3,7 +3,7 @@
 # install, and no Debian packages: unpack the build dependencies' .deb files (fetched elsewhere
 # with scripts/fetch-gpu-debs.sh), configure against the PyTorch's libtorch, build, run the GPU
 # tests, configs/suites/gpu.json, benchmarks/pytorch_reference.py on the same suite, compare the
-# two by backend, and the two pacing fidelity benchmarks.
+# two by backend, the CUDA pacing benchmark and `capbench fidelity` on torch:cuda.
 #
 #   scripts/gpu-check.sh [--out DIR] [--build DIR] [--debs DIR] [--budget SECONDS] [--prebuilt]
 #
@@ -11,9 +11,9 @@
 # try on the same machine, or a check of this script where there is no GPU).
 # Each step has its own time limit and log, and the check goes on past a failed step; a step that
 # needs a GPU where none is visible is reported as skipped, with the reason. What comes out, in
-# --out (default: $OUT, else gpu-check-out/), is at most five files: summary.md (every step's
+# --out (default: $OUT, else gpu-check-out/), is at most six files: summary.md (every step's
 # outcome and time, and the tables that matter), gpu.json (capbench's report), ref.json (the
-# PyTorch reference's), compare.txt, and logs.tar.gz (every step's log). Exit 0 when no step
+# PyTorch reference's), compare.txt, fidelity.json, and logs.tar.gz (every step's log). Exit 0 when no step
 # failed.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -173,7 +173,7 @@ built=0
 if [ $prebuilt = 1 ]; then
   [ -x "$build/capbench" ] && built=1 && skip build "--prebuilt"
 elif [ $configured = 1 ]; then
-  targets=(capbench capbench_tests throttle_fidelity)
+  targets=(capbench capbench_tests)
   grep -q "cuda_pacing_fidelity" "$build/build.ninja" && targets+=(cuda_pacing_fidelity)
   step build 360 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" && built=1
 else
@@ -218,8 +218,8 @@ if gpu_ok cuda-pacing-fidelity; then
     skip cuda-pacing-fidelity "not built (no CUDA compiler at configure time)"
   fi
 fi
-if gpu_ok throttle-fidelity; then
-  step throttle-fidelity 120 "$build/benchmarks/throttle_fidelity" torch:cuda 7
+if gpu_ok fidelity; then
+  step fidelity 150 "$capbench" fidelity --backend torch:cuda --reps 7 --out "$out/fidelity.json"
 fi
 
 # ---- what came out -------------------------------------------------------------------------
@@ -230,7 +230,7 @@ fi
   if [ -s "$logs/configure-summary.txt" ]; then
     echo; echo "## configure"; echo; cat "$logs/configure-summary.txt"
   fi
-  for name in compare cuda-pacing-fidelity throttle-fidelity; do
+  for name in compare cuda-pacing-fidelity fidelity; do
     [ -s "$logs/$name.log" ] || continue
     echo; echo "## $name"; echo; echo '```'; tail -n 40 "$logs/$name.log"; echo '```'
   done

@@ -191,6 +191,89 @@ TEST_F(Cli, BadOverrides) {
   }
 }
 
+// A layer slice's size is checked where it is given: 0, or more layers than the model has.
+TEST_F(Cli, BadLayersAreBadInput) {
+  for (const char* layers : {"0", "3", "\"two\""}) {
+    const std::string f = suite_with(
+        std::string(R"({"workload": "train_step", "model": "tiny", "backends": "reference", )") +
+        R"("batch": 2, "seq": 8, "on_cpu": {"layers": )" + layers + "}}");
+    EXPECT_TRUE(is_bad_input(run_suite(f), f, "$.runs[0].on_cpu.layers", "an integer in [1, 2]"))
+        << layers;
+  }
+  const std::string f = suite_with(kGoodTrain);
+  for (const char* args : {"--layers 0", "--layers 3"}) {
+    const Result r = run_suite(f, args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("--layers"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(report_)) << args;
+  }
+}
+
+// A slice of 1 of a model's 3 layers runs that layer at the model's real dimensions, with the
+// embedding and head, and the report extrapolates its times to all 3 layers, phase by phase,
+// by the formula it states.
+TEST_F(Cli, LayerSliceHasTheRealDimensionsAndExtrapolates) {
+  write(
+      "models/three.json",
+      R"({"d_model": 96, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "d_ff": 160, "vocab": 320, "max_seq": 64})");
+  const std::string f = suite_with(
+      R"({"workload": "train_step", "model": "three", "backends": "reference", "batch": 2, "seq": 16, "on_cpu": {"layers": 1}},)"
+      R"({"workload": "inference", "model": "three", "backends": "reference", "batch": 1, "prompt": 8, "decode_steps": 4, "on_cpu": {"layers": 1}})");
+  const Result r = run_suite(f, "--reps 3 --warmup 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const ModelConfig three = load_model_config("three", dir_.string());
+  ModelConfig one = three;
+  one.n_layers = 1;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 2u);
+  for (const RunRecord& run : rep.runs) {
+    ASSERT_EQ(run.status, "ok") << run.reason;
+    EXPECT_EQ(run.key.model, "three (1 of 3 layers)");
+    // The real dimensions: the slice's parameters are one layer of the model's, plus its
+    // embedding, norm and head.
+    const nlohmann::json& x = run.extrapolation;
+    ASSERT_TRUE(x.is_object()) << run.key.workload;
+    EXPECT_EQ(x["parameters_run"].get<int64_t>(), param_count(one));
+    EXPECT_EQ(x["parameters"].get<int64_t>(), param_count(three));
+    EXPECT_EQ(x["layers"].get<int>(), 3);
+    EXPECT_EQ(x["layers_run"].get<int>(), 1);
+    EXPECT_NE(x["formula"].get<std::string>().find("share_layers x 3/1"), std::string::npos);
+    for (const auto& [phase, p] : x["phases"].items()) {
+      const double other = p["share_other"], layers = p["share_layers"],
+                   params = p["share_parameters"];
+      EXPECT_NEAR(other + layers + params, 1.0, 1e-9) << phase;
+      EXPECT_GT(layers, 0.0) << phase << ": the layer's ops were timed as the layers'";
+      const double factor =
+          other + 3 * layers +
+          params * static_cast<double>(param_count(three)) / static_cast<double>(param_count(one));
+      EXPECT_NEAR(p["factor"].get<double>(), factor, 1e-9 * factor) << phase;
+      const std::string series = phase + "_s";
+      EXPECT_NEAR(x["seconds"][series].get<double>(), run.stats.at(series).median * factor,
+                  1e-9 * factor)
+          << phase;
+    }
+    if (run.key.workload == "train_step") {
+      EXPECT_GT(x["phases"]["step"]["share_parameters"].get<double>(), 0.0)
+          << "the optimizer step is timed as the parameters'";
+      EXPECT_NEAR(x["metrics"]["step_ms"].get<double>(), x["seconds"]["step_s"].get<double>() * 1e3,
+                  1e-9);
+    } else {
+      EXPECT_DOUBLE_EQ(x["phases"]["decode_step"]["share_parameters"].get<double>(), 0.0);
+      EXPECT_TRUE(x["metrics"].contains("tpot_ms"));
+    }
+  }
+  EXPECT_NE(r.output.find("whole model three (3 layers, extrapolated from 1)"), std::string::npos)
+      << r.output;
+}
+
+TEST_F(Cli, FidelityBadInput) {
+  for (const char* args : {"fidelity --backend warp-drive", "fidelity --reps 2"}) {
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
+  }
+}
+
 // Where the report cannot be written is found before any run, not after all of them.
 TEST_F(Cli, UnwritableOutputIsBadInputBeforeAnyRun) {
   const std::string f = suite_with(kGoodTrain);
@@ -292,19 +375,27 @@ TEST_F(Cli, OddBytesInNamesAndStringsGiveOneLine) {
 }
 
 // SIGINT in the middle of a suite: the report holds the runs that finished and says it was
-// interrupted, and the exit code is 128 + SIGINT.
+// interrupted, and the exit code is 128 + SIGINT. The signal is sent once the first run has
+// ended (its progress line), not after a fixed delay that a loaded machine may spend loading.
 TEST_F(Cli, InterruptedSuiteWritesTheRunsThatFinished) {
   auto entry = [](int seq) {
     return R"({"workload": "train_step", "model": "tiny", "backends": "reference", "batch": 2, "seq": )" +
            std::to_string(seq) + R"(, "min_time_s": 2.5, "max_time_s": 2.5})";
   };
   const std::string f = suite_with(entry(8) + ", " + entry(9) + ", " + entry(10));
-  const Result r = run(
-      "run '" + f + "' --config-dir '" + dir_.string() + "' --out '" + report_ + "' --no-calibrate",
-      "timeout --preserve-status -s INT 4 env ");
-  EXPECT_EQ(r.code, 130) << r.output;
+  const std::string log = (dir_ / "run.log").string();
+  const std::string script = write(
+      "interrupt.sh", "CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" + CAPBENCH_BINARY +
+                          "' run '" + f + "' --config-dir '" + dir_.string() + "' --out '" +
+                          report_ + "' --no-calibrate >'" + log +
+                          "' 2>&1 &\npid=$!\nfor i in $(seq 1200); do grep -q '^\\[1/3\\]' '" +
+                          log + "' && break; sleep 0.1; done\nkill -INT $pid\nwait $pid\n" +
+                          "code=$?\ncat '" + log + "'\nexit $code\n");
+  const auto [code, output] = testing::run_command("bash '" + script + "' 2>&1");
+  EXPECT_EQ(code, 130) << output;
   const Report rep = read_report(report_);
-  ASSERT_TRUE(rep.interrupted.is_object()) << r.output;
+  ASSERT_TRUE(rep.interrupted.is_object()) << output;
+  EXPECT_GE(rep.runs.size(), 1u) << "the first run had finished";
   EXPECT_LE(rep.runs.size(), 2u);
   EXPECT_EQ(rep.interrupted["runs_not_run"].get<size_t>(), 3 - rep.runs.size());
   for (const RunRecord& run : rep.runs) EXPECT_EQ(run.status, "ok");
@@ -483,7 +574,7 @@ TEST_F(Cli, ListShowsTheReference) {
 }
 
 TEST_F(Cli, HelpOnEverySubcommand) {
-  for (const char* sub : {"", "run ", "list ", "calibrate ", "show "}) {
+  for (const char* sub : {"", "run ", "list ", "calibrate ", "show ", "fidelity "}) {
     const Result r = run(std::string(sub) + "--help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub << r.output;

@@ -70,7 +70,7 @@ RunRecord run_on(double fraction, double sleep_s) {
                 }});
   SuiteContext context;
   context.registry = &registry;
-  Progress quiet(false);
+  Progress quiet(Progress::Style::silent);
   return execute_run(train_spec("flaky"), context, quiet);
 }
 
@@ -126,7 +126,7 @@ TEST(Interrupt, SuiteKeepsTheRunsThatFinished) {
   }
   SuiteContext context;
   context.registry = &registry;
-  Progress quiet(false);
+  Progress quiet(Progress::Style::silent);
   const Report report = run_suite(suite, context, quiet);
   request_interrupt(0);
   ASSERT_EQ(report.runs.size(), 1u);

@@ -10,6 +10,7 @@
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
 #include "harness/config_files.h"
+#include "harness/emulation.h"
 #include "harness/errors.h"
 #include "harness/report.h"
 #include "harness/suite.h"
@@ -21,7 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 
 PacingPlan plan_with(EmulationMode mode, Rates host, Rates target) {
-  return {"test", mode, host, target};
+  HostRates rates, target_rates;
+  rates.peak = host;
+  target_rates.peak = target;
+  return {"test", mode, rates, target_rates, 0.0, 0.0};
 }
 
 double time_matmul(Backend& be, int64_t n) {
@@ -50,30 +54,31 @@ class SlowMatmul final : public ForwardingBackend {
 TEST(Throttle, FloorRuleIsTheTargetRoofline) {
   ReferenceBackend ref;
   ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e11}, {1e9, 2e8}));
-  const PaceRule compute = t.rule_for({4e6, 1e3});
+  const PaceRule compute = t.rule_for(OpId::add, {4e6, 1e3});
   EXPECT_DOUBLE_EQ(compute.floor_s, 4e-3);  // 4 MFLOP at 1 GFLOP/s
   EXPECT_DOUBLE_EQ(compute.dilate, 1.0);
-  const PaceRule memory = t.rule_for({1e3, 1e6});
+  const PaceRule memory = t.rule_for(OpId::add, {1e3, 1e6});
   EXPECT_DOUBLE_EQ(memory.floor_s, 5e-3);  // 1 MB at 200 MB/s
 }
 
 TEST(Throttle, DilateRuleIsTheRatioOfRooflines) {
   ReferenceBackend ref;
   ThrottleBackend t(ref, plan_with(EmulationMode::dilate, {1e12, 1e11}, {2.5e11, 1e11}));
-  EXPECT_DOUBLE_EQ(t.rule_for({1e9, 1e3}).dilate, 4.0);  // compute-bound: 4x slower compute
-  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).dilate, 1.0);  // memory-bound: bandwidth kept
-  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).floor_s, 0.0);
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::add, {1e9, 1e3}).dilate,
+                   4.0);  // compute-bound: 4x slower compute
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::add, {1e3, 1e9}).dilate, 1.0);  // memory-bound: bandwidth kept
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::add, {1e3, 1e9}).floor_s, 0.0);
   ThrottleBackend same(ref, plan_with(EmulationMode::dilate, {1e12, 1e11}, {1e12, 1e11}));
-  EXPECT_DOUBLE_EQ(same.rule_for({1e9, 1e9}).dilate, 1.0);
+  EXPECT_DOUBLE_EQ(same.rule_for(OpId::add, {1e9, 1e9}).dilate, 1.0);
 }
 
 TEST(Throttle, ShiftRuleAddsTheRooflineDifference) {
   ReferenceBackend ref;
   ThrottleBackend t(ref, plan_with(EmulationMode::shift, {1e12, 1e11}, {2.5e11, 1e11}));
-  const PaceRule compute = t.rule_for({1e9, 1e3});
+  const PaceRule compute = t.rule_for(OpId::add, {1e9, 1e3});
   EXPECT_DOUBLE_EQ(compute.dilate, 1.0);
-  EXPECT_DOUBLE_EQ(compute.extra_s, 1e9 / 2.5e11 - 1e9 / 1e12);  // 4 ms - 1 ms
-  EXPECT_DOUBLE_EQ(t.rule_for({1e3, 1e9}).extra_s, 0.0);         // memory-bound: nothing added
+  EXPECT_DOUBLE_EQ(compute.extra_s, 1e9 / 2.5e11 - 1e9 / 1e12);      // 4 ms - 1 ms
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::add, {1e3, 1e9}).extra_s, 0.0);  // memory-bound: nothing added
 }
 
 TEST(Throttle, ShiftedOpLastsItsTimePlusTheDifference) {
@@ -89,6 +94,19 @@ TEST(Throttle, PacedOpLastsAtLeastItsFloor) {
   ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e12}, {1e9, 1e12}));
   const int64_t n = 96;  // 2·96³ = 1.77 MFLOP: a floor of 1.77 ms at 1 GFLOP/s
   EXPECT_GE(time_matmul(t, n), 2.0 * n * n * n / 1e9);
+}
+
+// Pacing off (a run's canaries): the op runs at the host's speed, far below its floor; on
+// again, it is paced.
+TEST(Throttle, PacingOffRunsAtTheHostsSpeed) {
+  ReferenceBackend ref;
+  ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e12}, {1e8, 1e12}));
+  const int64_t n = 96;  // a floor of 17.7 ms at 0.1 GFLOP/s
+  const double floor_s = 2.0 * n * n * n / 1e8;
+  t.set_pacing(false);
+  EXPECT_LT(time_matmul(t, n), floor_s / 2);
+  t.set_pacing(true);
+  EXPECT_GE(time_matmul(t, n), floor_s);
 }
 
 TEST(Throttle, DilateStretchesTheMeasuredTimeByTheFactor) {
@@ -112,19 +130,35 @@ TEST(Throttle, NeedsABackendThatCanPace) {
 
 const std::string kConfigs = default_config_dir();
 
-TEST(EmulationPlan, AbsoluteTargetFasterThanHostIsLimited) {
+HostRates host_of(Rates peak) {
+  HostRates h;
+  h.peak = peak;
+  return h;
+}
+
+EmulationPlan plan_for(const DeviceProfile& target, const DeviceProfile* reference, Rates host,
+                       EmulationMode mode, DType dtype, double time_scale = 1) {
+  EmulationSpec spec;
+  spec.target = target;
+  if (reference) spec.reference = *reference;
+  spec.mode = mode;
+  return plan_emulation(spec, host_of(host), dtype, time_scale, /*graphs=*/false);
+}
+
+TEST(EmulationPlan, AbsoluteTargetFasterThanHostIsLimitedInRealTime) {
   const DeviceProfile h20 = load_device_profile("h20", kConfigs);
-  // An H100 measured at ~3.0 TB/s cannot reach the H20's 4.0 TB/s.
+  // An H100 measured at ~3.0 TB/s cannot reach the H20's 4.0 TB/s in real time.
   const EmulationPlan on_h100 =
-      plan_emulation(h20, nullptr, {800e12, 3.0e12}, EmulationMode::floor, DType::bf16);
+      plan_for(h20, nullptr, {800e12, 3.0e12}, EmulationMode::floor, DType::bf16);
   EXPECT_EQ(on_h100.limited_by, std::vector<std::string>{"memory_bandwidth"});
-  EXPECT_DOUBLE_EQ(on_h100.pacing.target.flops, 148e12);
-  EXPECT_DOUBLE_EQ(on_h100.pacing.target.bytes_per_s, 3.0e12) << "clamped to what the host has";
+  EXPECT_DOUBLE_EQ(on_h100.pacing.target.peak.flops, 148e12);
+  EXPECT_DOUBLE_EQ(on_h100.pacing.target.peak.bytes_per_s, 3.0e12)
+      << "clamped to what the host has";
   // An H200 measured at ~4.3 TB/s emulates it fully.
   const EmulationPlan on_h200 =
-      plan_emulation(h20, nullptr, {800e12, 4.3e12}, EmulationMode::floor, DType::bf16);
+      plan_for(h20, nullptr, {800e12, 4.3e12}, EmulationMode::floor, DType::bf16);
   EXPECT_TRUE(on_h200.limited_by.empty());
-  EXPECT_DOUBLE_EQ(on_h200.pacing.target.bytes_per_s, 4.0e12);
+  EXPECT_DOUBLE_EQ(on_h200.pacing.target.peak.bytes_per_s, 4.0e12);
   EXPECT_DOUBLE_EQ(on_h200.memory_capacity_bytes, 96e9);
 }
 
@@ -132,20 +166,128 @@ TEST(EmulationPlan, RelativeScalesTheHostByTheRatioOfFigures) {
   const DeviceProfile h20 = load_device_profile("h20", kConfigs);
   const DeviceProfile h100 = load_device_profile("h100-sxm", kConfigs);
   const Rates host{200e9, 30e9};  // a CPU playing the H100
-  const EmulationPlan p = plan_emulation(h20, &h100, host, EmulationMode::dilate, DType::f32);
+  const EmulationPlan p = plan_for(h20, &h100, host, EmulationMode::dilate, DType::f32);
   EXPECT_EQ(p.relative_to, "h100-sxm");
   EXPECT_NEAR(p.compute_ratio, 148.0 / 989.4, 1e-12);
   EXPECT_NEAR(p.bandwidth_ratio, 4.0 / 3.35, 1e-12);
-  EXPECT_NEAR(p.pacing.target.flops, 200e9 * 148.0 / 989.4, 1);
-  EXPECT_DOUBLE_EQ(p.pacing.target.bytes_per_s, 30e9) << "a ratio above 1 cannot be emulated";
+  EXPECT_NEAR(p.pacing.target.peak.flops, 200e9 * 148.0 / 989.4, 1);
+  EXPECT_DOUBLE_EQ(p.pacing.target.peak.bytes_per_s, 30e9) << "a ratio above 1 cannot be emulated";
   EXPECT_EQ(p.limited_by, std::vector<std::string>{"memory_bandwidth"});
-  const EmulationPlan self = plan_emulation(h100, &h100, host, EmulationMode::dilate, DType::f32);
+  const EmulationPlan self = plan_for(h100, &h100, host, EmulationMode::dilate, DType::f32);
   EXPECT_TRUE(self.limited_by.empty());
-  EXPECT_DOUBLE_EQ(self.pacing.target.flops, host.flops);
+  EXPECT_DOUBLE_EQ(self.pacing.target.peak.flops, host.flops);
   const DeviceProfile ascend = load_device_profile("ascend-910b2", kConfigs);
-  const EmulationPlan a = plan_emulation(ascend, &h100, host, EmulationMode::dilate, DType::f32);
+  const EmulationPlan a = plan_for(ascend, &h100, host, EmulationMode::dilate, DType::f32);
   EXPECT_TRUE(a.limited_by.empty());
-  EXPECT_NEAR(a.pacing.target.bytes_per_s, 30e9 * 1.6 / 3.35, 1);
+  EXPECT_NEAR(a.pacing.target.peak.bytes_per_s, 30e9 * 1.6 / 3.35, 1);
+}
+
+// Time scaling: s is the largest factor at which the host meets the target in every dimension;
+// a dimension faster than the host lowers it, it is never above 1, and the scaled target keeps
+// the target's balance exactly, with nothing limited.
+TEST(TimeScale, TheTightestDimensionSetsTheFactor) {
+  const Rates host{200e9, 40e9};                                                  // a CPU
+  EXPECT_DOUBLE_EQ(fitting_time_scale(host, {989e12, 3.35e12}), 200e9 / 989e12);  // compute
+  EXPECT_DOUBLE_EQ(fitting_time_scale(host, {100e9, 80e9}), 0.5);                 // memory
+  EXPECT_DOUBLE_EQ(fitting_time_scale(host, {100e9, 20e9}), 1.0) << "never above 1";
+  const DeviceProfile h20 = load_device_profile("h20", kConfigs);
+  const double s = fitting_time_scale(host, {h20.bf16_flops.value, h20.memory_bytes_per_s.value});
+  const EmulationPlan p = plan_for(h20, nullptr, host, EmulationMode::floor, DType::bf16, s);
+  EXPECT_TRUE(p.limited_by.empty());
+  EXPECT_NEAR(p.pacing.target.peak.flops / p.pacing.target.peak.bytes_per_s, 148e12 / 4.0e12, 1e-9)
+      << "the H20's balance, not the host's";
+  EXPECT_LE(p.pacing.target.peak.flops, host.flops * (1 + 1e-12));
+  EXPECT_LE(p.pacing.target.peak.bytes_per_s, host.bytes_per_s * (1 + 1e-12));
+  EXPECT_DOUBLE_EQ(p.time_scale, s);
+}
+
+TEST(TimeScale, LaunchOverheadIsPlayedInSlowMotion) {
+  DeviceProfile chip = load_device_profile("h100-sxm", kConfigs);
+  chip.launch_eager_s.value = 4e-6;
+  chip.launch_graphs_s.value = 1e-6;
+  EmulationSpec spec;
+  spec.target = chip;
+  spec.mode = EmulationMode::floor;
+  const HostRates host = host_of({2e13, 4e12});  // faster than the H100 x 0.01 everywhere
+  const EmulationPlan eager = plan_emulation(spec, host, DType::bf16, 0.01, false);
+  const EmulationPlan graphs = plan_emulation(spec, host, DType::bf16, 0.01, true);
+  EXPECT_TRUE(eager.limited_by.empty());
+  EXPECT_DOUBLE_EQ(eager.launch_s, 4e-6);
+  EXPECT_DOUBLE_EQ(eager.pacing.launch_s, 4e-4);
+  EXPECT_DOUBLE_EQ(graphs.pacing.launch_s, 1e-4);
+  // Floor: the op lasts its roofline on the scaled rates plus the scaled launch.
+  ThrottleBackend t(*std::make_unique<ReferenceBackend>(), eager.pacing);
+  const OpCost cost{1e9, 1e3};
+  EXPECT_NEAR(t.rule_for(OpId::add, cost).floor_s, 1e9 / (989.4e12 * 0.01) + 4e-4, 1e-12);
+}
+
+// The host rate an op is paced against comes from its shape class: short rows stream slower.
+TEST(HostRates, MatmulsTakeTheirNearestShapeClass) {
+  HostRates h;
+  h.peak = {100e9, 40e9};
+  h.gemv = {{256, 10e9}, {1024, 20e9}, {4096, 30e9}};
+  h.gemm = {{128, 20e9}, {512, 60e9}, {2048, 100e9}};
+  h.other_bytes_per_s = 25e9;
+  auto gemv = [](int64_t k) {
+    OpCost c;
+    c.m = 1, c.n = 4096, c.k = k;
+    return c;
+  };
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(300)).bytes_per_s, 10e9);
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(700)).bytes_per_s, 20e9) << "700 is nearer 1024";
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(100000)).bytes_per_s, 30e9);
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(300)).flops, 100e9) << "the other dimension: peak";
+  OpCost gemm;
+  gemm.m = 512, gemm.n = 512, gemm.k = 512;
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemm).flops, 60e9);
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemm).bytes_per_s, 40e9);
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::add, OpCost{}).bytes_per_s, 25e9);
+  HostRates bare;
+  bare.peak = {1, 2};
+  EXPECT_DOUBLE_EQ(bare.for_op(OpId::matmul, gemv(300)).bytes_per_s, 2) << "no classes: the peak";
+}
+
+// A target measured like the host (the physical check's smaller machine) paces each op to its
+// own shape class, not to its peak.
+TEST(Throttle, TargetShapeClassesPaceTheirOps) {
+  ReferenceBackend ref;
+  PacingPlan plan = plan_with(EmulationMode::floor, {1e12, 1e11}, {1e10, 4e9});
+  plan.target.gemv = {{4096, 1e9}};
+  plan.target.other_bytes_per_s = 2e9;
+  ThrottleBackend t(ref, plan);
+  OpCost row;  // one row against a 4096 x 4096 fp32 weight: 64 MiB streamed
+  row.m = 1, row.n = 4096, row.k = 4096;
+  row.flops = 2.0 * 4096 * 4096;
+  row.bytes = 4.0 * 4096 * 4096;
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::matmul, row).floor_s, row.bytes / 1e9) << "the GEMV class";
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::add, {1e3, 1e6}).floor_s, 1e6 / 2e9) << "other ops' rate";
+  OpCost square;  // no GEMM class: the peak
+  square.m = square.n = square.k = 1024;
+  square.flops = 2.0 * 1024 * 1024 * 1024;
+  square.bytes = 12.0 * 1024 * 1024;
+  EXPECT_DOUBLE_EQ(t.rule_for(OpId::matmul, square).floor_s, square.flops / 1e10);
+}
+
+// Absolute emulation paces by the floor rule unless told otherwise (an op lasts its time on the
+// scaled target); relative emulation by dilate (the host's efficiency carries over).
+TEST(EmulationDefaults, FloorForAbsoluteDilateForRelative) {
+  SuiteOverrides ov;
+  ov.backend = "reference";
+  ov.model = "tiny";
+  ov.workload = "train_step";
+  ov.sizes["seq"] = 16;
+  ov.emulate = "h20";
+  const auto mode_of = [&](const SuiteOverrides& o) {
+    const Suite s = load_suite(kConfigs + "/suites/quick.json", o, kConfigs, builtin_registry());
+    EXPECT_FALSE(s.runs.empty());
+    return s.runs.front().emulation->mode;
+  };
+  ov.relative_to = "none";
+  EXPECT_EQ(mode_of(ov), EmulationMode::floor);
+  ov.relative_to = "h100-sxm";
+  EXPECT_EQ(mode_of(ov), EmulationMode::dilate);
+  ov.emulate_mode = "shift";
+  EXPECT_EQ(mode_of(ov), EmulationMode::shift) << "an explicit mode wins";
 }
 
 TEST(DeviceProfiles, EveryShippedProfileLoadsWithSources) {
@@ -244,6 +386,12 @@ class EmulateCli : public ::testing::Test {
       c.stream_bytes_per_s = 5e9;
       c.read_bytes_per_s = 8e9;  // likewise for a CPU backend's read stream
       c.dispatch_s = 1e-6;
+      // Shape classes at the peaks above, so every op is paced as before shape classes.
+      c.gemv_rates = {{4096, 5e9}};
+      c.gemm_rates = {{256, 2e12}};
+      c.gemv_rates_bf16 = {{4096, 5e9}};
+      c.gemm_rates_bf16 = {{256, 4e12}};
+      c.other_bytes_per_s = 5e9;
       store_calibration(calibration_key(info), c);
     }
     report_ = (dir_ / "r.json").string();
@@ -270,7 +418,7 @@ class EmulateCli : public ::testing::Test {
 TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
   const auto [code, out] =
       run("--backend reference --emulate none,h100-sxm,h20 "
-          "--relative-to h100-sxm --reps 2");
+          "--relative-to h100-sxm --time-scale 1 --reps 2");
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("warning: h20 cannot be emulated fully"), std::string::npos) << out;
   const Report rep = read_report(report_);

@@ -145,29 +145,6 @@ class InferenceRun final : public WorkloadRun {
     for (int64_t s = 0; s < work_.decode_steps(); ++s) work_.decode(s);
     phase_done(1);
   }
-  DerivedMetrics metrics(const std::map<std::string, double>& medians) const override {
-    const RunShape& shape = p_.shape;
-    const double ttft = medians.at("prefill_s");
-    const double prefill_flops = forward_model_flops(p_.model, shape.batch, shape.prompt, 0);
-    DerivedMetrics m;
-    m.values = {{"ttft_ms", ttft * 1e3},
-                {"prefill_tokens_per_s", static_cast<double>(shape.batch * shape.prompt) / ttft},
-                {"prefill_flops_per_s", prefill_flops / ttft}};
-    m.utilisations.push_back({"prefill_mfu", "prefill MFU", prefill_flops / ttft, true});
-    if (shape.decode_steps > 0) {
-      const double tpot = medians.at("decode_step_s");
-      // Mean cache length over the decode steps: positions P+1 .. P+D are read.
-      const int64_t mean_ctx = shape.prompt + (shape.decode_steps + 1) / 2;
-      const double bytes =
-          decode_step_min_bytes(p_.model, shape.batch, mean_ctx, p_.dtype, p_.dtype);
-      m.values["tpot_ms"] = tpot * 1e3;
-      m.values["decode_tokens_per_s"] = static_cast<double>(shape.batch) / tpot;
-      m.values["decode_bytes_per_step"] = bytes;
-      m.values["decode_bytes_per_s"] = bytes / tpot;
-      m.utilisations.push_back({"mbu", "MBU", bytes / tpot, false});
-    }
-    return m;
-  }
 
  private:
   WorkloadParams p_;
@@ -211,6 +188,29 @@ class InferenceWorkload final : public Workload {
   }
   std::string ops_unit(const RunShape& shape) const override {
     return fmt::format("one prefill + {} decode steps", shape.decode_steps);
+  }
+  DerivedMetrics metrics(const WorkloadParams& p,
+                         const std::map<std::string, double>& medians) const override {
+    const RunShape& shape = p.shape;
+    const double ttft = medians.at("prefill_s");
+    const double prefill_flops = forward_model_flops(p.model, shape.batch, shape.prompt, 0);
+    DerivedMetrics m;
+    m.values = {{"ttft_ms", ttft * 1e3},
+                {"prefill_tokens_per_s", static_cast<double>(shape.batch * shape.prompt) / ttft},
+                {"prefill_flops_per_s", prefill_flops / ttft}};
+    m.utilisations.push_back({"prefill_mfu", "prefill MFU", prefill_flops / ttft, true});
+    if (shape.decode_steps > 0) {
+      const double tpot = medians.at("decode_step_s");
+      // Mean cache length over the decode steps: positions P+1 .. P+D are read.
+      const int64_t mean_ctx = shape.prompt + (shape.decode_steps + 1) / 2;
+      const double bytes = decode_step_min_bytes(p.model, shape.batch, mean_ctx, p.dtype, p.dtype);
+      m.values["tpot_ms"] = tpot * 1e3;
+      m.values["decode_tokens_per_s"] = static_cast<double>(shape.batch) / tpot;
+      m.values["decode_bytes_per_step"] = bytes;
+      m.values["decode_bytes_per_s"] = bytes / tpot;
+      m.utilisations.push_back({"mbu", "MBU", bytes / tpot, false});
+    }
+    return m;
   }
   Headline headline(const std::map<std::string, double>& m) const override {
     auto get = [&](const char* k) { return m.count(k) ? m.at(k) : 0.0; };

@@ -113,17 +113,9 @@ class TrainStepRun final : public WorkloadRun {
     work_.run();
     phase_done(0);
   }
-  DerivedMetrics metrics(const std::map<std::string, double>& medians) const override {
-    const double step = medians.at("step_s");
-    const double flops = train_step_model_flops(p_.model, p_.shape.batch, p_.shape.seq);
-    DerivedMetrics m;
-    m.values = {{"step_ms", step * 1e3},
-                {"tokens_per_s", static_cast<double>(work_.tokens_per_step()) / step},
-                {"model_flops_per_step", flops},
-                {"achieved_flops_per_s", flops / step}};
-    if (!losses_.empty()) m.values["final_loss"] = losses_.back();
-    m.utilisations.push_back({"mfu", "MFU", flops / step, true});
-    return m;
+  std::map<std::string, double> observed() const override {
+    if (losses_.empty()) return {};
+    return {{"final_loss", losses_.back()}};
   }
 
  private:
@@ -158,6 +150,18 @@ class TrainStepWorkload final : public Workload {
   }
   std::string primary_series(const RunShape&) const override { return "step_s"; }
   std::vector<Phase> phases(const RunShape&) const override { return {{"step", 1}}; }
+  DerivedMetrics metrics(const WorkloadParams& p,
+                         const std::map<std::string, double>& medians) const override {
+    const double step = medians.at("step_s");
+    const double flops = train_step_model_flops(p.model, p.shape.batch, p.shape.seq);
+    DerivedMetrics m;
+    m.values = {{"step_ms", step * 1e3},
+                {"tokens_per_s", static_cast<double>(p.shape.batch * p.shape.seq) / step},
+                {"model_flops_per_step", flops},
+                {"achieved_flops_per_s", flops / step}};
+    m.utilisations.push_back({"mfu", "MFU", flops / step, true});
+    return m;
+  }
   std::string ops_unit(const RunShape&) const override { return "one train step"; }
   Headline headline(const std::map<std::string, double>& m) const override {
     auto get = [&](const char* k) { return m.count(k) ? m.at(k) : 0.0; };

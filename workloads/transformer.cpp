@@ -349,11 +349,13 @@ void TrainingPass::forward() {
   const Weights& w = model_.weights();
   const int64_t n = batch_ * seq_;
   be_.embedding_fwd(resid_[0].reshaped({batch_, seq_, cfg.d_model}), tokens_, w.embedding);
+  be_.region(Backend::Region::layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const size_t i = static_cast<size_t>(l);
     layer_forward(be_, cfg, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0,
                   nullptr, l);
   }
+  be_.region(Backend::Region::other);
   be_.rmsnorm_fwd(lnf_, rstdf_, resid_.back(), w.final_norm,
                   RmsNormArgs{static_cast<float>(cfg.norm_eps)});
   be_.matmul(logits_, lnf_, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
@@ -370,13 +372,16 @@ void TrainingPass::backward() {
   const MatmulArgs dx_acc{false, false, 1.0f, 1.0f};  // dX += dY · W
   const MatmulArgs dw{true, false, 1.0f, 1.0f};       // dW += dYᵀ · X
 
+  be_.region(Backend::Region::parameters);
   be_.fill(model_.grads_flat(), 0.0f);
+  be_.region(Backend::Region::other);
   // Head and final norm. dresid starts at zero and accumulates through every rmsnorm_bwd.
   be_.matmul(dln_, dlogits_, w.head, dx);
   be_.matmul(g.head, dlogits_, lnf_, dw);
   be_.fill(dresid_, 0.0f);
   be_.rmsnorm_bwd(dresid_, g.final_norm, dln_, resid_.back(), w.final_norm, rstdf_);
 
+  be_.region(Backend::Region::layers);
   for (int64_t l = cfg.n_layers - 1; l >= 0; --l) {
     const size_t i = static_cast<size_t>(l);
     const LayerActs& a = acts_[i];
@@ -409,12 +414,15 @@ void TrainingPass::backward() {
     be_.matmul(lg.wv, dv_, a.ln1, dw);
     be_.rmsnorm_bwd(dresid_, lg.attn_norm, dln_, resid_[i], lw.attn_norm, a.rstd1);
   }
+  be_.region(Backend::Region::other);
   be_.embedding_bwd(g.embedding, dresid_.reshaped({batch_, seq_, cfg.d_model}), tokens_);
 }
 
 void TrainingPass::optimizer_step(const AdamWArgs& args) {
+  be_.region(Backend::Region::parameters);
   be_.adamw(model_.params_flat(), model_.grads_flat(), model_.m_flat(), model_.v_flat(), args);
   model_.refresh_compute_weights();
+  be_.region(Backend::Region::other);
 }
 
 double TrainingPass::mean_loss() {
@@ -472,10 +480,12 @@ Tensor InferencePass::forward(const Tensor& tokens, int64_t pos) {
   Tensor x(resid_a_.data, dt, {rows, cfg.d_model});
   Tensor y(resid_b_.data, dt, {rows, cfg.d_model});
   be_.embedding_fwd(x.reshaped({batch, seq, cfg.d_model}), tokens, w.embedding);
+  be_.region(Backend::Region::layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     layer_forward(be_, cfg, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
     std::swap(x, y);
   }
+  be_.region(Backend::Region::other);
   const Tensor lnf(lnf_.data, dt, {rows, cfg.d_model});
   const Tensor rstdf(rstdf_.data, DType::f32, {rows});
   const Tensor logits(logits_.data, dt, {rows, cfg.vocab});

@@ -104,8 +104,8 @@ class WorkloadRun {
   virtual std::vector<Canary> canaries() = 0;
   // One pass op by op for the per-op breakdown; phase_done(i) as phase i of phases() ends.
   virtual void profiled_pass(const std::function<void(size_t phase)>& phase_done) = 0;
-  // Figures from the medians of the series (and what the run saw, e.g. its last loss).
-  virtual DerivedMetrics metrics(const std::map<std::string, double>& medians) const = 0;
+  // What the run saw besides its times (the last loss), for its metrics.
+  virtual std::map<std::string, double> observed() const { return {}; }
 };
 
 class Workload {
@@ -125,6 +125,10 @@ class Workload {
   virtual std::string primary_series(const RunShape& shape) const = 0;
   virtual std::vector<Phase> phases(const RunShape& shape) const = 0;
   virtual std::string ops_unit(const RunShape& shape) const = 0;
+  // Figures from the medians of the series, for a model of this shape (a slice's run, or the
+  // whole model its time is extrapolated to).
+  virtual DerivedMetrics metrics(const WorkloadParams& params,
+                                 const std::map<std::string, double>& medians) const = 0;
   // From a run's metrics (a report's, too).
   virtual Headline headline(const std::map<std::string, double>& metrics) const = 0;
 };

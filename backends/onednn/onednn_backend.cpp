@@ -36,6 +36,7 @@ class OnednnBackend final : public Backend {
                                    : static_cast<int>(std::thread::hardware_concurrency());
     omp_set_num_threads(threads_);
   }
+  void activate() override { omp_set_num_threads(threads_); }
 
   DeviceInfo device_info() const override {
     DeviceInfo info;

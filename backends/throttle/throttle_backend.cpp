@@ -33,30 +33,38 @@ ThrottleBackend::ThrottleBackend(Backend& inner, PacingPlan plan)
     : ForwardingBackend(inner), plan_(std::move(plan)), slots_(inner.pace_slots()) {
   if (slots_ <= 0)
     throw std::runtime_error(inner.device_info().backend + " cannot pace ops (no pace slots)");
-  if (plan_.target.flops <= 0 || plan_.target.bytes_per_s <= 0 || plan_.host.flops <= 0 ||
-      plan_.host.bytes_per_s <= 0)
+  if (plan_.target.peak.flops <= 0 || plan_.target.peak.bytes_per_s <= 0 ||
+      plan_.host.peak.flops <= 0 || plan_.host.peak.bytes_per_s <= 0 || plan_.launch_s < 0 ||
+      plan_.launch_extra_s < 0)
     throw std::invalid_argument("ThrottleBackend: host and target rates must be positive");
 }
 
-PaceRule ThrottleBackend::rule_for(const OpCost& cost) const {
-  const double target = roofline(cost, plan_.target.flops, plan_.target.bytes_per_s).seconds;
-  if (plan_.mode == EmulationMode::floor) return PaceRule{target, 1.0};
-  const double host = roofline(cost, plan_.host.flops, plan_.host.bytes_per_s).seconds;
-  if (plan_.mode == EmulationMode::shift) return PaceRule{0.0, 1.0, std::max(0.0, target - host)};
-  return PaceRule{0.0, host > 0 ? std::max(1.0, target / host) : 1.0, 0.0};
+PaceRule ThrottleBackend::rule_for(OpId op, const OpCost& cost) const {
+  const Rates target_rates = plan_.target.for_op(op, cost);
+  const double target = roofline(cost, target_rates.flops, target_rates.bytes_per_s).seconds;
+  if (plan_.mode == EmulationMode::floor) return PaceRule{target + plan_.launch_s, 1.0, 0.0};
+  const Rates host_rates = plan_.host.for_op(op, cost);
+  const double host = roofline(cost, host_rates.flops, host_rates.bytes_per_s).seconds;
+  if (plan_.mode == EmulationMode::shift)
+    return PaceRule{0.0, 1.0, std::max(0.0, target - host) + plan_.launch_extra_s};
+  return PaceRule{0.0, host > 0 ? std::max(1.0, target / host) : 1.0, plan_.launch_extra_s};
 }
 
 void ThrottleBackend::around_op(OpId op, const OpCost& cost, const std::function<void()>& call) {
+  if (!pacing_) {
+    call();
+    return;
+  }
   // No op of a real chip lasts minutes: a rule that asks for it comes from rates no chip has
   // (a profile or calibration out of range), and would stall the run rather than measure it.
-  const PaceRule rule = rule_for(cost);
+  const PaceRule rule = rule_for(op, cost);
   if (rule.floor_s > kMaxPacedOpSeconds || rule.extra_s > kMaxPacedOpSeconds ||
       rule.dilate > kMaxDilation)
     throw std::runtime_error(
         "emulating " + plan_.profile + " would pace one " + op_name(op) + " for too long (" +
         std::to_string(rule.floor_s + rule.extra_s) + " s, or " + std::to_string(rule.dilate) +
-        " times its own time): the target's rates (" + std::to_string(plan_.target.flops) +
-        " FLOP/s, " + std::to_string(plan_.target.bytes_per_s) + " B/s) are not a chip's");
+        " times its own time): the target's rates (" + std::to_string(plan_.target.peak.flops) +
+        " FLOP/s, " + std::to_string(plan_.target.peak.bytes_per_s) + " B/s) are not a chip's");
   const int slot = next_slot_;
   next_slot_ = (next_slot_ + 1) % slots_;
   inner_.stamp(slot);

@@ -1,14 +1,17 @@
 // The throttle: a forwarding backend that makes every op last as long as it would on a target
 // chip. For each op: stamp, run it on the inner backend, pace. The op's FLOPs and bytes come
-// from the cost model.
+// from the op costs; the host's rates for that op from its shape class (backends/rates.h); the
+// target's rates (its shape class's where the plan has them), and its per-op launch overhead L,
+// from the plan (already multiplied by the time
+// scale, and L divided by it, when the target is played in slow motion). With roofline_x =
+// max(flops / F_x, bytes / B_x), and L' what L adds to the host's own per-op cost:
 //
-//   floor:  the op lasts at least max(flops / F_target, bytes / B_target)
-//   dilate: the op lasts t_measured · max(1, roofline_target / roofline_host), each roofline
-//           max(flops / F, bytes / B), the host's F and B from calibration
-//   shift:  the op lasts t_measured + max(0, roofline_target - roofline_host): only the
-//           roofline part of the op changes; what it spends beyond (dispatch, fork/join, small-op
-//           inefficiency) carries over as it is. On a CPU that part does not shrink with more
-//           cores, and dilate multiplies it (benchmarks/throttle_fidelity, README).
+//   floor:  the op lasts at least roofline_target + L
+//   dilate: it lasts t_measured · max(1, roofline_target / roofline_host) + L'
+//   shift:  it lasts t_measured + max(0, roofline_target − roofline_host) + L': only
+//           the roofline part of the op changes; what it spends beyond (dispatch, fork/join,
+//           small-op inefficiency) carries over as it is. On a CPU that part does not shrink
+//           with more cores, and dilate multiplies it (docs/emulation.md).
 #pragma once
 
 #include <string>
@@ -28,8 +31,13 @@ bool parse_emulation_mode(const std::string& text, EmulationMode* out);
 struct PacingPlan {
   std::string profile;  // the emulated chip, for messages
   EmulationMode mode = EmulationMode::dilate;
-  Rates host;    // calibrated
-  Rates target;  // the rates ops are paced to (never above the host's)
+  HostRates host;    // calibrated, per shape class
+  HostRates target;  // the rates ops are paced to: a profile's peaks, or per shape class where
+                     // the target is a machine measured like the host (the physical check)
+  // The target's per-op launch overhead on the host's timeline: all of it (floor, where an op
+  // lasts its paced time whatever it measured), and what it adds to the host's own per-op cost
+  // (dilate, shift, where the measured time already holds that).
+  double launch_s = 0, launch_extra_s = 0;
 };
 
 // Bounds on one paced op: beyond them the op throws instead of waiting.
@@ -41,8 +49,12 @@ class ThrottleBackend final : public ForwardingBackend {
   // Throws std::runtime_error when the inner backend cannot pace (no pace slots).
   ThrottleBackend(Backend& inner, PacingPlan plan);
   const PacingPlan& plan() const { return plan_; }
-  // The pacing rule for one op of this cost.
-  PaceRule rule_for(const OpCost& cost) const;
+  // The pacing rule for one op of this kind and cost.
+  PaceRule rule_for(OpId op, const OpCost& cost) const;
+  void set_pacing(bool on) override {
+    pacing_ = on;
+    ForwardingBackend::set_pacing(on);
+  }
 
  protected:
   void around_op(OpId op, const OpCost& cost, const std::function<void()>& call) override;
@@ -50,6 +62,7 @@ class ThrottleBackend final : public ForwardingBackend {
  private:
   PacingPlan plan_;
   int slots_ = 0, next_slot_ = 0;
+  bool pacing_ = true;
 };
 
 }  // namespace capbench

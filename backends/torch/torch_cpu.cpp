@@ -49,6 +49,10 @@ class TorchCpuBackend final : public TorchBackend {
     at::set_num_threads(threads_);
     set_blas_threads(threads_);
   }
+  void activate() override {
+    at::set_num_threads(threads_);
+    set_blas_threads(threads_);
+  }
 
   DeviceInfo device_info() const override {
     DeviceInfo info;

@@ -54,9 +54,15 @@ class TorchCudaBackend final : public TorchBackend {
     else
       at::cuda::setCurrentCUDAStream(
           at::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+    stream_.emplace(at::cuda::getCurrentCUDAStream(device_.index()));
 #ifdef CAPBENCH_HAVE_CUDA_PACING
     cuda_pacer_ = std::make_unique<CudaPacer>();  // never lazily: inside a capture it could not
 #endif
+  }
+  // With two backends alive (the fidelity check's whole GPU and k SMs), the one in use makes
+  // its stream, and so its green context, the thread's current one again.
+  void activate() override {
+    at::cuda::setCurrentCUDAStream(*stream_);
   }
   ~TorchCudaBackend() override {
     // Everything queued finishes before the memory, graphs, pacer and green context it uses go
@@ -334,6 +340,7 @@ class TorchCudaBackend final : public TorchBackend {
   std::unique_ptr<at::cuda::CUDAGraph> capturing_;
   at::cuda::MempoolId_t graph_pool_{0, 0};
   std::optional<at::cuda::CUDAStream> previous_stream_;  // the thread's stream before ours
+  std::optional<at::cuda::CUDAStream> stream_;           // ours
 };
 
 }  // namespace
