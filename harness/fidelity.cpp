@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
@@ -232,7 +233,8 @@ void physical_check(const BackendEntry& entry, const BackendOptions& fewer_optio
 }  // namespace
 
 bool FidelityResult::passed() const {
-  return std::all_of(checks.begin(), checks.end(), [](const FidelityCheck& c) { return c.passed; });
+  return std::all_of(checks.begin(), checks.end(),
+                     [](const FidelityCheck& c) { return c.passed || c.informational; });
 }
 
 FidelityResult measure_fidelity(const BackendEntry& entry, const FidelityOptions& options,
@@ -286,6 +288,7 @@ nlohmann::json to_json(const FidelityResult& r) {
                       {"ratio", c.ratio},
                       {"goal", {c.goal_low, c.goal_high}},
                       {"passed", c.passed},
+                      {"informational", c.informational},
                       {"detail", c.detail}});
   return {{"backend", r.backend}, {"device", r.device}, {"reps", r.reps},
           {"passed", r.passed()}, {"checks", checks},   {"notes", r.notes}};
@@ -308,6 +311,7 @@ FidelityResult fidelity_from_json(const JsonView& v) {
     f.goal_high = goal[1].as_number();
     f.passed = c.at("passed").as_bool();
     f.detail = c.get_string("detail", "");
+    f.informational = c.has("informational") && c.at("informational").as_bool();
     r.checks.push_back(f);
   }
   if (v.has("notes"))

@@ -385,10 +385,18 @@ std::string fidelity_section(const Report& report) {
         "<th>measured</th></tr>\n";
     for (const FidelityCheck& c : f.checks)
       out += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.2f} .. {:.2f}</td>"
-          "<td class='{}'>{}</td><td>{}</td></tr>\n",
-          esc(c.kind), esc(c.name), c.ratio, c.goal_low, c.goal_high, c.passed ? "ok" : "bad",
-          c.passed ? "meets" : "misses", esc(c.detail));
+          "<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{}</td><td class='{}'>{}</td>"
+          "<td>{}</td></tr>\n",
+          esc(c.kind), esc(c.name), c.ratio,
+          c.informational ? std::string("none (informational)")
+                          : fmt::format("{:.2f} .. {:.2f}", c.goal_low, c.goal_high),
+          c.informational ? "meta"
+          : c.passed      ? "ok"
+                          : "bad",
+          c.informational ? "info"
+          : c.passed      ? "meets"
+                          : "misses",
+          esc(c.detail));
     out += "</table>\n";
     for (const std::string& note : f.notes) out += "<p class='meta'>" + esc(note) + "</p>\n";
   }

@@ -12,6 +12,8 @@
 #include "harness/config_files.h"
 #include "harness/emulation.h"
 #include "harness/errors.h"
+#include "harness/fidelity.h"
+#include "harness/json_access.h"
 #include "harness/report.h"
 #include "harness/suite.h"
 #include "test_util.h"
@@ -505,6 +507,35 @@ TEST_F(EmulateCli, BadEmulationInputExitsTwo) {
     EXPECT_EQ(code, 2) << args << ": " << out;
     EXPECT_FALSE(fs::exists(report_)) << args;
   }
+}
+
+}  // namespace
+}  // namespace capbench
+
+namespace capbench {
+namespace {
+
+// The verdict holds the checks with a goal; an informational one is kept and shown, and read
+// back as informational, but never decides the verdict.
+TEST(Fidelity, InformationalChecksAreKeptButNotJudged) {
+  FidelityResult r;
+  r.backend = "onednn";
+  r.reps = 5;
+  FidelityCheck met{"physical", "floor: decode step emulated / real", 1.04, 0.9, 1.1, true,
+                    "a vs b"};
+  FidelityCheck info{"physical", "dilate: decode step emulated / real", 1.2, 0.9, 1.1, false,
+                     "c vs d"};
+  info.informational = true;
+  r.checks = {met, info};
+  EXPECT_TRUE(r.passed());
+  const nlohmann::json j = to_json(r);
+  const FidelityResult back = fidelity_from_json(JsonView(j, "f.json", "$"));
+  ASSERT_EQ(back.checks.size(), 2u);
+  EXPECT_FALSE(back.checks[0].informational);
+  EXPECT_TRUE(back.checks[1].informational);
+  EXPECT_TRUE(back.passed());
+  r.checks[0].passed = false;  // a check with a goal that misses it
+  EXPECT_FALSE(r.passed());
 }
 
 }  // namespace
