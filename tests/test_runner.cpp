@@ -76,9 +76,12 @@ RunRecord run_on(double fraction, double sleep_s) {
 
 // A sleep as long as a step, in 40% of the steps: the series has two typical values and the
 // median moves between them. The verdict must say so, however many samples it takes; the same
-// backend without the sleeps is valid (so the check can fail both ways).
+// backend without the sleeps is valid (so the check can fail both ways). A machine loaded by
+// other work can make a steady run noisy too: it gets three tries, and a verdict that fails
+// steady runs fails all three.
 TEST(Verdict, PlantedInstabilityIsNotValidWhileTheSteadyRunIs) {
-  const RunRecord steady = run_on(0.0, 0.0);
+  RunRecord steady = run_on(0.0, 0.0);
+  for (int attempt = 1; attempt < 3 && !steady.validity.valid; ++attempt) steady = run_on(0.0, 0.0);
   ASSERT_EQ(steady.status, "ok") << steady.reason;
   EXPECT_TRUE(steady.validity.valid) << steady.validity.reasons.at(0);
   const double step = steady.stats.at("step_s").median;
