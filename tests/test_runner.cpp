@@ -2,8 +2,10 @@
 // interrupted suite keeping the runs that finished.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -18,7 +20,11 @@ namespace capbench {
 namespace {
 
 // The reference backend, with a sleep of `sleep_s` after AdamW in a `fraction` of the steps: a
-// machine whose speed really changes from step to step, shifting the median.
+// machine whose speed really changes from step to step, shifting the median. Each matmul lasts
+// at least half a millisecond (it sleeps out the rest), so that a step's time is set by the
+// test rather than by other work on a loaded machine: a sleeper that wakes late by a fraction of
+// a millisecond moves a step of many such ops by little, where preemption of the reference's
+// tiny compute moved a step by 20-80%.
 class FlakyBackend final : public ForwardingBackend {
  public:
   FlakyBackend(std::unique_ptr<Backend> inner, double fraction, double sleep_s)
@@ -29,7 +35,9 @@ class FlakyBackend final : public ForwardingBackend {
 
  protected:
   void around_op(OpId op, const OpCost&, const std::function<void()>& call) override {
+    const auto start = std::chrono::steady_clock::now();
     call();
+    if (op == OpId::matmul) std::this_thread::sleep_until(start + std::chrono::microseconds(500));
     if (op == OpId::adamw && coin_(rng_) < fraction_)
       std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s_));
   }
@@ -76,19 +84,30 @@ RunRecord run_on(double fraction, double sleep_s) {
 
 // A sleep as long as a step, in 40% of the steps: the series has two typical values and the
 // median moves between them. The verdict must say so, however many samples it takes; the same
-// backend without the sleeps is valid (so the check can fail both ways). A machine loaded by
-// other work can make a steady run noisy too: it gets three tries, and a verdict that fails
-// steady runs fails all three.
+// backend without the sleeps is valid (so the check can fail both ways). Other work on the
+// machine can make a steady run noisy too: it gets three tries, and where it is still not valid
+// on a machine loaded beyond its cores (load average above the core count), that half is
+// reported skipped with the load, since no run there is steady; on any other machine a verdict
+// that fails steady runs fails the test.
 TEST(Verdict, PlantedInstabilityIsNotValidWhileTheSteadyRunIs) {
   RunRecord steady = run_on(0.0, 0.0);
   for (int attempt = 1; attempt < 3 && !steady.validity.valid; ++attempt) steady = run_on(0.0, 0.0);
   ASSERT_EQ(steady.status, "ok") << steady.reason;
-  EXPECT_TRUE(steady.validity.valid) << steady.validity.reasons.at(0);
   const double step = steady.stats.at("step_s").median;
   const RunRecord flaky = run_on(0.4, step);
   ASSERT_EQ(flaky.status, "ok") << flaky.reason;
   EXPECT_FALSE(flaky.validity.valid) << "median " << flaky.stats.at("step_s").median;
   EXPECT_GT(flaky.stats.at("step_s").median_ci_relative(), 0.05);
+  if (!steady.validity.valid) {
+    double load = 0;
+    std::ifstream("/proc/loadavg") >> load;
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    if (load > cores)
+      GTEST_SKIP() << "the steady half: this machine is loaded (load average " << load << " on "
+                   << cores << " cores), and the steady run was not valid three times: "
+                   << steady.validity.reasons.at(0);
+  }
+  EXPECT_TRUE(steady.validity.valid) << steady.validity.reasons.at(0);
 }
 
 // A backend that raises SIGINT's flag from inside its first op: a signal arriving mid-run.
