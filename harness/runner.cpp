@@ -79,6 +79,15 @@ void put_utilisation(std::map<std::string, double>& metrics, RunRecord& r, const
     metrics[u.metric] = fraction;
     return;
   }
+  if (r.emulation.is_object()) {
+    // Against the paced rates: a rule never slows an op below its own time, so an op that beats
+    // its shape class (served from cache, say) runs faster than the target would.
+    r.notes.push_back(fmt::format(
+        "{} left out: the run reached {:.3f}x the {} it was paced to ({}): some ops ran faster "
+        "than their paced rate, so the figure would mislead",
+        u.label, fraction, u.of_flops ? "compute rate" : "memory rate", r.roofline.peaks_source));
+    return;
+  }
   r.notes.push_back(fmt::format(
       "{} left out: the run reached {:.3f}x the calibrated {} ({}), which cannot be; the "
       "calibration is stale or was disturbed (capbench calibrate --force measures it again)",
