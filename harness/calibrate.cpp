@@ -244,23 +244,9 @@ Calibration measure_calibration(Backend& be,
   // cores where K = 512 reached ~12), so the peak is the best of a narrow and a wide K, as the
   // GEMM peak is the best of its repetitions.
   if (progress) progress("calibrate: weight streaming (GEMV)");
-  for (const int64_t k : {int64_t{512}, int64_t{4096}}) {
-    const int64_t n_out = (int64_t{128} << 20) / 4 / k;
-    DeviceBuffer w(be, static_cast<size_t>(n_out * k) * 4), x(be, static_cast<size_t>(k) * 4),
-        y(be, static_cast<size_t>(n_out) * 4);
-    const Tensor tw = w.view(DType::f32, {n_out, k}), tx = x.view(DType::f32, {1, k}),
-                 ty = y.view(DType::f32, {1, n_out});
-    be.fill(tw, 0.01f);
-    be.fill(tx, 1.0f);
-    double best_stream = 1e30;
-    for (int rep = 0; rep < 5; ++rep)
-      best_stream = std::min(best_stream, time_synchronized(be, [&] {
-                               be.matmul(ty, tx, tw, MatmulArgs{false, true, 1.0f, 0.0f});
-                             }));
+  for (const int64_t k : {int64_t{512}, int64_t{4096}})
     c.stream_bytes_per_s =
-        std::max(c.stream_bytes_per_s,
-                 static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best_stream);
-  }
+        std::max(c.stream_bytes_per_s, measure_gemv(be, DType::f32, k, size_t{128} << 20));
 
   // Shape classes: what the throttle paces each op against (its nearest class).
   for (const DType dtype : {DType::f32, DType::bf16}) {
