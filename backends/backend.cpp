@@ -215,7 +215,10 @@ void HostPacer::pace(int slot, const PaceRule& rule) {
   const double start = stamps_.at(static_cast<size_t>(slot));
   const double elapsed = host_seconds_now() - start;
   const double target = std::max(rule.floor_s, elapsed * rule.dilate + rule.extra_s);
-  const double deadline = start + target;
+  wait_until_host_seconds(start + target);
+}
+
+void wait_until_host_seconds(double deadline) {
   // Sleep through most of a long wait, then spin: sleeping alone overshoots by the scheduler's
   // granularity, spinning alone burns a core that the op's own threads may want.
   for (;;) {

@@ -322,6 +322,8 @@ void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t 
 int64_t host_adamw_step(const AdamWArgs& args);
 
 double host_seconds_now();
+// Returns at host_seconds_now() >= deadline: sleeps through most of the wait, spins the rest.
+void wait_until_host_seconds(double deadline);
 // Seconds `fn` takes on `backend`'s timeline: synchronised before and after.
 double time_synchronized(Backend& backend, const std::function<void()>& fn);
 // The CPU's model name (from /proc/cpuinfo), or "unknown CPU".

@@ -73,6 +73,8 @@ DeviceProfile load_device_profile(const std::string& name_or_path, const std::st
   p.link_bytes_per_s = figure(link.at("link_bytes_per_s_per_direction"), 1e6, 1e14);
   p.link_latency_s = figure(link.at("latency_s"), 1e-9, 1e-1);
   p.max_peers = link.at("max_peers").as_int_in(1, 1 << 20);
+  p.scale_out_bytes_per_s =
+      figure(root.at("scale_out").object().at("bytes_per_s_per_node"), 1e6, 1e14);
   if (root.has("launch")) {
     const JsonView launch = root.at("launch").object();
     p.launch_eager_s = figure(launch.at("eager_s"), 1e-8, 1e-2);

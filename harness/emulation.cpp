@@ -49,6 +49,35 @@ double fitting_time_scale(const Rates& host, const Rates& target) {
   return s;
 }
 
+LinkModel profile_link(const DeviceProfile& profile) {
+  LinkModel link;
+  link.topology = profile.topology;
+  link.link_bytes_per_s = profile.link_bytes_per_s.value;
+  link.latency_s = profile.link_latency_s.value;
+  link.scale_out_bytes_per_s = profile.scale_out_bytes_per_s.value;
+  link.ranks_per_node = static_cast<int>(profile.max_peers + 1);
+  return link;
+}
+
+LinkModel emulated_link(const EmulationSpec& spec, double host_link_bytes_per_s, int world) {
+  const LinkModel target = profile_link(spec.target);
+  if (!spec.reference) return target;
+  const LinkModel reference = profile_link(*spec.reference);
+  LinkModel link = target;
+  link.topology = "switch";
+  link.link_bytes_per_s =
+      host_link_bytes_per_s * target.bandwidth(world) / reference.bandwidth(world);
+  link.scale_out_bytes_per_s = 0;
+  return link;
+}
+
+void plan_link(EmulationPlan& plan, const EmulationSpec& spec, double host_link_bytes_per_s,
+               int world) {
+  plan.link = emulated_link(spec, host_link_bytes_per_s, world);
+  if (plan.link->bandwidth(world) * plan.time_scale > host_link_bytes_per_s * (1 + 1e-9))
+    plan.limited_by.push_back("interconnect");
+}
+
 EmulationPlan plan_emulation(const EmulationSpec& spec, const HostRates& host, DType dtype,
                              double time_scale, bool graphs) {
   const DeviceProfile& target = spec.target;

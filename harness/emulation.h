@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/comm/link_model.h"
 #include "backends/throttle/device_profile.h"
 #include "backends/throttle/throttle_backend.h"
 
@@ -59,7 +60,22 @@ struct EmulationPlan {
   double memory_capacity_bytes = 0;
   // compute and bandwidth scale factors applied to the host (relative emulation), else 0.
   double compute_ratio = 0, bandwidth_ratio = 0;
+  // The emulated chip's scale-up link (before the time scale): the profile's, or the host's
+  // link scaled by the target's over the reference's (relative). Absent when the host's link
+  // was not measured (a single process).
+  std::optional<LinkModel> link;
 };
+
+// A profile's scale-up link and scale-out figures as a link model.
+LinkModel profile_link(const DeviceProfile& profile);
+// The emulated chip's link for a collective over `world` ranks: the profile's (absolute), or,
+// relative, the host's measured link (an all-reduce's bus bandwidth) scaled by the target's
+// bandwidth over the reference's at that world, on a switch.
+LinkModel emulated_link(const EmulationSpec& spec, double host_link_bytes_per_s, int world);
+// Adds the emulated link to `plan` for a run over `world` ranks, and "interconnect" to its
+// limited_by when the host's link cannot carry it at the plan's time scale.
+void plan_link(EmulationPlan& plan, const EmulationSpec& spec, double host_link_bytes_per_s,
+               int world);
 
 // `graphs`: the run replays captured graphs, so the target's launch overhead is its graphs'.
 EmulationPlan plan_emulation(const EmulationSpec& spec, const HostRates& host, DType dtype,

@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "build_info.h"
 #include "harness/calibrate.h"
+#include "harness/comm_bench.h"
 #include "harness/compare.h"
 #include "harness/console.h"
 #include "harness/errors.h"
@@ -20,6 +22,7 @@
 #include "harness/html_report.h"
 #include "harness/interrupt.h"
 #include "harness/json_access.h"
+#include "harness/launch.h"
 #include "harness/rates.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
@@ -29,14 +32,39 @@ using namespace capbench;
 
 namespace {
 
+// Long enough for a large collective on a slow link, short enough that a dead rank is noticed.
+constexpr double kDefaultCommTimeout = 300;
+
 struct RunOptions {
   std::string suite = std::string(CAPBENCH_SOURCE_DIR) + "/configs/suites/quick.json";
   std::string out;
   std::string config_dir = default_config_dir();
   bool no_calibrate = false;
   bool show_ops = false;
+  double comm_timeout_s = kDefaultCommTimeout;
   SuiteOverrides ov;
 };
+
+// The ranks of this process's job, from a launcher's environment (a world of one without one).
+// Local ranks share the host's cores: each takes its share unless --threads says otherwise.
+struct Job {
+  Rendezvous rendezvous;
+  std::unique_ptr<Communicator> comm;
+  bool leader() const { return rendezvous.rank == 0; }
+};
+Job join_job(double timeout_s, std::optional<int64_t>* threads) {
+  Job job;
+  job.rendezvous = rendezvous_from_env();
+  if (!(timeout_s > 0 && timeout_s <= 86400))
+    throw UsageError(
+        fmt::format("--comm-timeout must be in (0, 86400] seconds, got {}", timeout_s));
+  job.comm = make_communicator(job.rendezvous, timeout_s);
+  if (threads && !*threads && job.rendezvous.local_world > 1) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    *threads = std::max(1, cores / job.rendezvous.local_world);
+  }
+  return job;
+}
 
 // An output that would overwrite one of the command's inputs: refused before anything is read.
 void refuse_overwriting_input(const std::string& out, const std::vector<std::string>& inputs,
@@ -47,12 +75,15 @@ void refuse_overwriting_input(const std::string& out, const std::vector<std::str
       throw UsageError(flag + " " + out + " is the input " + in + ": it would be overwritten");
 }
 
-int cmd_run(const RunOptions& o) {
+int cmd_run(RunOptions o) {
   // From the start: a signal during loading or calibration ends the command (nothing has
   // finished yet); during the runs it keeps those that have.
   install_interrupt_handlers();
   const Registry& registry = builtin_registry();
   // Found now, not after every run has finished: a report that cannot be written loses them.
+  // Several ranks: rank 0 alone prints and writes.
+  const Job job = join_job(o.comm_timeout_s, &o.ov.threads);
+  if (!job.leader()) o.out.clear();
   if (!o.out.empty()) check_output_path(o.out, "--out");
   const Suite suite = load_suite(o.suite, o.ov, o.config_dir, registry);
   refuse_overwriting_input(o.out, {o.suite}, "--out");
@@ -62,16 +93,43 @@ int cmd_run(const RunOptions& o) {
   if (emulates && o.no_calibrate)
     throw UsageError(
         "emulation paces ops against the host's calibrated rates: drop --no-calibrate");
-  Progress progress = Progress::for_stderr();
-  const SuiteContext context = calibrate_for_suite(
-      suite, registry, static_cast<int>(o.ov.threads.value_or(0)), !o.no_calibrate,
-      [&](const std::string& what) { progress.begin(0, 1, what); },
-      [&](const std::string& status) {
-        check_interrupted();
-        progress.update(status);
-      },
-      [&](const std::string& outcome) { progress.end(outcome); });
+  Progress progress = job.leader() ? Progress::for_stderr() : Progress(Progress::Style::silent);
+  // One rank per host measures (or reads the cache), then the others read what it cached.
+  const bool calibrates_first = job.rendezvous.local_rank == 0;
+  const auto calibrate = [&] {
+    return calibrate_for_suite(
+        suite, registry, static_cast<int>(o.ov.threads.value_or(0)), !o.no_calibrate,
+        [&](const std::string& what) { progress.begin(0, 1, what); },
+        [&](const std::string& status) {
+          check_interrupted();
+          progress.update(status);
+        },
+        [&](const std::string& outcome) { progress.end(outcome); });
+  };
+  SuiteContext context;
+  if (calibrates_first) context = calibrate();
+  job.comm->barrier()->wait();
+  if (!calibrates_first) context = calibrate();
+  context.comm = job.comm.get();
+  const bool parallel = std::any_of(suite.runs.begin(), suite.runs.end(),
+                                    [](const RunSpec& s) { return s.parallel.layout != "single"; });
+  if (job.comm->world() > 1 && parallel && !o.no_calibrate) {
+    progress.begin(0, 1, "measuring the link between the ranks");
+    const HostLink link = measure_host_link(*job.comm);
+    context.host_link_bytes_per_s = link.bytes_per_s;
+    context.host_link_source = link.source;
+    progress.end(fmt::format("all-reduce busbw {:.2f} GB/s", link.bytes_per_s / 1e9));
+    for (const RunSpec& s : suite.runs)
+      if (s.emulation && s.emulation->time_scale.kind == TimeScale::Kind::suite)
+        context.suite_time_scale = std::min(context.suite_time_scale, link_time_scale(context, s));
+  }
   const Report report = run_suite(suite, context, progress);
+  if (!job.leader()) {
+    if (const int signal = interrupt_signal()) return 128 + signal;
+    for (const RunRecord& r : report.runs)
+      if (r.status == "failed") return 1;
+    return 0;
+  }
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
   for (const RunRecord& r : report.runs)
@@ -95,6 +153,95 @@ int cmd_run(const RunOptions& o) {
   for (const RunRecord& r : report.runs)
     if (r.status == "failed") return 1;
   return 0;
+}
+
+struct CommBenchCli {
+  CommBenchOptions options;
+  std::vector<std::string> dtypes{"fp32", "bf16"};
+  std::vector<std::string> collectives;
+  std::string min_size = "1K", max_size = "256M";
+  double timeout_s = kDefaultCommTimeout;
+  std::string out;
+};
+
+// "1K", "64M", "1G" or plain bytes.
+int64_t parse_size(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  double scale = 1;
+  if (unit == "K" || unit == "KiB")
+    scale = 1 << 10;
+  else if (unit == "M" || unit == "MiB")
+    scale = 1 << 20;
+  else if (unit == "G" || unit == "GiB")
+    scale = 1 << 30;
+  else if (!unit.empty() && unit != "B")
+    used = 0;
+  const double bytes = value * scale;
+  if (used == 0 || !(bytes >= 1 && bytes <= 64.0 * (1 << 30)))
+    throw UsageError(flag + " must be a size from 1 byte to 64G (e.g. 1K, 64M), got \"" + text +
+                     "\"");
+  return static_cast<int64_t>(bytes);
+}
+
+int cmd_comm_bench(CommBenchCli o) {
+  install_interrupt_handlers();
+  const Job job = join_job(o.timeout_s, nullptr);
+  if (!job.leader()) o.out.clear();
+  if (!o.out.empty()) check_output_path(o.out, "--out");
+  o.options.min_bytes = parse_size(o.min_size, "--min-size");
+  o.options.max_bytes = parse_size(o.max_size, "--max-size");
+  if (o.options.min_bytes > o.options.max_bytes)
+    throw UsageError("--min-size is larger than --max-size");
+  o.options.dtypes.clear();
+  for (const std::string& d : o.dtypes) {
+    DType dtype = DType::f32;
+    if (!parse_dtype(d, &dtype) || (dtype != DType::f32 && dtype != DType::bf16))
+      throw UsageError("--dtype must be fp32 or bf16, got \"" + d + "\"");
+    o.options.dtypes.push_back(dtype);
+  }
+  if (!o.collectives.empty()) {
+    o.options.collectives.clear();
+    for (const std::string& c : o.collectives) {
+      bool found = false;
+      for (int k = 0; k < kCollectiveCount; ++k)
+        if (c == collective_name(static_cast<Collective>(k)) &&
+            k != static_cast<int>(Collective::barrier)) {
+          o.options.collectives.push_back(static_cast<Collective>(k));
+          found = true;
+        }
+      if (!found)
+        throw UsageError(
+            "--op must be all_reduce, all_gather, reduce_scatter or broadcast, got \"" + c + "\"");
+    }
+  }
+  Progress progress = job.leader() ? Progress::for_stderr() : Progress(Progress::Style::silent);
+  progress.begin(0, 1, fmt::format("comm-bench over {} ranks", job.comm->world()));
+  const std::vector<CommBenchRow> rows =
+      run_comm_bench(*job.comm, o.options, [&](const std::string& s) { progress.update(s); });
+  progress.end("done");
+  int64_t wrong = 0;
+  for (const CommBenchRow& r : rows) wrong += r.wrong;
+  if (!job.leader()) return wrong ? 1 : 0;
+  Report report;
+  report.capbench_version = CAPBENCH_VERSION;
+  report.git_revision = CAPBENCH_GIT_REVISION;
+  report.created_utc = utc_now_iso8601();
+  report.suite = "comm-bench";
+  report.host = host_info(builtin_registry());
+  report.comm_bench = to_json(rows, *job.comm);
+  print_comm_bench(stdout, report.comm_bench);
+  if (!o.out.empty()) {
+    write_report_atomic(report, o.out);
+    fmt::print("report: {}\n", o.out);
+  }
+  return wrong ? 1 : 0;
 }
 
 int cmd_list(const std::string& config_dir) {
@@ -227,6 +374,7 @@ int cmd_show(const std::string& path, bool ops) {
   print_summary_table(stdout, report);
   if (ops) print_op_breakdown(stdout, report);
   print_fidelity(stdout, report);
+  print_comm_bench(stdout, report.comm_bench);
   return 0;
 }
 
@@ -406,6 +554,44 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--no-calibrate", run.no_calibrate,
                     "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
   run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");
+  run_cmd->add_option("--parallel", run.ov.parallel,
+                      "Layout of the training entries over the launcher's ranks: single or dp "
+                      "(data parallel)");
+  run_cmd->add_option("--bucket-mb", run.ov.bucket_mib,
+                      "Data parallel: MiB of gradients per all-reduce bucket (default 25)");
+  run_cmd->add_option("--comm-timeout", run.comm_timeout_s,
+                      "Seconds a collective may wait for the other ranks before it fails "
+                      "(default 300)");
+
+  LaunchOptions launch;
+  std::vector<std::string> launch_command;
+  CLI::App* launch_cmd = app.add_subcommand(
+      "launch",
+      "Start N local ranks of a capbench command (as torchrun would): launch -n 2 -- run SUITE");
+  launch_cmd->add_option("-n,--nproc", launch.ranks, "Ranks to start (default 2)");
+  launch_cmd->add_option("--port", launch.port, "Rendezvous port (default: a free one)");
+  launch_cmd->add_option("--grace", launch.grace_s,
+                         "Seconds the other ranks get to finish after one failed (default 60)");
+  launch_cmd->add_option("command", launch_command, "The capbench command and its arguments")
+      ->required();
+  launch_cmd->prefix_command();
+
+  CommBenchCli comm_bench;
+  CLI::App* comm_bench_cmd = app.add_subcommand(
+      "comm-bench",
+      "Collectives over the job's ranks (nccl-tests style): time, algbw, busbw, wrong results; "
+      "under launch, torchrun or srun");
+  comm_bench_cmd->add_option("--min-size", comm_bench.min_size, "Smallest size S (default 1K)");
+  comm_bench_cmd->add_option("--max-size", comm_bench.max_size, "Largest size S (default 256M)");
+  comm_bench_cmd->add_option("--dtype", comm_bench.dtypes, "fp32, bf16 (repeatable; default both)");
+  comm_bench_cmd->add_option("--op", comm_bench.collectives,
+                             "all_reduce, all_gather, reduce_scatter, broadcast (repeatable; "
+                             "default all)");
+  comm_bench_cmd->add_option("--iters", comm_bench.options.max_iters,
+                             "Most timed iterations per size (default 20; fewer past 1 s)");
+  comm_bench_cmd->add_option("--comm-timeout", comm_bench.timeout_s,
+                             "Seconds a collective may wait (default 300)");
+  comm_bench_cmd->add_option("--out,-o", comm_bench.out, "Write the results as a JSON report");
 
   std::string list_config_dir = default_config_dir();
   CLI::App* list_cmd = app.add_subcommand("list", "Show the backends, models and suites");
@@ -497,6 +683,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*run_cmd) return cmd_run(run);
+    if (*launch_cmd) return launch_local_ranks(launch, launch_command);
+    if (*comm_bench_cmd) return cmd_comm_bench(comm_bench);
     if (*list_cmd) return cmd_list(list_config_dir);
     if (*cal_cmd) return cmd_calibrate(cal_backend, cal_threads, cal_force);
     if (*show_cmd) return cmd_show(show_path, show_ops);
@@ -512,6 +700,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return kExitBadInput;
   } catch (const UsageError& e) {
+    fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
+    return kExitBadInput;
+  } catch (const CommSetupError& e) {
     fmt::print(stderr, "capbench: error: {}\n", one_line(e.what()));
     return kExitBadInput;
   } catch (const std::exception& e) {

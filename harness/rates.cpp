@@ -50,13 +50,26 @@ SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, i
   return context;
 }
 
+double link_time_scale(const SuiteContext& context, const RunSpec& spec) {
+  if (!spec.emulation || !context.comm || context.comm->world() <= 1 ||
+      spec.parallel.layout == "single" || !(context.host_link_bytes_per_s > 0))
+    return 1;
+  const int world = context.comm->world();
+  const double target =
+      emulated_link(*spec.emulation, context.host_link_bytes_per_s, world).bandwidth(world);
+  return target > 0 ? std::min(1.0, context.host_link_bytes_per_s / target) : 1.0;
+}
+
 double time_scale_for(const SuiteContext& context, const RunSpec& spec, const HostRates& host) {
   const TimeScale& t = spec.emulation->time_scale;
   switch (t.kind) {
     case TimeScale::Kind::suite:
       return context.suite_time_scale;
-    case TimeScale::Kind::fit:
-      return fitting_time_scale(host.peak, emulated_rates(*spec.emulation, host.peak, spec.dtype));
+    case TimeScale::Kind::fit: {
+      double s =
+          fitting_time_scale(host.peak, emulated_rates(*spec.emulation, host.peak, spec.dtype));
+      return std::min(s, link_time_scale(context, spec));
+    }
     case TimeScale::Kind::fixed:
       return t.value;
   }

@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "backends/comm/communicator.h"
 #include "backends/rates.h"
 #include "backends/registry.h"
 #include "harness/calibrate.h"
@@ -24,6 +25,11 @@ struct SuiteContext {
   // The time scale every emulated run with time_scale "suite" shares: the largest at which the
   // host meets every emulated chip of the suite in every dimension. 1 when none emulates.
   double suite_time_scale = 1;
+  // The ranks of this job (null: one process), and the host's own link between them as an
+  // all-reduce's bus bandwidth measured at calibration (0: not measured).
+  Communicator* comm = nullptr;
+  double host_link_bytes_per_s = 0;
+  std::string host_link_source;
 };
 
 std::string backend_rates_key(const std::string& backend, int64_t threads);
@@ -54,6 +60,9 @@ struct SourcedHostRates {
 SourcedHostRates host_rates_for(const SuiteContext& context, const RunSpec& spec);
 // The time scale of an emulated run: the suite's, the one that fits this run, or the fixed one
 // it asks for.
+// The largest time scale at which the host's measured link carries the emulated chip's link
+// (1 for a run without collectives or with no link measured).
+double link_time_scale(const SuiteContext& context, const RunSpec& spec);
 double time_scale_for(const SuiteContext& context, const RunSpec& spec, const HostRates& host);
 
 }  // namespace capbench

@@ -149,7 +149,8 @@ json to_json(const RunRecord& r) {
                 {"bound", r.roofline.bound},
                 {"peak_flops", r.roofline.peak_flops},
                 {"peak_bytes_per_s", r.roofline.peak_bytes_per_s},
-                {"peaks_source", r.roofline.peaks_source}};
+                {"peaks_source", r.roofline.peaks_source},
+                {"communication_seconds", r.roofline.communication_seconds}};
   return {{"key", key_json(r.key)},
           {"status", r.status},
           {"reason", r.reason},
@@ -168,7 +169,8 @@ json to_json(const RunRecord& r) {
           {"harness_overhead", r.harness_overhead},
           {"notes", r.notes},
           {"emulation", r.emulation},
-          {"extrapolation", r.extrapolation}};
+          {"extrapolation", r.extrapolation},
+          {"parallel", r.parallel}};
 }
 
 json to_json(const Report& report) {
@@ -183,6 +185,7 @@ json to_json(const Report& report) {
               {"calibration", report.calibration},
               {"runs", runs}};
   if (!report.interrupted.is_null()) doc["interrupted"] = report.interrupted;
+  if (!report.comm_bench.is_null()) doc["comm_bench"] = report.comm_bench;
   if (!report.fidelity.empty()) {
     doc["fidelity"] = nlohmann::json::array();
     for (const FidelityResult& f : report.fidelity) doc["fidelity"].push_back(to_json(f));
@@ -239,6 +242,7 @@ Report report_from_json(const json& doc, const std::string& file) {
       r.roofline.peak_flops = f.get_number("peak_flops", 0);
       r.roofline.peak_bytes_per_s = f.get_number("peak_bytes_per_s", 0);
       r.roofline.peaks_source = f.get_string("peaks_source", "");
+      r.roofline.communication_seconds = f.get_number("communication_seconds", 0);
     }
     r.ops_unit = rv.get_string("ops_unit", "");
     if (rv.has("ops"))
@@ -284,9 +288,13 @@ Report report_from_json(const json& doc, const std::string& file) {
       r.emulation = rv.at("emulation").object().raw();
     if (rv.has("extrapolation") && !rv.at("extrapolation").raw().is_null())
       r.extrapolation = rv.at("extrapolation").object().raw();
+    if (rv.has("parallel") && !rv.at("parallel").raw().is_null())
+      r.parallel = rv.at("parallel").object().raw();
     report.runs.push_back(std::move(r));
   }
   if (root.has("interrupted")) report.interrupted = root.at("interrupted").object().raw();
+  if (root.has("comm_bench") && !root.at("comm_bench").raw().is_null())
+    report.comm_bench = root.at("comm_bench").object().raw();
   if (root.has("fidelity"))
     for (const JsonView& f : root.at("fidelity").items())
       report.fidelity.push_back(fidelity_from_json(f));

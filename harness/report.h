@@ -44,6 +44,8 @@ struct RooflinePrediction {
   std::string bound;
   double peak_flops = 0, peak_bytes_per_s = 0;
   std::string peaks_source;
+  // The link model's time for the unit's collectives on the host's own link (0: none).
+  double communication_seconds = 0;
 };
 
 struct RunRecord {
@@ -70,6 +72,9 @@ struct RunRecord {
   nlohmann::json emulation = nullptr;
   // A layer slice's figures extrapolated to its whole model (reports/README.md). null otherwise.
   nlohmann::json extrapolation = nullptr;
+  // Runs over several ranks: layout, world, engine, buckets, collectives per kind, per-rank
+  // medians (reports/README.md). null for a single rank.
+  nlohmann::json parallel = nullptr;
 };
 
 struct Report {
@@ -83,6 +88,8 @@ struct Report {
   nlohmann::json interrupted = nullptr;
   // capbench fidelity's checks, backend by backend (harness/fidelity.h); a suite has none.
   std::vector<FidelityResult> fidelity;
+  // capbench comm-bench's sweep (harness/comm_bench.h); a suite has none.
+  nlohmann::json comm_bench = nullptr;
 };
 
 nlohmann::json to_json(const Report& report);

@@ -1,10 +1,12 @@
 #include "harness/runner.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
 #include <new>
 #include <optional>
 
+#include "backends/comm/link_model.h"
 #include "backends/op_costs.h"
 #include "backends/op_profiler.h"
 #include "backends/throttle/throttle_backend.h"
@@ -25,6 +27,8 @@ struct RunEnv {
   const EmulationPlan* plan;   // null: a native run
   double device_memory_bytes;  // 0: unknown
   Progress& progress;
+  MeteredCommunicator* comm;   // the run's ranks, metered (null: one process)
+  const LinkModel* host_link;  // the host's own link, for the communication term (null: none)
 };
 
 // The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met and the
@@ -38,9 +42,12 @@ struct LoopResult {
   double wall = 0, sampled = 0, excluded = 0;
 };
 
+// `agree_stop` (several ranks): whether any rank would stop, so that every rank runs the same
+// repetitions and meets the others in every collective.
 LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
                       const std::vector<double>& primary,
-                      const std::function<double(bool warmup, double* sampled)>& rep) {
+                      const std::function<double(bool warmup, double* sampled)>& rep,
+                      const std::function<bool(bool stop)>& agree_stop) {
   for (int64_t i = 0; i < rs.warmup; ++i) {
     check_interrupted();
     progress.update(fmt::format("warm-up {}/{}", i + 1, rs.warmup));
@@ -56,15 +63,17 @@ LoopResult timed_loop(const RunnerSettings& rs, Progress& progress,
     r.sampled += sampled;
     r.reps += 1;
     r.wall = host_seconds_now() - start;
-    if (r.reps >= rs.max_reps || r.wall >= rs.max_time_s) break;
-    if (r.reps >= rs.min_reps && r.wall >= rs.min_time_s) {
+    bool stop = r.reps >= rs.max_reps || r.wall >= rs.max_time_s;
+    std::string status = fmt::format("rep {} ({:.1f} s)", r.reps, r.wall);
+    if (!stop && r.reps >= rs.min_reps && r.wall >= rs.min_time_s) {
       const double ci = summarize(primary).median_ci_relative();
-      if (ci <= rs.ci_bound) break;
-      progress.update(fmt::format("rep {} ({:.1f} s): median ±{:.1f}%, repeating to ±{:.1f}%",
-                                  r.reps, r.wall, 100 * ci, 100 * rs.ci_bound));
-    } else {
-      progress.update(fmt::format("rep {} ({:.1f} s)", r.reps, r.wall));
+      stop = ci <= rs.ci_bound;
+      status = fmt::format("rep {} ({:.1f} s): median ±{:.1f}%, repeating to ±{:.1f}%", r.reps,
+                           r.wall, 100 * ci, 100 * rs.ci_bound);
     }
+    if (agree_stop) stop = agree_stop(stop);
+    if (stop) break;
+    progress.update(status);
   }
   return r;
 }
@@ -225,7 +234,9 @@ void extrapolate(const Workload& w, const RunSpec& spec, const RunEnv& env,
     r.notes.push_back("no extrapolation to the whole model: the profiled pass timed nothing");
     return;
   }
-  WorkloadParams whole{full, spec.shape, spec.dtype, spec.seed, spec.learning_rate};
+  WorkloadParams whole{full,          spec.shape, spec.dtype, spec.seed, spec.learning_rate,
+                       spec.parallel, nullptr};
+  whole.parallel.world = r.key.world;
   std::map<std::string, double> metrics;
   put_metrics(metrics, r, env, w.metrics(whole, seconds), {});
   x["metrics"] = metrics;
@@ -273,14 +284,63 @@ bool use_graphs(const RunSpec& spec, const RunEnv& env, RunRecord& r, WorkloadRu
   return on;
 }
 
+// The run's collectives (the timed repetitions'), per kind: calls, bytes, busy time, algbw and
+// busbw; the link model's communication term per repetition, on the host's link and on the
+// emulated chip's; and each rank's median of the primary series.
+void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
+                        const std::vector<std::vector<double>>& rank_samples) {
+  const int world = env.comm->world();
+  nlohmann::json kinds = nlohmann::json::object();
+  double host_term = 0, target_term = 0;
+  const LinkModel* target = env.plan && env.plan->link ? &*env.plan->link : nullptr;
+  const MeteredCommunicator::Totals totals = env.comm->totals();
+  for (int k = 0; k < kCollectiveCount; ++k) {
+    const CollectiveTotals& t = totals[static_cast<size_t>(k)];
+    if (t.calls == 0) continue;
+    const Collective kind = static_cast<Collective>(k);
+    nlohmann::json j = {{"calls", t.calls}, {"bytes", t.bytes}, {"seconds", t.seconds}};
+    if (t.seconds > 0) {
+      j["algbw_bytes_per_s"] = t.bytes / t.seconds;
+      j["busbw_bytes_per_s"] = t.bus_bytes / t.seconds;
+    }
+    kinds[collective_name(kind)] = j;
+    // The model is linear in bytes: the calls' sum is calls × latency × steps + bus bytes / bw.
+    const auto term = [&](const LinkModel& link) {
+      return (static_cast<double>(t.calls) * link.seconds(kind, 0, world) +
+              link.seconds(kind, t.bytes, world) - link.seconds(kind, 0, world)) /
+             static_cast<double>(std::max<int64_t>(1, reps));
+    };
+    if (env.host_link) host_term += term(*env.host_link);
+    if (target) target_term += term(*target);
+  }
+  r.parallel["collectives"] = kinds;
+  if (env.host_link) r.roofline.communication_seconds = host_term;
+  if (target) r.emulation["predicted_communication_seconds"] = target_term;
+  nlohmann::json per_rank = nlohmann::json::array();
+  for (size_t k = 0; k < rank_samples.size(); ++k)
+    if (!rank_samples[k].empty())
+      per_rank.push_back({{"rank", k}, {"median_s", median(rank_samples[k])}});
+  if (!per_rank.empty()) r.parallel["ranks"] = per_rank;
+}
+
 // The workload on the stack: build, capture, timed loop, canaries, profiled pass, statistics
 // and metrics, into the record.
 void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, RunRecord& r) {
-  const WorkloadParams params{spec.model, spec.shape, spec.dtype, spec.seed, spec.learning_rate};
+  WorkloadParams params{spec.model,         spec.shape, spec.dtype, spec.seed,
+                        spec.learning_rate, {},         nullptr};
+  params.parallel = spec.parallel;
+  params.parallel.world = r.key.world;
+  params.comm = env.comm;
   const double footprint = w.footprint_bytes(params);
-  const double model_footprint =
-      spec.full_model ? w.footprint_bytes(WorkloadParams{*spec.full_model, spec.shape, spec.dtype})
-                      : footprint;
+  const double model_footprint = spec.full_model
+                                     ? w.footprint_bytes(WorkloadParams{*spec.full_model,
+                                                                        spec.shape,
+                                                                        spec.dtype,
+                                                                        spec.seed,
+                                                                        spec.learning_rate,
+                                                                        {},
+                                                                        nullptr})
+                                     : footprint;
   if (!fits(r, env, footprint, model_footprint)) return;
   env.progress.update("initialising the model");
   const std::unique_ptr<WorkloadRun> run = w.build(env.be, params);
@@ -294,18 +354,42 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   Samples samples, warmup_samples;
   samples[r.primary];  // the series the loop watches exists from the start
   double sampled = 0;
+  // Several ranks: a piece's time is the slowest rank's; each rank's own is kept too.
+  Communicator* ranks = env.comm && env.comm->world() > 1 ? env.comm : nullptr;
+  std::vector<std::vector<double>> rank_samples(ranks ? static_cast<size_t>(ranks->world()) : 0);
+  bool metering = false;
   const Timer timed = [&](const std::function<void()>& fn) {
-    const double t = time_synchronized(env.be, fn);
+    double t = time_synchronized(env.be, fn);
+    if (ranks) {
+      std::vector<double> each(static_cast<size_t>(ranks->world()), 0.0);
+      each[static_cast<size_t>(ranks->rank())] = t;
+      ranks->agree(each, ReduceOp::sum);
+      if (metering)
+        for (size_t k = 0; k < each.size(); ++k) rank_samples[k].push_back(each[k]);
+      t = *std::max_element(each.begin(), each.end());
+    }
     sampled += t;
     return t;
   };
-  const LoopResult loop =
-      timed_loop(spec.runner, env.progress, samples[r.primary], [&](bool warmup, double* out) {
+  std::function<bool(bool)> agree_stop;
+  if (ranks)
+    agree_stop = [ranks](bool stop) {
+      std::vector<double> flag{stop ? 1.0 : 0.0};
+      ranks->agree(flag, ReduceOp::max);
+      return flag[0] > 0;
+    };
+  const LoopResult loop = timed_loop(
+      spec.runner, env.progress, samples[r.primary],
+      [&](bool warmup, double* out) {
         sampled = 0;
+        if (!warmup && !metering && env.comm) env.comm->reset();  // the timed repetitions only
+        metering = !warmup;
         const double excluded = run->repetition(warmup, warmup ? warmup_samples : samples, timed);
         *out = warmup ? 0 : sampled;
         return excluded;
-      });
+      },
+      agree_stop);
+  if (env.comm) record_collectives(r, env, loop.reps, rank_samples);
   for (auto& [name, values] : samples)
     if (!values.empty()) r.samples[name] = values;
   r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
@@ -381,6 +465,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
   r.key.prompt = spec.shape.prompt;
   r.key.decode_steps = spec.shape.decode_steps;
   r.key.threads = spec.threads;
+  r.key.parallel_layout = spec.parallel.layout;
+  r.key.world = spec.parallel.layout == "single" || !context.comm ? 1 : context.comm->world();
   r.settings = {{"warmup", spec.runner.warmup},
                 {"min_reps", spec.runner.min_reps},
                 {"max_reps", spec.runner.max_reps},
@@ -393,6 +479,14 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
   if (spec.backend.empty() || !spec.no_backend_reason.empty()) {
     r.status = "skipped";
     r.reason = spec.no_backend_reason;
+    return r;
+  }
+  if (context.comm && context.comm->world() > 1 && spec.parallel.layout == "single") {
+    r.status = "skipped";
+    r.reason = fmt::format(
+        "a single-rank entry under a launcher of {} ranks (give it \"parallel\", or run it "
+        "without the launcher)",
+        context.comm->world());
     return r;
   }
   try {
@@ -438,15 +532,51 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
             "emulation needs the host's calibrated rates (run without --no-calibrate)");
       plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
                             spec.graphs);
+      if (context.comm && context.comm->world() > 1 && spec.parallel.layout != "single" &&
+          context.host_link_bytes_per_s > 0)
+        plan_link(*plan, em, context.host_link_bytes_per_s, context.comm->world());
       r.emulation = plan_json(*plan, em);
+      if (plan->link)
+        r.emulation["link"] = {
+            {"topology", plan->link->topology},
+            {"link_bytes_per_s", plan->link->link_bytes_per_s},
+            {"latency_s", plan->link->latency_s},
+            {"bandwidth_bytes_per_s", plan->link->bandwidth(context.comm->world())},
+            {"host_link_bytes_per_s", context.host_link_bytes_per_s}};
       r.emulation["host_rates"]["source"] = host.source;
       throttle = std::make_unique<ThrottleBackend>(*backend, plan->pacing);
       // An emulated run's utilisation is of the machine it played: the rates it was paced to.
       peaks = {plan->pacing.target.peak, fmt::format("the rates paced to: {} x time scale {:.4g}",
                                                      em.target.name, plan->time_scale)};
     }
+    // The ranks: metered, and paced to the emulated chip's link (slowed by the time scale).
+    std::unique_ptr<ThrottledCommunicator> paced_link;
+    std::unique_ptr<MeteredCommunicator> metered;
+    std::optional<LinkModel> host_link;
+    if (context.comm && spec.parallel.layout != "single") {
+      Communicator* below = context.comm;
+      if (plan && plan->link && context.comm->world() > 1) {
+        paced_link = std::make_unique<ThrottledCommunicator>(*context.comm,
+                                                             plan->link->scaled(plan->time_scale));
+        below = paced_link.get();
+      }
+      metered = std::make_unique<MeteredCommunicator>(*below);
+      if (context.host_link_bytes_per_s > 0) {
+        host_link.emplace();
+        host_link->link_bytes_per_s = context.host_link_bytes_per_s;
+      }
+      r.parallel = {{"layout", spec.parallel.layout},
+                    {"world", context.comm->world()},
+                    {"engine", context.comm->engine()},
+                    {"bucket_bytes", spec.parallel.bucket_bytes},
+                    {"first_bucket_bytes", spec.parallel.first_bucket_bytes}};
+      if (context.host_link_bytes_per_s > 0)
+        r.parallel["host_link"] = {{"bytes_per_s", context.host_link_bytes_per_s},
+                                   {"source", context.host_link_source}};
+    }
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
-    const RunEnv env{profiled, peaks, plan ? &*plan : nullptr, device_memory, progress};
+    const RunEnv env{profiled, peaks,         plan ? &*plan : nullptr,          device_memory,
+                     progress, metered.get(), host_link ? &*host_link : nullptr};
     backend->reset_device_peak_bytes();  // the device allocator outlives a backend object
     // Whatever happens in the run, the memory it reached goes into the record.
     struct MemoryPeaks {

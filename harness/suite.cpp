@@ -77,12 +77,51 @@ ModelConfig layer_slice(const ModelConfig& full, int64_t n) {
   return slice;
 }
 
+// A suite entry's "parallel" object ({"layout": "dp", "bucket_mb": 25}), or the defaults', or
+// --parallel / --bucket-mb. Data parallelism is of training: an inference entry stays single.
+ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const SuiteOverrides& ov,
+                           const Workload& workload) {
+  ParallelSpec p;
+  const JsonView* from = e.has("parallel") ? &e : defaults.has("parallel") ? &defaults : nullptr;
+  if (from) {
+    const JsonView o = from->at("parallel").object();
+    p.layout = o.get_string("layout", "single");
+    if (p.layout != "single" && p.layout != "dp")
+      o.at("layout").fail("\"single\" or \"dp\", got \"" + p.layout + "\"");
+    if (o.has("bucket_mb")) {
+      const double mib = o.at("bucket_mb").as_number_in(1.0 / (1 << 20), 1 << 20);
+      p.bucket_bytes = static_cast<int64_t>(mib * (1 << 20));
+    }
+  }
+  if (ov.parallel) {
+    if (*ov.parallel != "single" && *ov.parallel != "dp")
+      throw UsageError("--parallel must be single or dp, got \"" + *ov.parallel + "\"");
+    p.layout = *ov.parallel;
+  }
+  if (ov.bucket_mib) {
+    if (!(*ov.bucket_mib * (1 << 20) >= 1) || *ov.bucket_mib > (1 << 20))
+      throw UsageError(
+          fmt::format("--bucket-mb must be in [1 byte, 1 TiB], got {}", *ov.bucket_mib));
+    p.bucket_bytes = static_cast<int64_t>(*ov.bucket_mib * (1 << 20));
+  }
+  p.first_bucket_bytes = std::min(p.first_bucket_bytes, p.bucket_bytes);
+  if (p.layout == "dp" && workload.name() != "train_step") {
+    if (from && !ov.parallel)
+      from->at("parallel")
+          .at("layout")
+          .fail("\"single\" for " + workload.name() + " (data parallelism is of the train step)");
+    p.layout = "single";  // --parallel dp applies to the training entries
+  }
+  return p;
+}
+
 // What makes two specs the same experiment (what a report's run key holds, before the run).
 std::string experiment_of(const RunSpec& r) {
   std::string s = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.workload, r.model.name,
                               r.backend, dtype_name(r.dtype), r.shape.batch, r.shape.seq,
                               r.shape.prompt, r.shape.decode_steps, r.threads, r.seed,
                               r.learning_rate, r.graphs, r.no_backend_reason);
+  s += fmt::format("|{}|{}", r.parallel.layout, r.parallel.bucket_bytes);
   if (r.emulation)
     s += fmt::format("|{}|{}|{}|{}", r.emulation->target.name,
                      emulation_mode_name(r.emulation->mode),
@@ -322,6 +361,7 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     else if (defaults.has("graphs"))
       s.graphs = defaults.at("graphs").as_bool();
     if (ov.no_graphs) s.graphs = false;
+    s.parallel = parallel_spec(e, defaults, ov, *workload);
     const std::vector<std::optional<EmulationSpec>> emulations =
         emulation_list(e, defaults, ov, config_dir);
 

@@ -10,8 +10,9 @@ required=(cmake ninja-build g++ make pkg-config nlohmann-json3-dev libgtest-dev 
 # for libtorch (see prefer_openmp_openblas in harness/main.cpp). python3-torch: PyTorch for
 # benchmarks/pytorch_reference.py (its test runs it on the CPU; it skips without it).
 # ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL, which libdnnl-dev only recommends.
+# libgloo-dev: the headers libtorch's c10d ProcessGroupGloo.hpp includes (several ranks).
 optional=(libtorch-dev libopenblas-dev libopenblas0-openmp libdnnl-dev ocl-icd-opencl-dev
-          python3-torch)
+          libgloo-dev python3-torch)
 
 missing() {
   local out=()

@@ -1,6 +1,7 @@
 #include "workloads/train_step.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
 
 #include "workloads/cost_model.h"
@@ -25,15 +26,29 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 }
 
 TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq,
-                     uint64_t seed, AdamWArgs optimizer, DType dtype)
+                     uint64_t seed, AdamWArgs optimizer, DType dtype, Communicator* comm,
+                     const ParallelSpec& parallel)
     : model_(backend, cfg, seed, /*training=*/true, dtype),
       pass_(model_, batch, seq),
       optimizer_(optimizer),
       counters_(backend),
-      captured_(backend) {
+      captured_(backend),
+      comm_(comm && comm->world() > 1 ? comm : nullptr) {
+  // Rank r's sequences are rows r·batch .. (r+1)·batch of the global batch, so that the job
+  // trains on exactly what one process with world·batch sequences would.
+  const int64_t world = comm_ ? comm_->world() : 1, rank = comm_ ? comm_->rank() : 0;
   std::vector<int32_t> tokens, targets;
-  synthetic_batch(cfg, batch, seq, seed, &tokens, &targets);
-  pass_.set_batch(tokens, targets);
+  synthetic_batch(cfg, batch * world, seq, seed, &tokens, &targets);
+  const auto mine = [&](const std::vector<int32_t>& all) {
+    const auto first = all.begin() + rank * batch * seq;
+    return std::vector<int32_t>(first, first + batch * seq);
+  };
+  pass_.set_batch(mine(tokens), mine(targets));
+  if (comm_) {
+    pass_.set_gradient_ranks(world);
+    sync_ = std::make_unique<GradientSync>(*comm_, model_.grads_flat(), parallel.first_bucket_bytes,
+                                           parallel.bucket_bytes);
+  }
   step_count_ = counters_.make(DType::f32, {1});
   one_ = counters_.make(DType::f32, {1});
   backend.fill(step_count_, 0.0f);
@@ -49,12 +64,23 @@ double TrainStep::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t
 void TrainStep::run() {
   captured_.run(0, [this] {
     pass_.forward();
-    pass_.backward();
+    if (sync_) {
+      pass_.backward([this](int64_t from) { sync_->ready(from); });
+      sync_->finish();  // every bucket reduced before AdamW reads the gradients
+    } else {
+      pass_.backward();
+    }
     Backend& be = model_.backend();
     be.add(step_count_, step_count_, one_);
     pass_.optimizer_step(optimizer_);
     return Tensor{};
   });
+}
+
+double TrainStep::loss() {
+  std::vector<double> loss{pass_.mean_loss()};
+  if (comm_) comm_->agree(loss, ReduceOp::average);
+  return loss[0];
 }
 
 int64_t TrainStep::steps_taken() {
@@ -75,19 +101,29 @@ class TrainStepRun final : public WorkloadRun {
  public:
   TrainStepRun(Backend& backend, const WorkloadParams& p)
       : p_(p),
-        work_(backend, p.model, p.shape.batch, p.shape.seq, p.seed, optimizer_of(p), p.dtype) {}
+        work_(backend, p.model, p.shape.batch, p.shape.seq, p.seed, optimizer_of(p), p.dtype,
+              p.comm, p.parallel) {}
 
   std::map<std::string, double> memory() const override {
     return {{"parameters_and_optimizer_bytes", static_cast<double>(work_.model().bytes())},
             {"total_bytes", static_cast<double>(work_.memory_bytes())}};
   }
-  bool use_graphs(bool wanted) override { return work_.use_graphs(wanted); }
+  // Collectives run on the communicator's own thread, outside any device graph.
+  bool use_graphs(bool wanted) override {
+    return work_.use_graphs(wanted && !work_.gradient_sync());
+  }
   void capture() override {
     for (int i = 0; i < 2; ++i) work_.run();  // eager, then captured: neither is timed
   }
   double repetition(bool warmup, Samples& samples, const Timer& timed) override {
     const double t = timed([&] { work_.run(); });
-    if (!warmup) samples["step_s"].push_back(t);
+    if (!warmup) {
+      samples["step_s"].push_back(t);
+      if (const GradientSync* sync = work_.gradient_sync()) {
+        samples["comm_s"].push_back(sync->last_comm_s());
+        samples["exposed_comm_s"].push_back(sync->last_exposed_s());
+      }
+    }
     const double t0 = host_seconds_now();
     losses_.push_back(work_.loss());  // the canary's read, outside the timed step
     return host_seconds_now() - t0;
@@ -152,13 +188,21 @@ class TrainStepWorkload final : public Workload {
   std::vector<Phase> phases(const RunShape&) const override { return {{"step", 1}}; }
   DerivedMetrics metrics(const WorkloadParams& p,
                          const std::map<std::string, double>& medians) const override {
+    // Per rank: its own batch's FLOPs (MFU is of one device); tokens/s is the job's.
     const double step = medians.at("step_s");
     const double flops = train_step_model_flops(p.model, p.shape.batch, p.shape.seq);
+    const double world = static_cast<double>(std::max<int64_t>(1, p.parallel.world));
     DerivedMetrics m;
     m.values = {{"step_ms", step * 1e3},
-                {"tokens_per_s", static_cast<double>(p.shape.batch * p.shape.seq) / step},
+                {"tokens_per_s", world * static_cast<double>(p.shape.batch * p.shape.seq) / step},
                 {"model_flops_per_step", flops},
                 {"achieved_flops_per_s", flops / step}};
+    if (medians.count("comm_s") && medians.count("exposed_comm_s")) {
+      const double comm = medians.at("comm_s"), exposed = medians.at("exposed_comm_s");
+      m.values["comm_ms"] = comm * 1e3;
+      m.values["exposed_comm_ms"] = exposed * 1e3;
+      if (comm > 0) m.values["overlap_fraction"] = std::clamp(1 - exposed / comm, 0.0, 1.0);
+    }
     m.utilisations.push_back({"mfu", "MFU", flops / step, true});
     return m;
   }

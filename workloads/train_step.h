@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "workloads/captured_steps.h"
+#include "workloads/data_parallel.h"
 #include "workloads/transformer.h"
 #include "workloads/workload.h"
 
@@ -17,15 +18,22 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 
 class TrainStep {
  public:
+  // With `comm` (data parallel over its ranks): this rank's `batch` sequences are its share
+  // of a global batch of world·batch, and gradients are all-reduced in buckets during the
+  // backward pass.
   TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
-            AdamWArgs optimizer = {}, DType dtype = DType::f32);
+            AdamWArgs optimizer = {}, DType dtype = DType::f32, Communicator* comm = nullptr,
+            const ParallelSpec& parallel = {});
   // One whole step, queued on the backend with no host synchronisation; a replayed graph where
   // graphs are on.
   void run();
   // Graphs on where wanted and the backend can capture; returns whether they are on.
   bool use_graphs(bool wanted) { return captured_.enable(wanted); }
-  int64_t steps_taken();                       // AdamW's step count, read from the device
-  double loss() { return pass_.mean_loss(); }  // of the last step's forward
+  int64_t steps_taken();  // AdamW's step count, read from the device
+  // Of the last step's forward, over the global batch.
+  double loss();
+  // Data parallel: the gradient synchronisation (null for one rank).
+  const GradientSync* gradient_sync() const { return sync_.get(); }
   Model& model() { return model_; }
   const Model& model() const { return model_; }
   TrainingPass& pass() { return pass_; }
@@ -44,6 +52,8 @@ class TrainStep {
   TensorStore counters_;
   Tensor step_count_, one_;  // [1] f32 each
   CapturedSteps captured_;
+  Communicator* comm_ = nullptr;
+  std::unique_ptr<GradientSync> sync_;
 };
 
 // The train_step workload: one step a repetition; series step_s; MFU of the model FLOPs.

@@ -333,6 +333,11 @@ TrainingPass::TrainingPass(Model& model, int64_t batch, int64_t seq)
   dk_lin_ = store_.make(dt, {n, kd});
   dh_ = store_.make(dt, {n, f});
   dgate_up_ = store_.make(dt, {n, 2 * f});
+  for (const ParamSpec& spec : param_specs(cfg)) {
+    if (spec.name == "final_norm") final_norm_offset_ = spec.offset;
+    if (spec.name.size() > 10 && spec.name.compare(spec.name.size() - 10, 10, ".attn_norm") == 0)
+      layer_offsets_.push_back(spec.offset);
+  }
 }
 
 void TrainingPass::set_batch(const std::vector<int32_t>& tokens,
@@ -360,10 +365,10 @@ void TrainingPass::forward() {
                   RmsNormArgs{static_cast<float>(cfg.norm_eps)});
   be_.matmul(logits_, lnf_, w.head, MatmulArgs{false, true, 1.0f, 0.0f});
   be_.cross_entropy_fwd_bwd(losses_, dlogits_, logits_, targets_,
-                            CrossEntropyArgs{1.0f / static_cast<float>(n)});
+                            CrossEntropyArgs{1.0f / static_cast<float>(n * gradient_ranks_)});
 }
 
-void TrainingPass::backward() {
+void TrainingPass::backward(const std::function<void(int64_t from)>& ready) {
   const ModelConfig& cfg = model_.config();
   const Weights& w = model_.weights();
   const Weights& g = model_.grads();
@@ -380,6 +385,7 @@ void TrainingPass::backward() {
   be_.matmul(g.head, dlogits_, lnf_, dw);
   be_.fill(dresid_, 0.0f);
   be_.rmsnorm_bwd(dresid_, g.final_norm, dln_, resid_.back(), w.final_norm, rstdf_);
+  if (ready) ready(final_norm_offset_);
 
   be_.region(Backend::Region::layers);
   for (int64_t l = cfg.n_layers - 1; l >= 0; --l) {
@@ -413,9 +419,11 @@ void TrainingPass::backward() {
     be_.matmul(lg.wk, dk_lin_, a.ln1, dw);
     be_.matmul(lg.wv, dv_, a.ln1, dw);
     be_.rmsnorm_bwd(dresid_, lg.attn_norm, dln_, resid_[i], lw.attn_norm, a.rstd1);
+    if (ready) ready(layer_offsets_[i]);
   }
   be_.region(Backend::Region::other);
   be_.embedding_bwd(g.embedding, dresid_.reshaped({batch_, seq_, cfg.d_model}), tokens_);
+  if (ready) ready(0);
 }
 
 void TrainingPass::optimizer_step(const AdamWArgs& args) {

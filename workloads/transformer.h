@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backends/backend.h"
@@ -127,8 +128,13 @@ class TrainingPass {
   TrainingPass(Model& model, int64_t batch, int64_t seq);
   // tokens and targets: [B·T] each, host memory.
   void set_batch(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets);
-  void forward();   // logits, per-row losses and dlogits
-  void backward();  // zeroes gradients, then fills them
+  void forward();  // logits, per-row losses and dlogits
+  // Zeroes the gradients, then fills them; `ready(from)`, where given, each time every gradient
+  // from flat element `from` to the end is final (after the head, each layer, the embedding).
+  void backward(const std::function<void(int64_t from)>& ready = {});
+  // The loss's gradient is divided by `ranks` besides the row count: data-parallel ranks whose
+  // gradients are summed then hold the gradient of the mean over the global batch.
+  void set_gradient_ranks(int64_t ranks) { gradient_ranks_ = ranks; }
   void optimizer_step(const AdamWArgs& args);
   double mean_loss();  // copies the losses to the host: a synchronisation
   Tensor logits() const { return logits_; }
@@ -140,6 +146,9 @@ class TrainingPass {
   Model& model_;
   Backend& be_;
   int64_t batch_, seq_;
+  int64_t gradient_ranks_ = 1;
+  std::vector<int64_t> layer_offsets_;  // flat offset of each layer's first parameter
+  int64_t final_norm_offset_ = 0;
   TensorStore store_;
   Tensor tokens_, targets_;
   std::vector<Tensor> resid_;  // L+1 of [N,C]

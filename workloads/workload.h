@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/comm/communicator.h"
 #include "workloads/model_config.h"
 
 namespace capbench {
@@ -37,12 +38,23 @@ struct SizeField {
   std::string help;       // for --help
 };
 
+// How a run is spread over ranks. "single": one rank does all of it. "dp": each rank runs
+// `batch` sequences of its own data and the gradients are all-reduced in buckets.
+struct ParallelSpec {
+  std::string layout = "single";
+  int64_t world = 1;  // the ranks the layout spans
+  int64_t bucket_bytes = int64_t{25} << 20;
+  int64_t first_bucket_bytes = int64_t{1} << 20;
+};
+
 struct WorkloadParams {
   ModelConfig model;
   RunShape shape;
   DType dtype = DType::f32;
   uint64_t seed = 1;
   double learning_rate = 1e-3;
+  ParallelSpec parallel;
+  Communicator* comm = nullptr;  // the ranks of `parallel`; null for a single rank
 };
 
 // A correctness check of a run: its verdict, what it saw, and the values behind it.

@@ -26,7 +26,8 @@ struct DeviceProfile {
   std::string topology;     // "switch" | "full_mesh"
   Figure link_bytes_per_s;  // per direction: to the switch (switch), to each peer (full_mesh)
   Figure link_latency_s;
-  int64_t max_peers = 0;  // devices in one scale-up domain besides this one
+  int64_t max_peers = 0;         // devices in one scale-up domain besides this one
+  Figure scale_out_bytes_per_s;  // per node, between nodes (InfiniBand / RoCE)
   // What one kernel costs the chip beyond its work: launched one by one (eager), and replayed
   // from a captured graph. 0 where the profile gives none.
   Figure launch_eager_s, launch_graphs_s;

@@ -1,0 +1,60 @@
+// The link model, in one place: what a collective costs on a scale-up domain (and between
+// nodes), which the interconnect throttle paces to, the roofline's communication term uses and
+// the reports' algbw / busbw follow.
+//
+// Bus bytes are nccl-tests' (S the collective's whole array): all-reduce S·2(n−1)/n, all-gather
+// and reduce-scatter S·(n−1)/n, broadcast S. A collective lasts at least
+//   latency × steps + bus bytes / bandwidth,
+// with ring steps (all-reduce 2(n−1), the others n−1) and the bandwidth of the topology:
+// `switch` (every rank reaches a fabric at its own link rate: NVSwitch), `full_mesh` (a link
+// per peer, all n−1 in use at once: an Ascend 910B node, where 2 ranks see one link and 8 see
+// seven). Ranks on several nodes are bounded by the scale-out bandwidth per node as well.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "backends/comm/communicator.h"
+
+namespace capbench {
+
+// nccl-tests' bus factor of a collective over `world` ranks (1 for a world of one).
+double bus_factor(Collective kind, int world);
+// Latency steps of a ring implementation.
+int ring_steps(Collective kind, int world);
+
+struct LinkModel {
+  std::string topology = "switch";   // "switch" | "full_mesh"
+  double link_bytes_per_s = 0;       // per direction: to the switch, or to each peer
+  double latency_s = 0;              // per step
+  double scale_out_bytes_per_s = 0;  // per node, between nodes; 0: unknown
+  int ranks_per_node = 0;            // 0: every rank on one node
+
+  // The bandwidth a collective over `world` ranks sees: the topology's, bounded by scale-out
+  // when the ranks span nodes.
+  double bandwidth(int world) const;
+  // The least time a collective of S = `bytes` takes over `world` ranks.
+  double seconds(Collective kind, double bytes, int world) const;
+  // Every rate multiplied by `scale` (the time scale s) and the latency divided by it.
+  LinkModel scaled(double scale) const;
+};
+
+// The interconnect throttle: every collective lasts at least its link-model time. Collectives
+// share the link one after another, as on one stream: one launched while another is modelled
+// as busy starts when that one ends. Barriers pass unpaced.
+class ThrottledCommunicator final : public ForwardingCommunicator {
+ public:
+  ThrottledCommunicator(Communicator& inner, LinkModel link);
+  const LinkModel& link() const { return link_; }
+
+ protected:
+  CommHandle around(Collective kind, size_t bytes,
+                    const std::function<CommHandle()>& launch) override;
+
+ private:
+  LinkModel link_;
+  std::mutex mutex_;
+  double link_free_s_ = 0;
+};
+
+}  // namespace capbench

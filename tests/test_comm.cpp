@@ -1,0 +1,471 @@
+// The communicator and what is built on it: every collective of the c10d Gloo engine against
+// host-computed results (two ranks, in two threads of this process), the link model and the
+// interconnect throttle, data parallelism against one process, and the command line's faults
+// (a rank killed mid-run, a port in use, bad launcher variables, a bucket of 0 bytes).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "backends/bf16.h"
+#include "backends/comm/link_model.h"
+#include "backends/reference/reference_backend.h"
+#include "harness/config_files.h"
+#include "harness/launch.h"
+#include "harness/report.h"
+#include "harness/suite.h"
+#include "test_util.h"
+#include "workloads/data_parallel.h"
+#include "workloads/train_step.h"
+
+namespace capbench {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Runs fn(comm) on `world` ranks, one thread each, joined through a TCPStore on a free port.
+void on_ranks(int world, const std::function<void(Communicator&)>& fn) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const int port = free_local_port();
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(static_cast<size_t>(world));
+  for (int rank = 0; rank < world; ++rank)
+    threads.emplace_back([&, rank] {
+      try {
+        Rendezvous rv;
+        rv.rank = rank;
+        rv.world = world;
+        rv.master_port = port;
+        std::unique_ptr<Communicator> comm = make_communicator(rv, 60);
+        fn(*comm);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(rank)] = e.what();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (int rank = 0; rank < world; ++rank)
+    EXPECT_EQ(errors[static_cast<size_t>(rank)], "") << "rank " << rank;
+}
+
+// A rank's values: distinct per rank and element, not integers (sums are checked to rounding).
+float value(int rank, int64_t i) {
+  return 0.37f * static_cast<float>(rank + 1) + 0.01f * static_cast<float>(i % 97) - 0.5f;
+}
+
+struct HostTensor {
+  DType dtype;
+  std::vector<float> f32;
+  std::vector<BF16> b16;
+  HostTensor(DType d, int64_t n) : dtype(d) {
+    if (d == DType::bf16)
+      b16.resize(static_cast<size_t>(n));
+    else
+      f32.resize(static_cast<size_t>(n));
+  }
+  int64_t size() const {
+    return static_cast<int64_t>(dtype == DType::bf16 ? b16.size() : f32.size());
+  }
+  Tensor tensor() {
+    return Tensor(dtype == DType::bf16 ? static_cast<void*>(b16.data()) : f32.data(), dtype,
+                  {size()});
+  }
+  void set(int64_t i, float v) {
+    if (dtype == DType::bf16)
+      b16[static_cast<size_t>(i)] = float_to_bf16(v);
+    else
+      f32[static_cast<size_t>(i)] = v;
+  }
+  float get(int64_t i) const {
+    return dtype == DType::bf16 ? bf16_to_float(b16[static_cast<size_t>(i)])
+                                : f32[static_cast<size_t>(i)];
+  }
+};
+
+// What a rank holds of its input after the dtype's rounding.
+float stored(DType dtype, float v) {
+  return dtype == DType::bf16 ? bf16_to_float(float_to_bf16(v)) : v;
+}
+
+class Collectives : public ::testing::TestWithParam<DType> {};
+
+TEST_P(Collectives, MatchHostResultsAtOddSizes) {
+  const DType dtype = GetParam();
+  const int world = 2;
+  // bf16 results are rounded once to bf16 after an fp32 reduction.
+  const double tol = dtype == DType::bf16 ? 1.0 / 128 : 1e-6;
+  const auto near = [&](float got, double want) {
+    return std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want));
+  };
+  on_ranks(world, [&](Communicator& comm) {
+    const int rank = comm.rank();
+    for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{1001}}) {
+      for (const ReduceOp op : {ReduceOp::sum, ReduceOp::average, ReduceOp::max}) {
+        HostTensor t(dtype, n);
+        for (int64_t i = 0; i < n; ++i) t.set(i, value(rank, i));
+        comm.all_reduce(t.tensor(), op)->wait();
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          double want = op == ReduceOp::max ? -1e30 : 0;
+          for (int r = 0; r < world; ++r) {
+            const double v = stored(dtype, value(r, i));
+            want = op == ReduceOp::max ? std::max(want, v) : want + v;
+          }
+          if (op == ReduceOp::average) want /= world;
+          if (!near(t.get(i), want)) ++wrong;
+        }
+        EXPECT_EQ(wrong, 0) << "all_reduce n=" << n << " op=" << static_cast<int>(op);
+      }
+      HostTensor in(dtype, n), out(dtype, n * world);
+      for (int64_t i = 0; i < n; ++i) in.set(i, value(rank, i));
+      comm.all_gather(out.tensor(), in.tensor())->wait();
+      for (int r = 0; r < world; ++r)
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(out.get(r * n + i), stored(dtype, value(r, i))) << "all_gather n=" << n;
+
+      HostTensor whole(dtype, n * world), share(dtype, n);
+      for (int64_t i = 0; i < n * world; ++i) whole.set(i, value(rank, i));
+      comm.reduce_scatter(share.tensor(), whole.tensor(), ReduceOp::sum)->wait();
+      for (int64_t i = 0; i < n; ++i) {
+        double want = 0;
+        for (int r = 0; r < world; ++r) want += stored(dtype, value(r, rank * n + i));
+        ASSERT_TRUE(near(share.get(i), want)) << "reduce_scatter n=" << n << " i=" << i;
+      }
+
+      HostTensor b(dtype, n);
+      for (int64_t i = 0; i < n; ++i) b.set(i, value(rank, i));
+      comm.broadcast(b.tensor(), 1)->wait();
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(b.get(i), stored(dtype, value(1, i)));
+    }
+    comm.barrier()->wait();
+    std::vector<double> agreed{static_cast<double>(rank + 1)};
+    comm.agree(agreed, ReduceOp::max);
+    EXPECT_EQ(agreed[0], 2.0);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, Collectives, ::testing::Values(DType::f32, DType::bf16),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+TEST(LinkModel, BusFactorsAreNcclTests) {
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::all_reduce, 8), 2.0 * 7 / 8);
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::all_gather, 4), 3.0 / 4);
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::reduce_scatter, 2), 0.5);
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::broadcast, 8), 1.0);
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::all_reduce, 1), 1.0);
+}
+
+TEST(LinkModel, FullMeshUsesAPeerLinkPerRankAndASwitchDoesNot) {
+  LinkModel mesh{"full_mesh", 56e9, 3e-6, 0, 0};
+  LinkModel fabric{"switch", 450e9, 2e-6, 0, 0};
+  EXPECT_DOUBLE_EQ(mesh.bandwidth(2), 56e9);
+  EXPECT_DOUBLE_EQ(mesh.bandwidth(8), 7 * 56e9);
+  EXPECT_DOUBLE_EQ(fabric.bandwidth(2), fabric.bandwidth(8));
+  // latency × steps + bus bytes / bandwidth
+  const double s = 64e6;
+  EXPECT_NEAR(mesh.seconds(Collective::all_gather, s, 4), 3e-6 * 3 + s * 0.75 / (3 * 56e9), 1e-12);
+  EXPECT_NEAR(fabric.seconds(Collective::all_reduce, s, 8), 2e-6 * 14 + s * 1.75 / 450e9, 1e-12);
+  // Ranks on several nodes are bounded by the scale-out bandwidth.
+  LinkModel nodes = fabric;
+  nodes.scale_out_bytes_per_s = 50e9;
+  nodes.ranks_per_node = 8;
+  EXPECT_DOUBLE_EQ(nodes.bandwidth(8), 450e9);
+  EXPECT_DOUBLE_EQ(nodes.bandwidth(16), 50e9);
+  // Slow motion: rates times s, latency over s.
+  const LinkModel slow = fabric.scaled(0.01);
+  EXPECT_NEAR(slow.seconds(Collective::all_reduce, s, 8),
+              fabric.seconds(Collective::all_reduce, s, 8) / 0.01, 1e-9);
+}
+
+// A world of two whose collectives complete at once: what the throttle adds is all there is.
+class InstantPair final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world() const override { return 2; }
+  std::string engine() const override { return "instant"; }
+  CommHandle all_reduce(const Tensor&, ReduceOp) override { return now(); }
+  CommHandle all_gather(const Tensor&, const Tensor&) override { return now(); }
+  CommHandle reduce_scatter(const Tensor&, const Tensor&, ReduceOp) override { return now(); }
+  CommHandle broadcast(const Tensor&, int) override { return now(); }
+  CommHandle barrier() override { return now(); }
+  void agree(std::vector<double>&, ReduceOp) override {}
+  int calls = 0;
+
+ private:
+  CommHandle now() {
+    ++calls;
+    const double t = host_seconds_now();
+    return std::make_shared<DoneWork>(t, t);
+  }
+};
+
+TEST(InterconnectThrottle, PacesEachCollectiveToItsLinkModelTimeOneAfterAnother) {
+  InstantPair pair;
+  const LinkModel link{"switch", 1e9, 1e-3, 0, 0};  // 1 GB/s, 1 ms a step
+  ThrottledCommunicator paced(pair, link);
+  std::vector<float> data(1 << 20);  // 4 MiB: 2 ms latency + 4.19 ms of bus bytes
+  const Tensor t(data.data(), DType::f32, {static_cast<int64_t>(data.size())});
+  const double want = link.seconds(Collective::all_reduce, static_cast<double>(t.bytes()), 2);
+  const double t0 = host_seconds_now();
+  paced.all_reduce(t, ReduceOp::sum)->wait();
+  const double one = host_seconds_now() - t0;
+  EXPECT_GE(one, want);
+  EXPECT_LT(one, want + 0.05);
+  // Two launched together share the link: the second ends a link-model time after the first.
+  const double t1 = host_seconds_now();
+  CommHandle a = paced.all_reduce(t, ReduceOp::sum), b = paced.all_reduce(t, ReduceOp::sum);
+  b->wait();
+  a->wait();
+  EXPECT_GE(host_seconds_now() - t1, 2 * want);
+  EXPECT_EQ(pair.calls, 3) << "every collective still runs on the inner communicator";
+  // Metered on top: the busy time is the paced one.
+  MeteredCommunicator metered(paced);
+  metered.all_reduce(t, ReduceOp::sum)->wait();
+  const CollectiveTotals total = metered.totals()[static_cast<size_t>(Collective::all_reduce)];
+  EXPECT_EQ(total.calls, 1);
+  EXPECT_DOUBLE_EQ(total.bytes, static_cast<double>(t.bytes()));
+  EXPECT_GE(total.seconds, want * 0.999);
+}
+
+TEST(DataParallel, BucketsCoverTheBufferFromItsEndFirstBucketSmall) {
+  const auto buckets = gradient_buckets(1'000'003, 4, 1 << 20, 2 << 20);
+  ASSERT_GE(buckets.size(), 3u);
+  EXPECT_EQ(buckets.front().end, 1'000'003);
+  EXPECT_EQ(buckets.front().end - buckets.front().begin, (1 << 20) / 4);
+  EXPECT_EQ(buckets[1].end - buckets[1].begin, (2 << 20) / 4);
+  for (size_t i = 1; i < buckets.size(); ++i) EXPECT_EQ(buckets[i].end, buckets[i - 1].begin);
+  EXPECT_EQ(buckets.back().begin, 0);
+  EXPECT_THROW(gradient_buckets(10, 4, 0, 1), std::invalid_argument);
+}
+
+// Data parallel over 2 ranks with batch b each equals one process with batch 2b on the same
+// data: every step's loss and the parameters after the last step.
+TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
+  const ModelConfig cfg = load_model_config("tiny", default_config_dir());
+  const int64_t b = 2, seq = 8, steps = 3;
+  ReferenceBackend single_backend;
+  TrainStep single(single_backend, cfg, 2 * b, seq, /*seed=*/7);
+  std::vector<double> single_losses;
+  for (int64_t s = 0; s < steps; ++s) {
+    single.run();
+    single_losses.push_back(single.loss());
+  }
+  const std::vector<float> single_params = single.model().download(single.model().params_flat());
+
+  std::vector<std::vector<double>> losses(2);
+  std::vector<std::vector<float>> params(2);
+  std::vector<size_t> buckets(2);
+  on_ranks(2, [&](Communicator& comm) {
+    ReferenceBackend backend;
+    ParallelSpec dp;
+    dp.layout = "dp";
+    dp.world = 2;
+    dp.first_bucket_bytes = 4096;  // several buckets, each launched during the backward
+    dp.bucket_bytes = 16384;
+    TrainStep step(backend, cfg, b, seq, 7, AdamWArgs{}, DType::f32, &comm, dp);
+    for (int64_t s = 0; s < steps; ++s) {
+      step.run();
+      losses[static_cast<size_t>(comm.rank())].push_back(step.loss());
+    }
+    params[static_cast<size_t>(comm.rank())] = step.model().download(step.model().params_flat());
+    buckets[static_cast<size_t>(comm.rank())] = step.gradient_sync()->bucket_count();
+  });
+  EXPECT_GT(buckets[0], 3u);
+  for (int rank = 0; rank < 2; ++rank) {
+    ASSERT_EQ(losses[static_cast<size_t>(rank)].size(), single_losses.size());
+    for (size_t s = 0; s < single_losses.size(); ++s)
+      EXPECT_NEAR(losses[static_cast<size_t>(rank)][s], single_losses[s],
+                  1e-5 * std::fabs(single_losses[s]))
+          << "rank " << rank << " step " << s;
+    const std::vector<float>& p = params[static_cast<size_t>(rank)];
+    ASSERT_EQ(p.size(), single_params.size());
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(p[i] - single_params[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(single_params[i])));
+    }
+    EXPECT_LT(worst, 1e-5 * scale) << "rank " << rank;
+  }
+  // The steps moved the parameters: equality is not that of untouched weights.
+  EXPECT_LT(single_losses.back(), single_losses.front());
+}
+
+// ---- the command line -------------------------------------------------------------------------
+
+class CommCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("capbench_comm_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    report_ = (dir_ / "report.json").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  // capbench with `env` variables, its own cache; stdout and stderr together.
+  std::pair<int, std::string> capbench(const std::string& env, const std::string& args) {
+    return testing::run_command(env + " CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
+                                CAPBENCH_BINARY + "' " + args + " 2>&1");
+  }
+  fs::path dir_;
+  std::string report_;
+};
+
+const char* kDpTrain =
+    R"({"name": "dp", "runs": [{"workload": "train_step", "model": "tiny", "backends": "reference",
+        "batch": 2, "seq": 8, "parallel": {"layout": "dp", "bucket_mb": 0.01}}]})";
+
+TEST_F(CommCli, LaunchedDataParallelRunReportsItsCollectives) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite = write("dp.json", kDpTrain);
+  const auto [code, out] = capbench(
+      "", "launch -n 2 -- run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  const RunRecord& r = rep.runs[0];
+  EXPECT_EQ(r.status, "ok") << r.reason;
+  EXPECT_EQ(r.key.parallel_layout, "dp");
+  EXPECT_EQ(r.key.world, 2);
+  EXPECT_EQ(r.key.threads, 1) << "two local ranks on this host's cores share them";
+  const nlohmann::json& ar = r.parallel["collectives"]["all_reduce"];
+  // 3 steps of several 10 KiB buckets over the tiny model's gradients.
+  EXPECT_GE(ar["calls"].get<int64_t>(), 3 * 2);
+  EXPECT_GT(ar["busbw_bytes_per_s"].get<double>(), 0);
+  // Two ranks: all-reduce busbw = algbw × 2(n−1)/n = algbw.
+  EXPECT_DOUBLE_EQ(ar["busbw_bytes_per_s"].get<double>(), ar["algbw_bytes_per_s"].get<double>());
+  EXPECT_EQ(r.parallel["ranks"].size(), 2u);
+  EXPECT_TRUE(r.metrics.count("exposed_comm_ms"));
+  EXPECT_TRUE(r.metrics.count("overlap_fraction"));
+  // The step is the slowest rank's.
+  double slowest = 0;
+  for (const auto& rank : r.parallel["ranks"])
+    slowest = std::max(slowest, rank["median_s"].get<double>());
+  EXPECT_GE(r.stats.at("step_s").median, slowest * 0.999);
+}
+
+TEST_F(CommCli, CommBenchChecksEveryResult) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const auto [code, out] =
+      capbench("", "launch -n 2 -- comm-bench --min-size 1K --max-size 64K --iters 3 --out '" +
+                       report_ + "'");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("wrong results: 0"), std::string::npos) << out;
+  const Report rep = read_report(report_);
+  const nlohmann::json& rows = rep.comm_bench["results"];
+  EXPECT_EQ(rows.size(), 4u * 2u * 7u);  // 4 collectives, 2 dtypes, 1K..64K
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["wrong"].get<int64_t>(), 0);
+    const double alg = row["algbw_bytes_per_s"].get<double>(),
+                 bus = row["busbw_bytes_per_s"].get<double>();
+    const std::string kind = row["collective"].get<std::string>();
+    EXPECT_DOUBLE_EQ(bus, alg * (kind == "all_gather" || kind == "reduce_scatter" ? 0.5 : 1.0))
+        << kind;
+  }
+}
+
+TEST_F(CommCli, KilledRankMakesTheOthersFailTheRunWithinTheTimeout) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite = write(
+      "long.json",
+      R"({"name": "long", "runs": [{"workload": "train_step", "model": "tiny", "backends": "reference",
+          "batch": 2, "seq": 8, "min_time_s": 60, "max_time_s": 60, "max_reps": 1000000,
+          "parallel": {"layout": "dp"}}]})");
+  const int port = free_local_port();
+  const std::string log0 = (dir_ / "rank0.log").string(), log1 = (dir_ / "rank1.log").string();
+  const auto env = [&](int rank) {
+    return "RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_RANK=" + std::to_string(rank) +
+           " LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+           " CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" + CAPBENCH_BINARY +
+           "' run '" + suite + "' --no-calibrate --comm-timeout 20";
+  };
+  const std::string script = write(
+      "kill.sh",
+      env(0) + " --out '" + report_ + "' >'" + log0 + "' 2>&1 &\npid0=$!\n" + env(1) + " >'" +
+          log1 + "' 2>&1 &\npid1=$!\n" +
+          // The run lasts 60 s: 5 s in, both ranks are in its repetitions.
+          "sleep 5\nkill -KILL $pid1\nstart=$(date +%s)\n"
+          "wait $pid0\ncode=$?\necho \"rank0 exit $code after $(( $(date +%s) - start )) s\"\n"
+          "cat '" +
+          log0 + "'\nexit $code\n");
+  const auto [code, out] = testing::run_command("bash '" + script + "' 2>&1");
+  EXPECT_EQ(code, 1) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u) << out;
+  EXPECT_EQ(rep.runs[0].status, "failed");
+  EXPECT_NE(rep.runs[0].reason.find("failed"), std::string::npos) << rep.runs[0].reason;
+  const size_t at = out.find("rank0 exit 1 after ");
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_LE(std::stoi(out.substr(at + 19)), 30) << "stopped within the collective timeout";
+}
+
+TEST_F(CommCli, SetupFaultsAreBadInputNamingTheCause) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite = write("dp.json", kDpTrain);
+  const std::string run = "run '" + suite + "' --no-calibrate --comm-timeout 5";
+  {
+    const auto [code, out] =
+        capbench("RANK=0 WORLD_SIZE=two MASTER_ADDR=127.0.0.1 MASTER_PORT=1", run);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("WORLD_SIZE=\"two\""), std::string::npos) << out;
+  }
+  {
+    const auto [code, out] =
+        capbench("RANK=2 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1", run);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("RANK=\"2\""), std::string::npos) << out;
+  }
+  {
+    const auto [code, out] = capbench("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1", run);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("MASTER_PORT is not set"), std::string::npos) << out;
+  }
+  {  // A port another process listens on.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(::listen(fd, 1), 0);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int port = ntohs(addr.sin_port);
+    const auto [code, out] = capbench(
+        "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port), run);
+    ::close(fd);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("MASTER_PORT " + std::to_string(port)), std::string::npos) << out;
+  }
+  {
+    const std::string bad = write(
+        "zero.json",
+        R"({"name": "z", "runs": [{"workload": "train_step", "model": "tiny", "backends": "reference",
+            "batch": 2, "seq": 8, "parallel": {"layout": "dp", "bucket_mb": 0}}]})");
+    const auto [code, out] = capbench("", "run '" + bad + "' --no-calibrate");
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("$.runs[0].parallel.bucket_mb"), std::string::npos) << out;
+    EXPECT_NE(out.find("zero.json"), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace capbench
