@@ -101,8 +101,10 @@ int64_t count_wrong(const Case& c, int rank, int world) {
   return wrong;
 }
 
-// Seconds of one collective: the slowest rank's.
+// Seconds of one collective: the slowest rank's. The ranks meet first, so that one rank's
+// filling or checking of its buffers is not counted as another's collective time.
 double timed_collective(Communicator& comm, Case& c) {
+  comm.barrier()->wait();
   const double t0 = host_seconds_now();
   launch(comm, c)->wait();
   std::vector<double> t{host_seconds_now() - t0};

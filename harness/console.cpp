@@ -77,6 +77,8 @@ void print_summary_table(std::FILE* out, const Report& report) {
     for (const std::string& note : r.notes) fmt::print(out, "  {}: {}\n", who, note);
     const std::string whole = whole_model_summary(r);
     if (!whole.empty()) fmt::print(out, "  {}: whole model {}\n", who, whole);
+    const std::string parallel = parallel_summary(r);
+    if (!parallel.empty()) fmt::print(out, "  {}: {}\n", who, parallel);
   }
   if (report.interrupted.is_object())
     fmt::print(out, "  interrupted by {} during {}: {} run(s) finished, {} not run\n",

@@ -221,10 +221,9 @@ void physical_check(const BackendEntry& entry, const BackendOptions& fewer_optio
     const bool informational = c.mode != "floor";
     for (const auto& [what, emulated, real] : {std::tuple{"train step", step, real_step},
                                                std::tuple{"decode step", decode, real_decode}}) {
-      FidelityCheck f =
-          check("physical", fmt::format("{}, {}: {} emulated / real", label, c.mode, what),
-                emulated / real, 1 - goal, 1 + goal,
-                fmt::format("{} vs {}", ms(emulated), ms(real)));
+      FidelityCheck f = check(
+          "physical", fmt::format("{}, {}: {} emulated / real", label, c.mode, what),
+          emulated / real, 1 - goal, 1 + goal, fmt::format("{} vs {}", ms(emulated), ms(real)));
       f.informational = informational;
       out.checks.push_back(f);
     }

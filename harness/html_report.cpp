@@ -322,6 +322,8 @@ std::string summary_table(const Report& report, const std::vector<KeyColumn>& co
       if (!whole.empty())
         thr += "<br><small title='" + esc(r.extrapolation.value("formula", std::string())) +
                "'>whole model " + esc(whole) + "</small>";
+      const std::string parallel = parallel_summary(r);
+      if (!parallel.empty()) thr += "<br><small>" + esc(parallel) + "</small>";
     }
     for (const Canary& c : r.canaries)
       canaries += fmt::format("<span class='{}' title='{}'>{}</span> ", c.passed ? "ok" : "bad",

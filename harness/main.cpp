@@ -14,7 +14,9 @@
 #include "harness/calibrate.h"
 #include "harness/comm_bench.h"
 #include "harness/compare.h"
+#include "harness/config_files.h"
 #include "harness/console.h"
+#include "harness/emulation.h"
 #include "harness/errors.h"
 #include "harness/fidelity.h"
 #include "harness/history.h"
@@ -142,13 +144,13 @@ int cmd_run(RunOptions o) {
           "(emulation.limited_by)\n",
           r.key.emulation_profile, r.emulation["limited_by"].dump(),
           r.key.emulation_relative_to.empty() ? "" : " scaled as " + r.key.emulation_relative_to);
+  // Written first: nothing the tables do can lose the runs.
+  if (!o.out.empty()) write_report_atomic(report, o.out);
   print_summary_table(stdout, report);
   if (o.show_ops) print_op_breakdown(stdout, report);
-  if (!o.out.empty()) {
-    write_report_atomic(report, o.out);
+  if (!o.out.empty())
     fmt::print("report: {}{}\n", o.out,
                report.interrupted.is_null() ? "" : " (interrupted: the runs that finished)");
-  }
   if (const int signal = interrupt_signal()) return 128 + signal;
   for (const RunRecord& r : report.runs)
     if (r.status == "failed") return 1;
@@ -162,6 +164,8 @@ struct CommBenchCli {
   std::string min_size = "1K", max_size = "256M";
   double timeout_s = kDefaultCommTimeout;
   std::string out;
+  std::string emulate;  // a device profile whose link every collective is paced to
+  std::string config_dir = default_config_dir();
 };
 
 // "1K", "64M", "1G" or plain bytes.
@@ -221,10 +225,20 @@ int cmd_comm_bench(CommBenchCli o) {
             "--op must be all_reduce, all_gather, reduce_scatter or broadcast, got \"" + c + "\"");
     }
   }
+  // Paced to a chip's link in real time: the throttle's own check against a shaped link.
+  std::unique_ptr<ThrottledCommunicator> paced;
+  Communicator* comm = job.comm.get();
+  if (!o.emulate.empty()) {
+    const DeviceProfile profile = load_device_profile(o.emulate, o.config_dir);
+    paced = std::make_unique<ThrottledCommunicator>(*job.comm, profile_link(profile));
+    comm = paced.get();
+  }
   Progress progress = job.leader() ? Progress::for_stderr() : Progress(Progress::Style::silent);
-  progress.begin(0, 1, fmt::format("comm-bench over {} ranks", job.comm->world()));
+  progress.begin(0, 1,
+                 fmt::format("comm-bench over {} ranks{}", job.comm->world(),
+                             o.emulate.empty() ? "" : ", paced to " + o.emulate));
   const std::vector<CommBenchRow> rows =
-      run_comm_bench(*job.comm, o.options, [&](const std::string& s) { progress.update(s); });
+      run_comm_bench(*comm, o.options, [&](const std::string& s) { progress.update(s); });
   progress.end("done");
   int64_t wrong = 0;
   for (const CommBenchRow& r : rows) wrong += r.wrong;
@@ -236,6 +250,11 @@ int cmd_comm_bench(CommBenchCli o) {
   report.suite = "comm-bench";
   report.host = host_info(builtin_registry());
   report.comm_bench = to_json(rows, *job.comm);
+  if (paced)
+    report.comm_bench["emulate"] = {{"profile", o.emulate},
+                                    {"topology", paced->link().topology},
+                                    {"link_bytes_per_s", paced->link().link_bytes_per_s},
+                                    {"latency_s", paced->link().latency_s}};
   print_comm_bench(stdout, report.comm_bench);
   if (!o.out.empty()) {
     write_report_atomic(report, o.out);
@@ -592,6 +611,10 @@ int main(int argc, char** argv) {
   comm_bench_cmd->add_option("--comm-timeout", comm_bench.timeout_s,
                              "Seconds a collective may wait (default 300)");
   comm_bench_cmd->add_option("--out,-o", comm_bench.out, "Write the results as a JSON report");
+  comm_bench_cmd->add_option("--emulate", comm_bench.emulate,
+                             "Pace every collective to this device profile's link (name or "
+                             "path), in real time");
+  comm_bench_cmd->add_option("--config-dir", comm_bench.config_dir, "Folder with devices/");
 
   std::string list_config_dir = default_config_dir();
   CLI::App* list_cmd = app.add_subcommand("list", "Show the backends, models and suites");

@@ -132,4 +132,36 @@ std::string target_estimate(const RunRecord& r) {
   return seconds_text(primary_median(r) * time_scale_of(r));
 }
 
+std::string parallel_summary(const RunRecord& r) {
+  if (!r.parallel.is_object()) return "";
+  std::string out =
+      fmt::format("{} x{} ({})", r.parallel.value("layout", std::string("?")),
+                  r.parallel.value("world", 0), r.parallel.value("engine", std::string("?")));
+  std::string sep = ": ";
+  const nlohmann::json collectives = r.parallel.value("collectives", nlohmann::json::object());
+  for (const auto& [kind, c] : collectives.items()) {
+    out += fmt::format("{}{} {} calls, {:.1f} MB, busbw {:.2f} GB/s", sep, kind,
+                       c.value("calls", int64_t{0}), c.value("bytes", 0.0) / 1e6,
+                       c.value("busbw_bytes_per_s", 0.0) / 1e9);
+    sep = "; ";
+  }
+  const auto metric = [&](const char* name) {
+    const auto it = r.metrics.find(name);
+    return it == r.metrics.end() ? -1.0 : it->second;
+  };
+  if (metric("comm_ms") >= 0)
+    out += fmt::format("; comm {:.2f} ms a step, {:.2f} ms exposed", metric("comm_ms"),
+                       metric("exposed_comm_ms"));
+  if (metric("overlap_fraction") >= 0)
+    out += fmt::format(" (overlap {:.0f}%)", 100 * metric("overlap_fraction"));
+  if (r.roofline.communication_seconds > 0)
+    out += fmt::format("; link model {:.2f} ms on the host's link",
+                       r.roofline.communication_seconds * 1e3);
+  if (r.emulation.is_object() && r.emulation.contains("predicted_communication_seconds"))
+    out += fmt::format(", {:.3f} ms on {}'s",
+                       r.emulation["predicted_communication_seconds"].get<double>() * 1e3,
+                       r.key.emulation_profile);
+  return out;
+}
+
 }  // namespace capbench

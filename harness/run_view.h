@@ -35,6 +35,11 @@ TableHeadline headline(const RunRecord& r);
 // "llama2-7b (32 layers, extrapolated from 2): 2.29 train tokens/s, step 27953.07 ms, MFU 42.4%".
 std::string whole_model_summary(const RunRecord& r);
 
+// A run over several ranks: its collectives and communication ("" for a single rank):
+// "dp x2 (gloo): all_reduce 78 calls, 313.1 MB, busbw 0.56 GB/s; comm 183.5 ms a step, 36.7 ms
+// exposed (overlap 80%); link model 89.7 ms on the host's link, 0.23 ms on the target's".
+std::string parallel_summary(const RunRecord& r);
+
 // The primary series' median, in seconds (0 when the run has none).
 double primary_median(const RunRecord& r);
 // The time scale an emulated run was played at (1: real time, or not emulated).

@@ -393,6 +393,13 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
         }
         if (!layers && cpu.has("layers"))
           layers = cpu.at("layers").as_int_in(1, one.model.n_layers);
+        // A dtype the CPU stand-in runs at (a slow-motion run's length follows the host's rate
+        // at it), unless --dtype says otherwise.
+        if (cpu.has("dtype") && !ov.dtype) {
+          const std::string text = cpu.at("dtype").as_string();
+          if (!parse_dtype(text, &one.dtype) || !is_model_dtype(one.dtype))
+            cpu.at("dtype").fail("fp32 or bf16, got \"" + text + "\"");
+        }
       }
       if (layers && *layers < one.model.n_layers) {
         one.full_model = one.model;

@@ -244,6 +244,15 @@ TEST(DataParallel, BucketsCoverTheBufferFromItsEndFirstBucketSmall) {
   for (size_t i = 1; i < buckets.size(); ++i) EXPECT_EQ(buckets[i].end, buckets[i - 1].begin);
   EXPECT_EQ(buckets.back().begin, 0);
   EXPECT_THROW(gradient_buckets(10, 4, 0, 1), std::invalid_argument);
+  // No bucket spans the cut: what follows it is final before what precedes it.
+  const auto cut = gradient_buckets(1'000'003, 4, 1 << 20, 2 << 20, 300'001);
+  bool at_cut = false;
+  for (const GradientBucket& bucket : cut) {
+    EXPECT_FALSE(bucket.begin < 300'001 && bucket.end > 300'001);
+    at_cut = at_cut || bucket.begin == 300'001;
+  }
+  EXPECT_TRUE(at_cut);
+  EXPECT_EQ(cut.back().begin, 0);
 }
 
 // Data parallel over 2 ranks with batch b each equals one process with batch 2b on the same

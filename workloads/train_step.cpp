@@ -47,7 +47,7 @@ TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, in
   if (comm_) {
     pass_.set_gradient_ranks(world);
     sync_ = std::make_unique<GradientSync>(*comm_, model_.grads_flat(), parallel.first_bucket_bytes,
-                                           parallel.bucket_bytes);
+                                           parallel.bucket_bytes, pass_.layers_offset());
   }
   step_count_ = counters_.make(DType::f32, {1});
   one_ = counters_.make(DType::f32, {1});
@@ -64,15 +64,19 @@ double TrainStep::footprint_bytes(const ModelConfig& cfg, int64_t batch, int64_t
 void TrainStep::run() {
   captured_.run(0, [this] {
     pass_.forward();
-    if (sync_) {
-      pass_.backward([this](int64_t from) { sync_->ready(from); });
-      sync_->finish();  // every bucket reduced before AdamW reads the gradients
-    } else {
-      pass_.backward();
-    }
     Backend& be = model_.backend();
+    if (!sync_) {
+      pass_.backward();
+      be.add(step_count_, step_count_, one_);
+      pass_.optimizer_step(optimizer_);
+      return Tensor{};
+    }
+    // Data parallel: AdamW bucket by bucket, each as soon as its all-reduce is done.
+    pass_.backward([this](int64_t from) { sync_->ready(from); });
     be.add(step_count_, step_count_, one_);
-    pass_.optimizer_step(optimizer_);
+    sync_->finish(
+        [this](int64_t begin, int64_t end) { pass_.optimizer_step(optimizer_, begin, end); });
+    pass_.refresh_weights();
     return Tensor{};
   });
 }

@@ -426,6 +426,23 @@ void TrainingPass::backward(const std::function<void(int64_t from)>& ready) {
   if (ready) ready(0);
 }
 
+void TrainingPass::optimizer_step(const AdamWArgs& args, int64_t begin, int64_t end) {
+  const auto range = [&](const Tensor& flat) {
+    return Tensor(static_cast<char*>(flat.data) + begin * dtype_size(flat.dtype), flat.dtype,
+                  {end - begin});
+  };
+  be_.region(Backend::Region::parameters);
+  be_.adamw(range(model_.params_flat()), range(model_.grads_flat()), range(model_.m_flat()),
+            range(model_.v_flat()), args);
+  be_.region(Backend::Region::other);
+}
+
+void TrainingPass::refresh_weights() {
+  be_.region(Backend::Region::parameters);
+  model_.refresh_compute_weights();
+  be_.region(Backend::Region::other);
+}
+
 void TrainingPass::optimizer_step(const AdamWArgs& args) {
   be_.region(Backend::Region::parameters);
   be_.adamw(model_.params_flat(), model_.grads_flat(), model_.m_flat(), model_.v_flat(), args);

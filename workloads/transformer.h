@@ -135,7 +135,15 @@ class TrainingPass {
   // The loss's gradient is divided by `ranks` besides the row count: data-parallel ranks whose
   // gradients are summed then hold the gradient of the mean over the global batch.
   void set_gradient_ranks(int64_t ranks) { gradient_ranks_ = ranks; }
+  // The flat offset from which on every gradient is final before the embedding's backward.
+  int64_t layers_offset() const {
+    return layer_offsets_.empty() ? final_norm_offset_ : layer_offsets_[0];
+  }
   void optimizer_step(const AdamWArgs& args);
+  // AdamW over the parameters [begin, end) of the flat buffers alone; refresh_weights() after
+  // the last range re-derives the compute copy (mixed precision).
+  void optimizer_step(const AdamWArgs& args, int64_t begin, int64_t end);
+  void refresh_weights();
   double mean_loss();  // copies the losses to the host: a synchronisation
   Tensor logits() const { return logits_; }
   size_t activation_bytes() const { return store_.bytes(); }
