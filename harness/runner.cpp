@@ -316,10 +316,16 @@ void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
   r.parallel["collectives"] = kinds;
   if (env.host_link) r.roofline.communication_seconds = host_term;
   if (target) r.emulation["predicted_communication_seconds"] = target_term;
+  // Each rank's own threads: local ranks share a host's cores, hosts may differ.
+  std::vector<double> threads(static_cast<size_t>(world), 0.0);
+  threads[static_cast<size_t>(env.comm->rank())] = static_cast<double>(r.key.threads);
+  env.comm->agree(threads, ReduceOp::sum);
   nlohmann::json per_rank = nlohmann::json::array();
   for (size_t k = 0; k < rank_samples.size(); ++k)
     if (!rank_samples[k].empty())
-      per_rank.push_back({{"rank", k}, {"median_s", median(rank_samples[k])}});
+      per_rank.push_back({{"rank", k},
+                          {"threads", static_cast<int64_t>(threads[k])},
+                          {"median_s", median(rank_samples[k])}});
   if (!per_rank.empty()) r.parallel["ranks"] = per_rank;
 }
 
@@ -509,6 +515,15 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
                                op_name(static_cast<OpId>(op)), dtype_name(spec.dtype), s.reason);
         return r;
       }
+    }
+    // Gloo moves host memory: device tensors need an engine of their device (NCCL).
+    if (context.comm && context.comm->world() > 1 && spec.parallel.layout != "single" &&
+        info.device_kind != "cpu") {
+      r.status = "skipped";
+      r.reason = fmt::format(
+          "{} over {} ranks needs a communicator for {} memory; this build's is {} (host memory)",
+          spec.parallel.layout, context.comm->world(), info.device_kind, context.comm->engine());
+      return r;
     }
     SourcedRates peaks = device_peaks_for(context, spec, info);
     const double device_memory =

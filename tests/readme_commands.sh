@@ -4,7 +4,7 @@
 #
 #   tests/readme_commands.sh SOURCE_DIR BUILD_DIR [--as-written]
 #
-# By default `run` commands are held to one timed repetition without warm-up (--reps 1
+# By default `run` commands (also under `launch`) are held to one timed repetition without warm-up (--reps 1
 # --warmup 0, where the command sets no --reps of its own) and emulate in real time
 # (--time-scale 1: the target's rates as they are, met where the host can, instead of slow
 # motion), the emulation suites (h20-vs-h100, ascend-vs-nvidia: whole 7B-model embeddings and
@@ -57,8 +57,9 @@ for cmd in "${commands[@]}"; do
       n = split($0, parts, "&&"); out = ""
       for (i = 1; i <= n; i++) {
         p = parts[i]
-        if (p ~ /build\/capbench run( |$)/ && p !~ /--help/ && p !~ /--reps/) p = p " --reps 1 --warmup 0"
-        if (p ~ /build\/capbench run( |$)/ && p !~ /--help/ && p !~ /--time-scale/) p = p " --time-scale 1"
+        run = p ~ /build\/capbench (launch .*-- )?run( |$)/
+        if (run && p !~ /--help/ && p !~ /--reps/) p = p " --reps 1 --warmup 0"
+        if (run && p !~ /--help/ && p !~ /--time-scale/) p = p " --time-scale 1"
         if (p ~ /build\/capbench run configs\/suites\/(h20-vs-h100|ascend-vs-nvidia)\.json/ && p !~ /--workload/) p = p " --workload train_step"
         out = out (i > 1 ? "&&" : "") p
       }

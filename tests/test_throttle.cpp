@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backends/comm/communicator.h"
 #include "backends/reference/reference_backend.h"
 #include "backends/throttle/throttle_backend.h"
 #include "harness/calibrate.h"
@@ -506,6 +507,50 @@ TEST_F(EmulateCli, BadEmulationInputExitsTwo) {
     const auto [code, out] = run(args);
     EXPECT_EQ(code, 2) << args << ": " << out;
     EXPECT_FALSE(fs::exists(report_)) << args;
+  }
+}
+
+// Collectives of an emulated data-parallel run go through the interconnect throttle: paced to
+// the target's link (a 910B node's one peer link for 2 ranks) in slow motion, and named in
+// limited_by in real time, where the host's link cannot carry 56 GB/s.
+TEST_F(EmulateCli, DataParallelCollectivesArePacedToTheTargetsLink) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  fs::copy_file(kConfigs + "/devices/ascend-910b2.json", dir_ / "devices/ascend-910b2.json");
+  const std::string f = (dir_ / "dp.json").string();
+  std::ofstream(f) << R"({"name": "dp", "runs": [{"workload": "train_step", "model": "tiny",
+      "backends": "reference", "batch": 2, "seq": 8, "parallel": {"layout": "dp"},
+      "emulate": "ascend-910b2"}]})";
+  const auto launch = [&](const std::string& scale) {
+    // --threads 0: every core, the thread count the seeded calibration is for.
+    return testing::run_command("CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
+                                CAPBENCH_BINARY + "' launch -n 2 -- run '" + f +
+                                "' --config-dir '" + dir_.string() + "' --out '" + report_ +
+                                "' --threads 0 --reps 3 --time-scale " + scale + " 2>&1");
+  };
+  {
+    const auto [code, out] = launch("1");
+    ASSERT_EQ(code, 0) << out;
+    const RunRecord r = read_report(report_).runs.at(0);
+    const auto limited = r.emulation["limited_by"].get<std::vector<std::string>>();
+    EXPECT_NE(std::find(limited.begin(), limited.end(), "interconnect"), limited.end()) << out;
+    EXPECT_EQ(r.emulation["link"]["topology"], "full_mesh");
+    EXPECT_DOUBLE_EQ(r.emulation["link"]["bandwidth_bytes_per_s"].get<double>(), 56e9);
+  }
+  {
+    const double scale = 1e-4;  // the link at 5.6 MB/s on the host's timeline
+    const auto [code, out] = launch("1e-4");
+    ASSERT_EQ(code, 0) << out;
+    const RunRecord r = read_report(report_).runs.at(0);
+    const auto limited = r.emulation["limited_by"].get<std::vector<std::string>>();
+    EXPECT_EQ(std::find(limited.begin(), limited.end(), "interconnect"), limited.end()) << out;
+    const nlohmann::json& ar = r.parallel["collectives"]["all_reduce"];
+    // Two ranks: bus bytes = S; every call lasts at least S / (56 GB/s × s) plus its latency.
+    const double least =
+        ar["bytes"].get<double>() / (56e9 * scale) + ar["calls"].get<double>() * 2 * 3e-6 / scale;
+    EXPECT_GE(ar["seconds"].get<double>(), least * 0.999) << out;
+    EXPECT_LT(ar["seconds"].get<double>(), least * 1.5) << out;
+    EXPECT_GT(r.emulation["predicted_communication_seconds"].get<double>(), 0);
   }
 }
 

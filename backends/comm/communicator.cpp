@@ -241,7 +241,8 @@ class PacedWork final : public CommWork {
     inner_->wait();
     wait_until_host_seconds(model_end_);
   }
-  double started_s() const override { return std::min(inner_->started_s(), model_start_); }
+  // Began once both the engine had started it and the modelled link was free for it.
+  double started_s() const override { return std::max(inner_->started_s(), model_start_); }
   double finished_s() const override { return std::max(inner_->finished_s(), model_end_); }
 
  private:
