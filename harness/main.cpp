@@ -125,6 +125,20 @@ int cmd_run(RunOptions o) {
       if (s.emulation && s.emulation->time_scale.kind == TimeScale::Kind::suite)
         context.suite_time_scale = std::min(context.suite_time_scale, link_time_scale(context, s));
   }
+  // Device memory's communicators (NCCL for torch:cuda), for the kinds the parallel runs use.
+  std::vector<std::unique_ptr<Communicator>> device_comms;
+  if (job.comm->world() > 1)
+    for (const RunSpec& s : suite.runs) {
+      const BackendEntry* e = registry.find(s.backend);
+      if (s.parallel.layout == "single" || !e || e->device_kind == "cpu" ||
+          context.device_comms.count(e->device_kind))
+        continue;
+      std::string why;
+      device_comms.push_back(make_device_communicator(job.rendezvous, o.comm_timeout_s,
+                                                      e->device_kind, *job.comm, &why));
+      context.device_comms[e->device_kind] = device_comms.back().get();
+      if (!device_comms.back()) context.device_comm_missing[e->device_kind] = why;
+    }
   const Report report = run_suite(suite, context, progress);
   if (!job.leader()) {
     if (const int signal = interrupt_signal()) return 128 + signal;

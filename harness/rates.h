@@ -28,6 +28,10 @@ struct SuiteContext {
   // The ranks of this job (null: one process), and the host's own link between them as an
   // all-reduce's bus bandwidth measured at calibration (0: not measured).
   Communicator* comm = nullptr;
+  // Beside it, the communicators for device memory by device kind ("cuda": NCCL), and why a
+  // kind has none.
+  std::map<std::string, Communicator*> device_comms;
+  std::map<std::string, std::string> device_comm_missing;
   double host_link_bytes_per_s = 0;
   std::string host_link_source;
 };

@@ -516,14 +516,23 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         return r;
       }
     }
-    // Gloo moves host memory: device tensors need an engine of their device (NCCL).
+    // The host communicator moves host memory; device memory needs its device's (NCCL), whose
+    // link the host's measurement does not describe, so such runs are not paced to a chip's link.
+    Communicator* ranks = context.comm;
+    bool host_memory = true;
     if (context.comm && context.comm->world() > 1 && spec.parallel.layout != "single" &&
         info.device_kind != "cpu") {
-      r.status = "skipped";
-      r.reason = fmt::format(
-          "{} over {} ranks needs a communicator for {} memory; this build's is {} (host memory)",
-          spec.parallel.layout, context.comm->world(), info.device_kind, context.comm->engine());
-      return r;
+      const auto it = context.device_comms.find(info.device_kind);
+      if (it == context.device_comms.end() || !it->second) {
+        const auto why = context.device_comm_missing.find(info.device_kind);
+        r.status = "skipped";
+        r.reason = fmt::format("{} over {} ranks needs a communicator for {} memory: {}",
+                               spec.parallel.layout, context.comm->world(), info.device_kind,
+                               why == context.device_comm_missing.end() ? "none" : why->second);
+        return r;
+      }
+      ranks = it->second;
+      host_memory = false;
     }
     SourcedRates peaks = device_peaks_for(context, spec, info);
     const double device_memory =
@@ -547,8 +556,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
             "emulation needs the host's calibrated rates (run without --no-calibrate)");
       plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
                             spec.graphs);
-      if (context.comm && context.comm->world() > 1 && spec.parallel.layout != "single" &&
-          context.host_link_bytes_per_s > 0)
+      if (host_memory && context.comm && context.comm->world() > 1 &&
+          spec.parallel.layout != "single" && context.host_link_bytes_per_s > 0)
         plan_link(*plan, em, context.host_link_bytes_per_s, context.comm->world());
       r.emulation = plan_json(*plan, em);
       if (plan->link)
@@ -568,24 +577,24 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     std::unique_ptr<ThrottledCommunicator> paced_link;
     std::unique_ptr<MeteredCommunicator> metered;
     std::optional<LinkModel> host_link;
-    if (context.comm && spec.parallel.layout != "single") {
-      Communicator* below = context.comm;
-      if (plan && plan->link && context.comm->world() > 1) {
-        paced_link = std::make_unique<ThrottledCommunicator>(*context.comm,
-                                                             plan->link->scaled(plan->time_scale));
+    if (ranks && spec.parallel.layout != "single") {
+      Communicator* below = ranks;
+      if (plan && plan->link && ranks->world() > 1) {
+        paced_link =
+            std::make_unique<ThrottledCommunicator>(*ranks, plan->link->scaled(plan->time_scale));
         below = paced_link.get();
       }
       metered = std::make_unique<MeteredCommunicator>(*below);
-      if (context.host_link_bytes_per_s > 0) {
+      if (host_memory && context.host_link_bytes_per_s > 0) {
         host_link.emplace();
         host_link->link_bytes_per_s = context.host_link_bytes_per_s;
       }
       r.parallel = {{"layout", spec.parallel.layout},
-                    {"world", context.comm->world()},
-                    {"engine", context.comm->engine()},
+                    {"world", ranks->world()},
+                    {"engine", ranks->engine()},
                     {"bucket_bytes", spec.parallel.bucket_bytes},
                     {"first_bucket_bytes", spec.parallel.first_bucket_bytes}};
-      if (context.host_link_bytes_per_s > 0)
+      if (host_memory && context.host_link_bytes_per_s > 0)
         r.parallel["host_link"] = {{"bytes_per_s", context.host_link_bytes_per_s},
                                    {"source", context.host_link_source}};
     }

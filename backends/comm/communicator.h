@@ -178,5 +178,10 @@ Rendezvous rendezvous_from_env();
 std::unique_ptr<Communicator> make_communicator(const Rendezvous& rv, double timeout_s);
 // Whether this build has a multi-process engine, and why not.
 bool comm_engine_available(std::string* why);
+// The communicator for `device_kind` memory ("cuda": c10d NCCL) beside the host one, which
+// serves its rendezvous and its agreements. Null, with *why, where this build has none.
+std::unique_ptr<Communicator> make_device_communicator(const Rendezvous& rv, double timeout_s,
+                                                       const std::string& device_kind,
+                                                       Communicator& host, std::string* why);
 
 }  // namespace capbench

@@ -7,6 +7,26 @@ namespace capbench {
 std::unique_ptr<Communicator> make_gloo_communicator(const Rendezvous& rv, double timeout_s);
 #endif
 
+#ifdef CAPBENCH_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(const Rendezvous& rv, double timeout_s,
+                                                     Communicator& host);
+#endif
+
+std::unique_ptr<Communicator> make_device_communicator(const Rendezvous& rv, double timeout_s,
+                                                       const std::string& device_kind,
+                                                       Communicator& host, std::string* why) {
+  if (device_kind == "cuda") {
+#ifdef CAPBENCH_HAVE_NCCL
+    return make_nccl_communicator(rv, timeout_s, host);
+#else
+    if (why) *why = "this build's libtorch has no CUDA, so no c10d NCCL";
+    return nullptr;
+#endif
+  }
+  if (why) *why = "no communicator for " + device_kind + " memory";
+  return nullptr;
+}
+
 bool comm_engine_available(std::string* why) {
 #ifdef CAPBENCH_HAVE_GLOO
   return true;

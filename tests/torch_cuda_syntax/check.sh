@@ -27,6 +27,13 @@ echo "pass 1: as libtorch 1.13 with CUDA"
 for file in torch_cuda.cpp torch_backend.cpp; do
   "$cxx" "${flags[@]}" "$src/backends/torch/$file" || status=1
 done
+echo "pass 1b: the c10d NCCL communicator, as libtorch 1.13 with CUDA builds it"
+if [ -f "$cuda_include/nccl.h" ]; then
+  "$cxx" "${flags[@]}" -DUSE_C10D_NCCL=1 -I"$src" "$src/backends/comm/nccl_communicator.cpp" ||
+    status=1
+else
+  echo "  (no nccl.h in $cuda_include: not checked)"
+fi
 echo "pass 2: as libtorch 2.11 with CUDA (flash attention, fused AdamW)"
 "$cxx" "${flags[@]}" -include "$here/as_torch_2_11.h" "$src/backends/torch/torch_cuda.cpp" ||
   status=1

@@ -1,0 +1,144 @@
+// The c10d engine for CUDA memory: libtorch's ProcessGroupNCCL, built where the libtorch has CUDA
+// (and type-checked without one by tests/torch_cuda_syntax/check.sh). It joins the rendezvous
+// the host communicator serves (a TCPStore client under its own prefix) and leaves the host's
+// agreements to that communicator. Each rank drives the GPU of its local rank. A handle's wait()
+// blocks the host until the collective is complete, so that its times are known.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "backends/comm/communicator.h"
+
+namespace capbench {
+namespace {
+
+at::ScalarType nccl_scalar_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return at::kFloat;
+    case DType::bf16:
+      return at::kBFloat16;
+    case DType::f16:
+      return at::kHalf;
+    case DType::i32:
+      return at::kInt;
+  }
+  return at::kFloat;
+}
+
+class NcclWork final : public CommWork {
+ public:
+  NcclWork(c10::intrusive_ptr<c10d::Work> work, std::string what, std::function<void()> after)
+      : work_(std::move(work)),
+        what_(std::move(what)),
+        after_(std::move(after)),
+        started_(host_seconds_now()) {}
+  void wait() override {
+    if (done_) return;
+    try {
+      work_->wait();
+      work_->synchronize();
+      if (after_) after_();
+    } catch (const std::exception& e) {
+      const std::string why = e.what();
+      throw std::runtime_error(what_ + " failed: " + why.substr(0, why.find('\n')) +
+                               " (a rank stopped, or the collective timeout passed)");
+    }
+    finished_ = host_seconds_now();
+    done_ = true;
+  }
+  double started_s() const override { return started_; }
+  double finished_s() const override { return finished_; }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::string what_;
+  std::function<void()> after_;
+  double started_, finished_ = 0;
+  bool done_ = false;
+};
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(const Rendezvous& rv, double timeout_s, Communicator& host)
+      : host_(host), rank_(rv.rank), world_(rv.world) {
+    const int devices = static_cast<int>(c10::cuda::device_count());
+    if (devices < 1) throw CommSetupError("NCCL needs a CUDA device; this process sees none");
+    device_ = rv.local_rank % devices;
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_));
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<std::uint16_t>(rv.master_port);
+    store_options.isServer = false;  // the host communicator serves it
+    store_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1e3));
+    auto store = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("capbench-nccl", store);
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = store_options.timeout;
+    group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rv.rank, rv.world, options);
+  }
+
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  std::string engine() const override { return "nccl"; }
+
+  CommHandle all_reduce(const Tensor& data, ReduceOp op) override {
+    std::vector<at::Tensor> tensors{device_tensor(data)};
+    c10d::AllreduceOptions o;
+    o.reduceOp = op == ReduceOp::max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
+    const at::Tensor t = tensors[0];
+    const int world = world_;
+    return handle(group_->allreduce(tensors, o), "all_reduce",
+                  op == ReduceOp::average
+                      ? std::function<void()>([t, world]() mutable { t.div_(world); })
+                      : std::function<void()>());
+  }
+  CommHandle all_gather(const Tensor& out, const Tensor& in) override {
+    at::Tensor o = device_tensor(out), i = device_tensor(in);
+    return handle(group_->_allgather_base(o, i), "all_gather", {});
+  }
+  CommHandle reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override {
+    at::Tensor o = device_tensor(out), i = device_tensor(in);
+    c10d::ReduceScatterOptions opts;
+    opts.reduceOp = op == ReduceOp::max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
+    const int world = world_;
+    return handle(group_->_reduce_scatter_base(o, i, opts), "reduce_scatter",
+                  op == ReduceOp::average
+                      ? std::function<void()>([o, world]() mutable { o.div_(world); })
+                      : std::function<void()>());
+  }
+  CommHandle broadcast(const Tensor& data, int root) override {
+    std::vector<at::Tensor> tensors{device_tensor(data)};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    return handle(group_->broadcast(tensors, o), "broadcast", {});
+  }
+  CommHandle barrier() override { return host_.barrier(); }
+  void agree(std::vector<double>& values, ReduceOp op) override { host_.agree(values, op); }
+
+ private:
+  at::Tensor device_tensor(const Tensor& t) const {
+    return at::from_blob(t.data, {t.numel()},
+                         at::TensorOptions()
+                             .dtype(nccl_scalar_type(t.dtype))
+                             .device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)));
+  }
+  CommHandle handle(c10::intrusive_ptr<c10d::Work> work, const char* what,
+                    std::function<void()> after) {
+    return std::make_shared<NcclWork>(std::move(work), what, std::move(after));
+  }
+
+  Communicator& host_;
+  int rank_, world_, device_ = 0;
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> group_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(const Rendezvous& rv, double timeout_s,
+                                                     Communicator& host) {
+  return std::make_unique<NcclCommunicator>(rv, timeout_s, host);
+}
+
+}  // namespace capbench
