@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "backends/bf16.h"
@@ -32,9 +34,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Runs fn(comm) on `world` ranks, one thread each, joined through a TCPStore on a free port.
+// The caller skips where this build has no engine.
 void on_ranks(int world, const std::function<void(Communicator&)>& fn) {
-  std::string why;
-  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
   const int port = free_local_port();
   std::vector<std::thread> threads;
   std::vector<std::string> errors(static_cast<size_t>(world));
@@ -98,6 +99,8 @@ float stored(DType dtype, float v) {
 class Collectives : public ::testing::TestWithParam<DType> {};
 
 TEST_P(Collectives, MatchHostResultsAtOddSizes) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
   const DType dtype = GetParam();
   const int world = 2;
   // bf16 results are rounded once to bf16 after an fp32 reduction.
@@ -255,9 +258,70 @@ TEST(DataParallel, BucketsCoverTheBufferFromItsEndFirstBucketSmall) {
   EXPECT_EQ(cut.back().begin, 0);
 }
 
+// Two ranks in one process (threads) whose fp32 all-reduces meet in shared memory: data
+// parallelism's logic on any build (the sanitizer build has no libtorch, hence no Gloo).
+class InMemoryWorld {
+ public:
+  class Rank final : public Communicator {
+   public:
+    Rank(InMemoryWorld& w, int rank) : w_(w), rank_(rank) {}
+    int rank() const override { return rank_; }
+    int world() const override { return 2; }
+    std::string engine() const override { return "in-memory"; }
+    CommHandle all_reduce(const Tensor& data, ReduceOp op) override {
+      if (data.dtype != DType::f32 || op != ReduceOp::sum)
+        throw std::invalid_argument("in-memory: fp32 sums only");
+      const double t0 = host_seconds_now();
+      w_.meet(rank_, data.as<float>(), data.numel());
+      return std::make_shared<DoneWork>(t0, host_seconds_now());
+    }
+    CommHandle all_gather(const Tensor&, const Tensor&) override { throw std::logic_error("no"); }
+    CommHandle reduce_scatter(const Tensor&, const Tensor&, ReduceOp) override {
+      throw std::logic_error("no");
+    }
+    CommHandle broadcast(const Tensor&, int) override { throw std::logic_error("no"); }
+    CommHandle barrier() override { throw std::logic_error("no"); }
+    void agree(std::vector<double>& values, ReduceOp op) override {
+      std::vector<float> f(values.begin(), values.end());
+      w_.meet(rank_, f.data(), static_cast<int64_t>(f.size()));
+      for (size_t i = 0; i < f.size(); ++i) values[i] = op == ReduceOp::average ? f[i] / 2.0 : f[i];
+    }
+
+   private:
+    InMemoryWorld& w_;
+    int rank_;
+  };
+
+  // Both ranks' buffers summed into both, once both have arrived.
+  void meet(int rank, float* data, int64_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const uint64_t generation = generation_;
+    buffers_[rank] = data;
+    if (++arrived_ == 2) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float sum = buffers_[0][i] + buffers_[1][i];
+        buffers_[0][i] = buffers_[1][i] = sum;
+      }
+      arrived_ = 0;
+      ++generation_;
+      done_.notify_all();
+    } else {
+      done_.wait(lock, [&] { return generation_ != generation; });
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  float* buffers_[2] = {nullptr, nullptr};
+  int arrived_ = 0;
+  uint64_t generation_ = 0;
+};
+
 // Data parallel over 2 ranks with batch b each equals one process with batch 2b on the same
-// data: every step's loss and the parameters after the last step.
-TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
+// data: every step's loss and the parameters after the last step. On `engine`'s two ranks:
+// c10d Gloo, or the in-memory pair.
+void expect_data_parallel_equals_one_process(bool gloo) {
   const ModelConfig cfg = load_model_config("tiny", default_config_dir());
   const int64_t b = 2, seq = 8, steps = 3;
   ReferenceBackend single_backend;
@@ -272,7 +336,7 @@ TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
   std::vector<std::vector<double>> losses(2);
   std::vector<std::vector<float>> params(2);
   std::vector<size_t> buckets(2);
-  on_ranks(2, [&](Communicator& comm) {
+  const auto each_rank = [&](Communicator& comm) {
     ReferenceBackend backend;
     ParallelSpec dp;
     dp.layout = "dp";
@@ -286,7 +350,22 @@ TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
     }
     params[static_cast<size_t>(comm.rank())] = step.model().download(step.model().params_flat());
     buckets[static_cast<size_t>(comm.rank())] = step.gradient_sync()->bucket_count();
-  });
+  };
+  if (gloo) {
+    on_ranks(2, each_rank);
+  } else {
+    InMemoryWorld world;
+    InMemoryWorld::Rank r0(world, 0), r1(world, 1);
+    std::thread other([&] {
+      try {
+        each_rank(r1);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "rank 1: " << e.what();
+      }
+    });
+    each_rank(r0);
+    other.join();
+  }
   EXPECT_GT(buckets[0], 3u);
   for (int rank = 0; rank < 2; ++rank) {
     ASSERT_EQ(losses[static_cast<size_t>(rank)].size(), single_losses.size());
@@ -305,6 +384,16 @@ TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
   }
   // The steps moved the parameters: equality is not that of untouched weights.
   EXPECT_LT(single_losses.back(), single_losses.front());
+}
+
+TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  expect_data_parallel_equals_one_process(/*gloo=*/true);
+}
+
+TEST(DataParallel, EqualsOneProcessOnAnInMemoryPair) {
+  expect_data_parallel_equals_one_process(/*gloo=*/false);
 }
 
 // ---- the command line -------------------------------------------------------------------------

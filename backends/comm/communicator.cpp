@@ -262,6 +262,8 @@ ThrottledCommunicator::ThrottledCommunicator(Communicator& inner, LinkModel link
 CommHandle ThrottledCommunicator::around(Collective kind, size_t bytes,
                                          const std::function<CommHandle()>& launch) {
   if (kind == Collective::barrier) return launch();
+  // The model's clock starts once the engine has the collective (launching is asynchronous).
+  CommHandle inner = launch();
   const double now = host_seconds_now();
   const double modelled = link_.seconds(kind, static_cast<double>(bytes), world());
   double start = 0, end = 0;
@@ -271,7 +273,7 @@ CommHandle ThrottledCommunicator::around(Collective kind, size_t bytes,
     end = start + modelled;
     link_free_s_ = end;
   }
-  return std::make_shared<PacedWork>(launch(), start, end);
+  return std::make_shared<PacedWork>(std::move(inner), start, end);
 }
 
 }  // namespace capbench
