@@ -241,8 +241,9 @@ class PacedWork final : public CommWork {
     inner_->wait();
     wait_until_host_seconds(model_end_);
   }
-  // Began once both the engine had started it and the modelled link was free for it.
-  double started_s() const override { return std::max(inner_->started_s(), model_start_); }
+  // On the modelled link it began at model_start (the engine's own start is engine latency,
+  // not link time); it ended when both the model and the engine were done.
+  double started_s() const override { return model_start_; }
   double finished_s() const override { return std::max(inner_->finished_s(), model_end_); }
 
  private:
