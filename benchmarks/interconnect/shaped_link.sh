@@ -1,11 +1,13 @@
 #!/bin/bash
 # The link model against a real shaped link (root): two ranks in their own network namespaces
 # joined by a veth pair, each end shaped with `tc qdisc ... tbf` at R (one limit per direction),
-# against the same two ranks on loopback with capbench's interconnect throttle pacing every
-# collective to R. Compares, at R = 0.5, 1 and 2 Gbit/s: the all-reduce busbw of comm-bench
-# (16 and 64 MiB, fp32) and the data-parallel train step's median (the small model, 2 ranks).
+# against the same two ranks on the same pair unshaped, with capbench's interconnect throttle
+# pacing every collective to R. Compares, at R = 0.5, 1 and 2 Gbit/s: the all-reduce busbw of
+# comm-bench (16 to 64 MiB, fp32) and the data-parallel train step's median (the small model).
 # Prints ratios paced / shaped (goal: within 10%). The paced link is the shaped link's payload
-# rate (R × 1448 / 1514: tbf counts whole Ethernet frames). Usage: shaped_link.sh [BUILD_DIR]
+# rate (R × 1448 / 1514: tbf counts whole Ethernet frames). tbf queues at most TBF_LATENCY
+# (default 20ms): deeper queues made the 0.5 Gbit/s link lose goodput to TCP. Usage:
+# [RATES="0.5 1 2"] [TBF_LATENCY=20ms] shaped_link.sh [BUILD_DIR]
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, tc)"; exit 77; }
@@ -32,8 +34,8 @@ profile() {  # bytes/s -> file
 suite=$here/dp_small.json
 common=(--reps 5 --warmup 1 --threads 1)  # the paced run calibrates (emulation needs it)
 
-# Two ranks on the veth pair, each in its namespace: prints what the command prints on rank 0.
-shaped() {
+# Two ranks on the veth pair, each in its namespace; rank 0's output in rank0.log.
+on_ranks() {
   local port=$((29800 + RANDOM % 100))
   for rank in 1 0; do
     local ns=cbnet$rank dev=cbv$rank
@@ -51,15 +53,17 @@ for gbit in ${RATES:-0.5 1 2}; do
   bytes=$(python3 -c "print(int($gbit * 1e9 / 8 * 1448 / 1514))")
   burst=$(python3 -c "print(max(64, int($gbit * 1e9 / 8 / 1000 / 1024)))")  # 1 ms of traffic, KiB
   for side in 0 1; do
-    tc -n cbnet$side qdisc replace dev cbv$side root tbf rate ${gbit}gbit burst ${burst}kb latency 500ms
+    tc -n cbnet$side qdisc replace dev cbv$side root tbf rate ${gbit}gbit burst ${burst}kb latency ${TBF_LATENCY:-20ms}
   done
-  shaped comm-bench --op all_reduce --dtype fp32 --min-size 16M --max-size 64M --iters 5 \
+  on_ranks comm-bench --op all_reduce --dtype fp32 --min-size 16M --max-size 64M --iters 5 \
     --out "$out/shaped.json"
-  "$cb" launch -n 2 -- comm-bench --op all_reduce --dtype fp32 --min-size 16M --max-size 64M \
-    --iters 5 --emulate "$(profile "$bytes")" --out "$out/paced.json" >/dev/null 2>&1
-  shaped run "$suite" "${common[@]}" --no-calibrate --out "$out/shaped-step.json"
-  "$cb" launch -n 2 -- run "$suite" "${common[@]}" --emulate "$(profile "$bytes")" \
-    --time-scale 1 --out "$out/paced-step.json" >"$out/paced-step.log" 2>&1 || cat "$out/paced-step.log"
+  on_ranks run "$suite" "${common[@]}" --no-calibrate --out "$out/shaped-step.json"
+  # The same ranks on the same veth pair, unshaped, with collectives paced to R.
+  for side in 0 1; do tc -n cbnet$side qdisc del dev cbv$side root; done
+  on_ranks comm-bench --op all_reduce --dtype fp32 --min-size 16M --max-size 64M --iters 5 \
+    --emulate "$(profile "$bytes")" --out "$out/paced.json"
+  on_ranks run "$suite" "${common[@]}" --emulate "$(profile "$bytes")" --time-scale 1 \
+    --out "$out/paced-step.json" || cat "$out/rank0.log"
   python3 - "$out" "$gbit" <<'PY'
 import json, sys
 out, gbit = sys.argv[1], sys.argv[2]

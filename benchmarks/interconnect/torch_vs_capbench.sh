@@ -14,11 +14,11 @@ for round in 1 2 3 4 5; do
   port=$(( 29700 + round ))
   for rank in 0 1; do
     RANK=$rank WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      "$python" "$here/torch_allreduce.py" --sizes $sizes --iters 10 >>"$out/torch.$rank" &
+      "$python" "$here/torch_allreduce.py" --sizes $sizes --iters 30 >>"$out/torch.$rank" &
   done
   wait
   "$build/capbench" launch -n 2 -- comm-bench --op all_reduce --dtype fp32 --min-size 1M \
-    --max-size 64M --iters 10 --out "$out/cb.$round.json" >/dev/null
+    --max-size 64M --iters 30 --out "$out/cb.$round.json" >/dev/null
 done
 "$python" - "$out" <<'PY'
 import json, statistics, sys, glob
