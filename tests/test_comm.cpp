@@ -238,6 +238,38 @@ TEST(InterconnectThrottle, PacesEachCollectiveToItsLinkModelTimeOneAfterAnother)
   EXPECT_GE(total.seconds, want * 0.999);
 }
 
+// A virtual rank's collective lasts its link-model time, later ones queue behind it on the
+// link, and no data moves: every buffer keeps its values.
+TEST(VirtualRanks, CollectivesLastTheirLinkModelTimeAndMoveNoData) {
+  const LinkModel mesh{"full_mesh", 1e9, 1e-3, 0, 0};  // 1 GB/s a peer link, 1 ms a step
+  VirtualCommunicator comm(4, mesh);
+  EXPECT_EQ(comm.world(), 4);
+  std::vector<float> in(1 << 18), out(4 << 18);  // 1 MiB in, 4 MiB gathered
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i % 13) - 6.5f;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(i % 7) + 0.25f;
+  const std::vector<float> in0 = in, out0 = out;
+  const Tensor tin(in.data(), DType::f32, {static_cast<int64_t>(in.size())});
+  const Tensor tout(out.data(), DType::f32, {static_cast<int64_t>(out.size())});
+  // All-gather of S = 4 MiB over 4 ranks: 3 steps of 1 ms + S·3/4 over 3 peer links.
+  const double gather = mesh.seconds(Collective::all_gather, static_cast<double>(tout.bytes()), 4);
+  EXPECT_NEAR(gather, 3e-3 + 4.0 * (1 << 20) * 0.75 / 3e9, 1e-12);
+  double t0 = host_seconds_now();
+  comm.all_gather(tout, tin)->wait();
+  const double one = host_seconds_now() - t0;
+  EXPECT_GE(one, gather);
+  EXPECT_LT(one, gather + 0.05);
+  const double reduce = mesh.seconds(Collective::all_reduce, static_cast<double>(tin.bytes()), 4);
+  t0 = host_seconds_now();
+  CommHandle a = comm.all_reduce(tin, ReduceOp::sum), b = comm.all_reduce(tin, ReduceOp::sum);
+  b->wait();
+  a->wait();
+  EXPECT_GE(host_seconds_now() - t0, 2 * reduce);
+  EXPECT_NEAR(b->finished_s() - a->started_s(), 2 * reduce, 1e-9);
+  EXPECT_EQ(in, in0);
+  EXPECT_EQ(out, out0);
+  EXPECT_THROW(VirtualCommunicator(1, mesh), std::invalid_argument);
+}
+
 TEST(DataParallel, BucketsCoverTheBufferFromItsEndFirstBucketSmall) {
   const auto buckets = gradient_buckets(1'000'003, 4, 1 << 20, 2 << 20);
   ASSERT_GE(buckets.size(), 3u);

@@ -277,4 +277,54 @@ CommHandle ThrottledCommunicator::around(Collective kind, size_t bytes,
   return std::make_shared<PacedWork>(std::move(inner), start, end);
 }
 
+// ---- virtual ranks ----------------------------------------------------------------------------
+
+namespace {
+class ModelledWork final : public CommWork {
+ public:
+  ModelledWork(double start, double end) : start_(start), end_(end) {}
+  void wait() override { wait_until_host_seconds(end_); }
+  double started_s() const override { return start_; }
+  double finished_s() const override { return end_; }
+
+ private:
+  double start_, end_;
+};
+}  // namespace
+
+VirtualCommunicator::VirtualCommunicator(int world, LinkModel link)
+    : world_(world), link_(std::move(link)) {
+  if (world < 2) throw std::invalid_argument("virtual ranks: a world of at least 2");
+  if (link_.topology != "switch" && link_.topology != "full_mesh")
+    throw std::invalid_argument("link topology must be switch or full_mesh, got " + link_.topology);
+  if (!(link_.link_bytes_per_s > 0))
+    throw std::invalid_argument("virtual ranks need a link bandwidth above 0");
+}
+
+CommHandle VirtualCommunicator::modelled(Collective kind, size_t bytes) {
+  const double now = host_seconds_now();
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double start = std::max(now, link_free_s_);
+  const double end = start + link_.seconds(kind, static_cast<double>(bytes), world_);
+  link_free_s_ = end;
+  return std::make_shared<ModelledWork>(start, end);
+}
+
+CommHandle VirtualCommunicator::all_reduce(const Tensor& data, ReduceOp) {
+  return modelled(Collective::all_reduce, data.bytes());
+}
+CommHandle VirtualCommunicator::all_gather(const Tensor& out, const Tensor&) {
+  return modelled(Collective::all_gather, out.bytes());
+}
+CommHandle VirtualCommunicator::reduce_scatter(const Tensor&, const Tensor& in, ReduceOp) {
+  return modelled(Collective::reduce_scatter, in.bytes());
+}
+CommHandle VirtualCommunicator::broadcast(const Tensor& data, int) {
+  return modelled(Collective::broadcast, data.bytes());
+}
+CommHandle VirtualCommunicator::barrier() {
+  const double now = host_seconds_now();
+  return std::make_shared<DoneWork>(now, now);
+}
+
 }  // namespace capbench

@@ -57,4 +57,29 @@ class ThrottledCommunicator final : public ForwardingCommunicator {
   double link_free_s_ = 0;
 };
 
+// One rank of a world that is not there (virtual ranks): collectives move no data and last
+// their link-model time, one after another on the modelled link, on the host's clock. What the
+// rank computes is its own shard; the others' shares are never read or written.
+class VirtualCommunicator final : public Communicator {
+ public:
+  VirtualCommunicator(int world, LinkModel link);
+  int rank() const override { return 0; }
+  int world() const override { return world_; }
+  std::string engine() const override { return "virtual"; }
+  const LinkModel& link() const { return link_; }
+  CommHandle all_reduce(const Tensor& data, ReduceOp op) override;
+  CommHandle all_gather(const Tensor& out, const Tensor& in) override;
+  CommHandle reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override;
+  CommHandle broadcast(const Tensor& data, int root) override;
+  CommHandle barrier() override;
+  void agree(std::vector<double>&, ReduceOp) override {}  // one process: already agreed
+
+ private:
+  CommHandle modelled(Collective kind, size_t bytes);
+  int world_;
+  LinkModel link_;
+  std::mutex mutex_;
+  double link_free_s_ = 0;
+};
+
 }  // namespace capbench
