@@ -252,62 +252,45 @@ class PacedWork final : public CommWork {
 };
 }  // namespace
 
-ThrottledCommunicator::ThrottledCommunicator(Communicator& inner, LinkModel link)
-    : ForwardingCommunicator(inner), link_(std::move(link)) {
+LinkTimeline::LinkTimeline(LinkModel link) : link_(std::move(link)) {
   if (link_.topology != "switch" && link_.topology != "full_mesh")
     throw std::invalid_argument("link topology must be switch or full_mesh, got " + link_.topology);
   if (!(link_.link_bytes_per_s > 0))
-    throw std::invalid_argument("the interconnect throttle needs a link bandwidth above 0");
+    throw std::invalid_argument("a modelled link needs a bandwidth above 0");
 }
+
+std::pair<double, double> LinkTimeline::occupy(Collective kind, double bytes, int world) {
+  const double now = host_seconds_now();
+  const double modelled = link_.seconds(kind, bytes, world);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double start = std::max(now, free_s_);
+  free_s_ = start + modelled;
+  return {start, free_s_};
+}
+
+ThrottledCommunicator::ThrottledCommunicator(Communicator& inner, LinkModel link)
+    : ForwardingCommunicator(inner), timeline_(std::move(link)) {}
 
 CommHandle ThrottledCommunicator::around(Collective kind, size_t bytes,
                                          const std::function<CommHandle()>& launch) {
   if (kind == Collective::barrier) return launch();
   // The model's clock starts once the engine has the collective (launching is asynchronous).
   CommHandle inner = launch();
-  const double now = host_seconds_now();
-  const double modelled = link_.seconds(kind, static_cast<double>(bytes), world());
-  double start = 0, end = 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    start = std::max(now, link_free_s_);
-    end = start + modelled;
-    link_free_s_ = end;
-  }
+  const auto [start, end] = timeline_.occupy(kind, static_cast<double>(bytes), world());
   return std::make_shared<PacedWork>(std::move(inner), start, end);
 }
 
 // ---- virtual ranks ----------------------------------------------------------------------------
 
-namespace {
-class ModelledWork final : public CommWork {
- public:
-  ModelledWork(double start, double end) : start_(start), end_(end) {}
-  void wait() override { wait_until_host_seconds(end_); }
-  double started_s() const override { return start_; }
-  double finished_s() const override { return end_; }
-
- private:
-  double start_, end_;
-};
-}  // namespace
-
 VirtualCommunicator::VirtualCommunicator(int world, LinkModel link)
-    : world_(world), link_(std::move(link)) {
+    : world_(world), timeline_(std::move(link)) {
   if (world < 2) throw std::invalid_argument("virtual ranks: a world of at least 2");
-  if (link_.topology != "switch" && link_.topology != "full_mesh")
-    throw std::invalid_argument("link topology must be switch or full_mesh, got " + link_.topology);
-  if (!(link_.link_bytes_per_s > 0))
-    throw std::invalid_argument("virtual ranks need a link bandwidth above 0");
 }
 
+// Nothing moves: a collective is its time on the modelled link alone.
 CommHandle VirtualCommunicator::modelled(Collective kind, size_t bytes) {
-  const double now = host_seconds_now();
-  std::lock_guard<std::mutex> lock(mutex_);
-  const double start = std::max(now, link_free_s_);
-  const double end = start + link_.seconds(kind, static_cast<double>(bytes), world_);
-  link_free_s_ = end;
-  return std::make_shared<ModelledWork>(start, end);
+  const auto [start, end] = timeline_.occupy(kind, static_cast<double>(bytes), world_);
+  return std::make_shared<PacedWork>(std::make_shared<DoneWork>(start, start), start, end);
 }
 
 CommHandle VirtualCommunicator::all_reduce(const Tensor& data, ReduceOp) {

@@ -13,6 +13,7 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "backends/comm/communicator.h"
 
@@ -39,22 +40,36 @@ struct LinkModel {
   LinkModel scaled(double scale) const;
 };
 
-// The interconnect throttle: every collective lasts at least its link-model time. Collectives
-// share the link one after another, as on one stream: one launched while another is modelled
-// as busy starts when that one ends. Barriers pass unpaced.
+// A modelled link's timeline on the host clock: collectives occupy it one after another, as on
+// one stream, each for its link-model time; one that arrives while another is modelled as busy
+// starts when that one ends.
+class LinkTimeline {
+ public:
+  // Throws std::invalid_argument for a topology other than switch or full_mesh, or no bandwidth.
+  explicit LinkTimeline(LinkModel link);
+  const LinkModel& link() const { return link_; }
+  // The [start, end) on the link of a collective of S = `bytes` over `world` ranks arriving now.
+  std::pair<double, double> occupy(Collective kind, double bytes, int world);
+
+ private:
+  LinkModel link_;
+  std::mutex mutex_;
+  double free_s_ = 0;
+};
+
+// The interconnect throttle: every collective lasts at least its link-model time on the link's
+// timeline. Barriers pass unpaced.
 class ThrottledCommunicator final : public ForwardingCommunicator {
  public:
   ThrottledCommunicator(Communicator& inner, LinkModel link);
-  const LinkModel& link() const { return link_; }
+  const LinkModel& link() const { return timeline_.link(); }
 
  protected:
   CommHandle around(Collective kind, size_t bytes,
                     const std::function<CommHandle()>& launch) override;
 
  private:
-  LinkModel link_;
-  std::mutex mutex_;
-  double link_free_s_ = 0;
+  LinkTimeline timeline_;
 };
 
 // One rank of a world that is not there (virtual ranks): collectives move no data and last
@@ -66,7 +81,7 @@ class VirtualCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int world() const override { return world_; }
   std::string engine() const override { return "virtual"; }
-  const LinkModel& link() const { return link_; }
+  const LinkModel& link() const { return timeline_.link(); }
   CommHandle all_reduce(const Tensor& data, ReduceOp op) override;
   CommHandle all_gather(const Tensor& out, const Tensor& in) override;
   CommHandle reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override;
@@ -77,9 +92,7 @@ class VirtualCommunicator final : public Communicator {
  private:
   CommHandle modelled(Collective kind, size_t bytes);
   int world_;
-  LinkModel link_;
-  std::mutex mutex_;
-  double link_free_s_ = 0;
+  LinkTimeline timeline_;
 };
 
 }  // namespace capbench
