@@ -19,23 +19,10 @@
 #include <thread>
 
 #include "backends/comm/communicator.h"
+#include "backends/torch/torch_common.h"
 
 namespace capbench {
 namespace {
-
-at::ScalarType scalar_type(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return at::kFloat;
-    case DType::bf16:
-      return at::kBFloat16;
-    case DType::i32:
-      return at::kInt;
-    case DType::f16:
-      return at::kHalf;
-  }
-  return at::kFloat;
-}
 
 // A view of a tensor's memory: as its own dtype, or as bytes (what Gloo moves of any dtype).
 at::Tensor as_elements(const Tensor& t) {
@@ -65,9 +52,7 @@ class QueuedWork final : public CommWork {
     try {
       future.get();
     } catch (const std::exception& e) {
-      const std::string why = e.what();
-      throw std::runtime_error(what + " failed: " + why.substr(0, why.find('\n')) +
-                               " (a rank stopped, or the collective timeout passed)");
+      throw collective_failure(what, first_line(e.what()));
     }
   }
   double started_s() const override { return started; }
@@ -89,13 +74,12 @@ class GlooCommunicator final : public Communicator {
     try {
       store = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
     } catch (const std::exception& e) {
-      const std::string why = e.what();
       throw CommSetupError(std::string(store_options.isServer
                                            ? "MASTER_PORT " + std::to_string(rv.master_port) +
                                                  ": cannot serve the rendezvous store: "
                                            : "MASTER_ADDR:MASTER_PORT " + where +
                                                  ": cannot reach the rendezvous store: ") +
-                           why.substr(0, why.find('\n')));
+                           first_line(e.what()));
     }
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("capbench", store);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -109,9 +93,8 @@ class GlooCommunicator final : public Communicator {
     try {
       group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rv.rank, rv.world, options);
     } catch (const std::exception& e) {
-      const std::string why = e.what();
       throw CommSetupError("rendezvous of " + std::to_string(rv.world) + " ranks at " + where +
-                           " failed: " + why.substr(0, why.find('\n')));
+                           " failed: " + first_line(e.what()));
     }
     thread_ = std::thread([this] { serve(); });
   }

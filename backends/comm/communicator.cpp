@@ -25,6 +25,11 @@ const char* collective_name(Collective c) {
   return "?";
 }
 
+std::runtime_error collective_failure(const std::string& what, const std::string& engine_line) {
+  return std::runtime_error(what + " failed: " + engine_line +
+                            " (a rank stopped, or the collective timeout passed)");
+}
+
 // ---- single -----------------------------------------------------------------------------------
 
 namespace {

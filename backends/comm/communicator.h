@@ -28,6 +28,10 @@ class CommSetupError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// How an engine reports a collective that failed: which one, the first line of the engine's
+// message, and the likely causes.
+std::runtime_error collective_failure(const std::string& what, const std::string& engine_line);
+
 // One collective in flight. started_s / finished_s: host clock (host_seconds_now), set once
 // wait() has returned: when the engine began it (after those queued before it) and when it was
 // complete.

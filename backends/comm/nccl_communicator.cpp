@@ -10,23 +10,10 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "backends/comm/communicator.h"
+#include "backends/torch/torch_common.h"
 
 namespace capbench {
 namespace {
-
-at::ScalarType nccl_scalar_type(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return at::kFloat;
-    case DType::bf16:
-      return at::kBFloat16;
-    case DType::f16:
-      return at::kHalf;
-    case DType::i32:
-      return at::kInt;
-  }
-  return at::kFloat;
-}
 
 class NcclWork final : public CommWork {
  public:
@@ -42,9 +29,7 @@ class NcclWork final : public CommWork {
       work_->synchronize();
       if (after_) after_();
     } catch (const std::exception& e) {
-      const std::string why = e.what();
-      throw std::runtime_error(what_ + " failed: " + why.substr(0, why.find('\n')) +
-                               " (a rank stopped, or the collective timeout passed)");
+      throw collective_failure(what_, first_line(e.what()));
     }
     finished_ = host_seconds_now();
     done_ = true;
@@ -121,7 +106,7 @@ class NcclCommunicator final : public Communicator {
   at::Tensor device_tensor(const Tensor& t) const {
     return at::from_blob(t.data, {t.numel()},
                          at::TensorOptions()
-                             .dtype(nccl_scalar_type(t.dtype))
+                             .dtype(scalar_type(t.dtype))
                              .device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)));
   }
   CommHandle handle(c10::intrusive_ptr<c10d::Work> work, const char* what,

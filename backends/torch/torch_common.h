@@ -8,7 +8,8 @@
 // Attention is written as explicit matmuls with grouped-query heads folded into the query rows
 // ([B, K, G·T, D] against [B, K, S, D]), so K/V are never repeated in memory.
 //
-// Only backends/torch/ includes this header: ATen's headers are slow to compile.
+// Only backends/torch/ and the communicator's c10d engines (backends/comm/) include this header:
+// ATen's headers are slow to compile.
 #pragma once
 
 #include <ATen/ATen.h>
