@@ -16,45 +16,14 @@ float input_value(int rank, int64_t i) {
   return static_cast<float>((rank + 1) * (i % 5 + 1));
 }
 
-// A host buffer of `count` elements of `dtype`.
-struct Buffer {
-  std::vector<BF16> halves;
-  std::vector<float> floats;
-  DType dtype;
-  Buffer(DType d, int64_t count) : dtype(d) {
-    if (d == DType::bf16)
-      halves.resize(static_cast<size_t>(count));
-    else
-      floats.resize(static_cast<size_t>(count));
-  }
-  Tensor tensor() {
-    const int64_t n = static_cast<int64_t>(dtype == DType::bf16 ? halves.size() : floats.size());
-    return Tensor(dtype == DType::bf16 ? static_cast<void*>(halves.data()) : floats.data(), dtype,
-                  {n});
-  }
-  void set(int64_t i, float v) {
-    if (dtype == DType::bf16)
-      halves[static_cast<size_t>(i)] = float_to_bf16(v);
-    else
-      floats[static_cast<size_t>(i)] = v;
-  }
-  float get(int64_t i) const {
-    return dtype == DType::bf16 ? bf16_to_float(halves[static_cast<size_t>(i)])
-                                : floats[static_cast<size_t>(i)];
-  }
-};
-
 struct Case {
   Collective kind;
-  Buffer in, out;  // in place (all-reduce, broadcast): `in` alone
-  int64_t share;   // one rank's elements
+  HostBuffer in, out;  // in place (all-reduce, broadcast): `in` alone
+  int64_t share;       // one rank's elements
 };
 
 void fill_input(Case& c, int rank) {
-  for (int64_t i = 0; i < static_cast<int64_t>(c.in.dtype == DType::bf16 ? c.in.halves.size()
-                                                                         : c.in.floats.size());
-       ++i)
-    c.in.set(i, input_value(rank, i));
+  for (int64_t i = 0; i < c.in.size(); ++i) c.in.set(i, input_value(rank, i));
 }
 
 CommHandle launch(Communicator& comm, Case& c) {
@@ -128,8 +97,8 @@ std::vector<CommBenchRow> run_comm_bench(Communicator& comm, const CommBenchOpti
         const bool whole_out = kind == Collective::all_gather;
         const int64_t share =
             kind == Collective::all_reduce || kind == Collective::broadcast ? count : count / world;
-        Case c{kind, Buffer(dtype, whole_in ? count : share),
-               Buffer(dtype, whole_out ? count : (whole_in ? share : 0)), share};
+        Case c{kind, HostBuffer(dtype, whole_in ? count : share),
+               HostBuffer(dtype, whole_out ? count : (whole_in ? share : 0)), share};
         progress(fmt::format("{} {} {} B", collective_name(kind), dtype_name(dtype),
                              count * static_cast<int64_t>(dtype_size(dtype))));
         for (int64_t i = 0; i < o.warmup; ++i) {

@@ -10,9 +10,44 @@
 #include <string>
 #include <vector>
 
+#include "backends/bf16.h"
 #include "backends/comm/communicator.h"
 
 namespace capbench {
+
+// `count` elements of fp32 or bf16 in host memory, read and written as floats: what the
+// collectives of a host-memory communicator are checked with.
+class HostBuffer {
+ public:
+  HostBuffer(DType dtype, int64_t count) : dtype_(dtype) {
+    if (dtype == DType::bf16)
+      halves_.resize(static_cast<size_t>(count));
+    else
+      floats_.resize(static_cast<size_t>(count));
+  }
+  int64_t size() const {
+    return static_cast<int64_t>(dtype_ == DType::bf16 ? halves_.size() : floats_.size());
+  }
+  Tensor tensor() {
+    return Tensor(dtype_ == DType::bf16 ? static_cast<void*>(halves_.data()) : floats_.data(),
+                  dtype_, {size()});
+  }
+  void set(int64_t i, float v) {
+    if (dtype_ == DType::bf16)
+      halves_[static_cast<size_t>(i)] = float_to_bf16(v);
+    else
+      floats_[static_cast<size_t>(i)] = v;
+  }
+  float get(int64_t i) const {
+    return dtype_ == DType::bf16 ? bf16_to_float(halves_[static_cast<size_t>(i)])
+                                 : floats_[static_cast<size_t>(i)];
+  }
+
+ private:
+  DType dtype_;
+  std::vector<BF16> halves_;
+  std::vector<float> floats_;
+};
 
 struct CommBenchOptions {
   int64_t min_bytes = int64_t{1} << 10;

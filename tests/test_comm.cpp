@@ -20,6 +20,7 @@
 #include "backends/bf16.h"
 #include "backends/comm/link_model.h"
 #include "backends/reference/reference_backend.h"
+#include "harness/comm_bench.h"
 #include "harness/config_files.h"
 #include "harness/launch.h"
 #include "harness/report.h"
@@ -62,35 +63,6 @@ float value(int rank, int64_t i) {
   return 0.37f * static_cast<float>(rank + 1) + 0.01f * static_cast<float>(i % 97) - 0.5f;
 }
 
-struct HostTensor {
-  DType dtype;
-  std::vector<float> f32;
-  std::vector<BF16> b16;
-  HostTensor(DType d, int64_t n) : dtype(d) {
-    if (d == DType::bf16)
-      b16.resize(static_cast<size_t>(n));
-    else
-      f32.resize(static_cast<size_t>(n));
-  }
-  int64_t size() const {
-    return static_cast<int64_t>(dtype == DType::bf16 ? b16.size() : f32.size());
-  }
-  Tensor tensor() {
-    return Tensor(dtype == DType::bf16 ? static_cast<void*>(b16.data()) : f32.data(), dtype,
-                  {size()});
-  }
-  void set(int64_t i, float v) {
-    if (dtype == DType::bf16)
-      b16[static_cast<size_t>(i)] = float_to_bf16(v);
-    else
-      f32[static_cast<size_t>(i)] = v;
-  }
-  float get(int64_t i) const {
-    return dtype == DType::bf16 ? bf16_to_float(b16[static_cast<size_t>(i)])
-                                : f32[static_cast<size_t>(i)];
-  }
-};
-
 // What a rank holds of its input after the dtype's rounding.
 float stored(DType dtype, float v) {
   return dtype == DType::bf16 ? bf16_to_float(float_to_bf16(v)) : v;
@@ -112,7 +84,7 @@ TEST_P(Collectives, MatchHostResultsAtOddSizes) {
     const int rank = comm.rank();
     for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{1001}}) {
       for (const ReduceOp op : {ReduceOp::sum, ReduceOp::average, ReduceOp::max}) {
-        HostTensor t(dtype, n);
+        HostBuffer t(dtype, n);
         for (int64_t i = 0; i < n; ++i) t.set(i, value(rank, i));
         comm.all_reduce(t.tensor(), op)->wait();
         int64_t wrong = 0;
@@ -127,14 +99,14 @@ TEST_P(Collectives, MatchHostResultsAtOddSizes) {
         }
         EXPECT_EQ(wrong, 0) << "all_reduce n=" << n << " op=" << static_cast<int>(op);
       }
-      HostTensor in(dtype, n), out(dtype, n * world);
+      HostBuffer in(dtype, n), out(dtype, n * world);
       for (int64_t i = 0; i < n; ++i) in.set(i, value(rank, i));
       comm.all_gather(out.tensor(), in.tensor())->wait();
       for (int r = 0; r < world; ++r)
         for (int64_t i = 0; i < n; ++i)
           ASSERT_EQ(out.get(r * n + i), stored(dtype, value(r, i))) << "all_gather n=" << n;
 
-      HostTensor whole(dtype, n * world), share(dtype, n);
+      HostBuffer whole(dtype, n * world), share(dtype, n);
       for (int64_t i = 0; i < n * world; ++i) whole.set(i, value(rank, i));
       comm.reduce_scatter(share.tensor(), whole.tensor(), ReduceOp::sum)->wait();
       for (int64_t i = 0; i < n; ++i) {
@@ -143,7 +115,7 @@ TEST_P(Collectives, MatchHostResultsAtOddSizes) {
         ASSERT_TRUE(near(share.get(i), want)) << "reduce_scatter n=" << n << " i=" << i;
       }
 
-      HostTensor b(dtype, n);
+      HostBuffer b(dtype, n);
       for (int64_t i = 0; i < n; ++i) b.set(i, value(rank, i));
       comm.broadcast(b.tensor(), 1)->wait();
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(b.get(i), stored(dtype, value(1, i)));
