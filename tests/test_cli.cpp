@@ -28,10 +28,7 @@ struct Result {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_cli_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = testing::fresh_test_folder("capbench_cli");
     fs::create_directories(dir_ / "models");
     fs::copy_file(fs::path(CAPBENCH_SOURCE_DIR) / "configs/models/tiny.json",
                   dir_ / "models/tiny.json");

@@ -322,24 +322,29 @@ class InMemoryWorld {
   uint64_t generation_ = 0;
 };
 
-// Data parallel over 2 ranks with batch b each equals one process with batch 2b on the same
-// data: every step's loss and the parameters after the last step. On `engine`'s two ranks:
-// c10d Gloo, or the in-memory pair.
-void expect_data_parallel_equals_one_process(bool gloo) {
+// Data parallel over 2 ranks with batch b each, and one process with batch 2b on the same data:
+// every step's loss and the parameters after the last step, on c10d Gloo's ranks or the
+// in-memory pair.
+struct DataParallelRun {
+  std::vector<double> single_losses;
+  std::vector<float> single_params;
+  std::vector<std::vector<double>> losses{2};  // per rank
+  std::vector<std::vector<float>> params{2};
+  std::vector<size_t> buckets = std::vector<size_t>(2);
+};
+
+DataParallelRun train_both_ways(bool gloo) {
   const ModelConfig cfg = load_model_config("tiny", default_config_dir());
   const int64_t b = 2, seq = 8, steps = 3;
+  DataParallelRun run;
   ReferenceBackend single_backend;
   TrainStep single(single_backend, cfg, 2 * b, seq, /*seed=*/7);
-  std::vector<double> single_losses;
   for (int64_t s = 0; s < steps; ++s) {
     single.run();
-    single_losses.push_back(single.loss());
+    run.single_losses.push_back(single.loss());
   }
-  const std::vector<float> single_params = single.model().download(single.model().params_flat());
+  run.single_params = single.model().download(single.model().params_flat());
 
-  std::vector<std::vector<double>> losses(2);
-  std::vector<std::vector<float>> params(2);
-  std::vector<size_t> buckets(2);
   const auto each_rank = [&](Communicator& comm) {
     ReferenceBackend backend;
     ParallelSpec dp;
@@ -348,12 +353,13 @@ void expect_data_parallel_equals_one_process(bool gloo) {
     dp.first_bucket_bytes = 4096;  // several buckets, each launched during the backward
     dp.bucket_bytes = 16384;
     TrainStep step(backend, cfg, b, seq, 7, AdamWArgs{}, DType::f32, &comm, dp);
+    const size_t rank = static_cast<size_t>(comm.rank());
     for (int64_t s = 0; s < steps; ++s) {
       step.run();
-      losses[static_cast<size_t>(comm.rank())].push_back(step.loss());
+      run.losses[rank].push_back(step.loss());
     }
-    params[static_cast<size_t>(comm.rank())] = step.model().download(step.model().params_flat());
-    buckets[static_cast<size_t>(comm.rank())] = step.gradient_sync()->bucket_count();
+    run.params[rank] = step.model().download(step.model().params_flat());
+    run.buckets[rank] = step.gradient_sync()->bucket_count();
   };
   if (gloo) {
     on_ranks(2, each_rank);
@@ -370,34 +376,48 @@ void expect_data_parallel_equals_one_process(bool gloo) {
     each_rank(r0);
     other.join();
   }
-  EXPECT_GT(buckets[0], 3u);
-  for (int rank = 0; rank < 2; ++rank) {
-    ASSERT_EQ(losses[static_cast<size_t>(rank)].size(), single_losses.size());
-    for (size_t s = 0; s < single_losses.size(); ++s)
-      EXPECT_NEAR(losses[static_cast<size_t>(rank)][s], single_losses[s],
-                  1e-5 * std::fabs(single_losses[s]))
-          << "rank " << rank << " step " << s;
-    const std::vector<float>& p = params[static_cast<size_t>(rank)];
-    ASSERT_EQ(p.size(), single_params.size());
+  return run;
+}
+
+::testing::AssertionResult equals_one_process(const DataParallelRun& run) {
+  if (!(run.buckets[0] > 3))
+    return ::testing::AssertionFailure() << run.buckets[0] << " buckets, expected more than 3";
+  for (size_t rank = 0; rank < 2; ++rank) {
+    const std::vector<double>& losses = run.losses[rank];
+    if (losses.size() != run.single_losses.size())
+      return ::testing::AssertionFailure() << "rank " << rank << ": " << losses.size()
+                                           << " losses, expected " << run.single_losses.size();
+    for (size_t s = 0; s < losses.size(); ++s)
+      if (!(std::fabs(losses[s] - run.single_losses[s]) <= 1e-5 * std::fabs(run.single_losses[s])))
+        return ::testing::AssertionFailure()
+               << "rank " << rank << " step " << s << ": loss " << losses[s] << ", one process "
+               << run.single_losses[s];
+    const std::vector<float>& p = run.params[rank];
+    if (p.size() != run.single_params.size())
+      return ::testing::AssertionFailure() << "rank " << rank << ": " << p.size() << " parameters";
     double worst = 0, scale = 0;
     for (size_t i = 0; i < p.size(); ++i) {
-      worst = std::max(worst, static_cast<double>(std::fabs(p[i] - single_params[i])));
-      scale = std::max(scale, static_cast<double>(std::fabs(single_params[i])));
+      worst = std::max(worst, static_cast<double>(std::fabs(p[i] - run.single_params[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(run.single_params[i])));
     }
-    EXPECT_LT(worst, 1e-5 * scale) << "rank " << rank;
+    if (!(worst < 1e-5 * scale))
+      return ::testing::AssertionFailure() << "rank " << rank << ": parameters differ by " << worst
+                                           << " (largest " << scale << ")";
   }
   // The steps moved the parameters: equality is not that of untouched weights.
-  EXPECT_LT(single_losses.back(), single_losses.front());
+  if (!(run.single_losses.back() < run.single_losses.front()))
+    return ::testing::AssertionFailure() << "the loss did not fall";
+  return ::testing::AssertionSuccess();
 }
 
 TEST(DataParallel, EqualsOneProcessWithTheGlobalBatch) {
   std::string why;
   if (!comm_engine_available(&why)) GTEST_SKIP() << why;
-  expect_data_parallel_equals_one_process(/*gloo=*/true);
+  EXPECT_TRUE(equals_one_process(train_both_ways(/*gloo=*/true)));
 }
 
 TEST(DataParallel, EqualsOneProcessOnAnInMemoryPair) {
-  expect_data_parallel_equals_one_process(/*gloo=*/false);
+  EXPECT_TRUE(equals_one_process(train_both_ways(/*gloo=*/false)));
 }
 
 // ---- the command line -------------------------------------------------------------------------
@@ -405,11 +425,7 @@ TEST(DataParallel, EqualsOneProcessOnAnInMemoryPair) {
 class CommCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_comm_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = testing::fresh_test_folder("capbench_comm");
     report_ = (dir_ / "report.json").string();
   }
   void TearDown() override { fs::remove_all(dir_); }

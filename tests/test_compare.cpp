@@ -166,12 +166,7 @@ Report base_report() {
 
 class CompareCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_cmp_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = testing::fresh_test_folder("capbench_cmp"); }
   void TearDown() override { fs::remove_all(dir_); }
   std::string save(const Report& r, const std::string& name) {
     const std::string p = (dir_ / name).string();

@@ -180,10 +180,7 @@ std::string check_mutant(const std::string& file, const std::string& what, Load 
 class Fuzz : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_fuzz_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = testing::fresh_test_folder("capbench_fuzz");
     fs::create_directories(dir_ / "models");
     fs::create_directories(dir_ / "devices");
     for (const char* sub : {"models", "devices"})
@@ -192,22 +189,25 @@ class Fuzz : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Mutants of `source`, each written to `target` and loaded by `load`.
-  void fuzz(const std::string& source, const fs::path& target,
-            const std::function<void(const std::string&)>& load) {
+  // Mutants of `source`, each written to `target` and loaded by `load`. Returns what went
+  // wrong, a line per mutant (at most five): "" when every mutant loaded or was bad input.
+  std::string fuzz(const std::string& source, const fs::path& target,
+                   const std::function<void(const std::string&)>& load) {
     std::mt19937_64 rng(std::hash<std::string>()(source));
     const std::string text = read_text(source);
-    int failures = 0;
-    for (int i = 0; i < mutants_per_file() && failures < 5; ++i) {
+    std::string failures;
+    int failed = 0;
+    for (int i = 0; i < mutants_per_file() && failed < 5; ++i) {
       const auto [mutant, what] = mutate(text, rng);
       std::ofstream(target, std::ios::binary | std::ios::trunc) << mutant;
       const std::string why =
           check_mutant(target.string(), source + " " + what, [&] { load(target.string()); });
       if (!why.empty()) {
-        ADD_FAILURE() << "mutant " << i << " of " << source << ": " << why;
-        ++failures;
+        failures += "mutant " + std::to_string(i) + " of " + source + ": " + why + "\n";
+        ++failed;
       }
     }
+    return failures;
   }
   fs::path dir_;
 };
@@ -215,9 +215,11 @@ class Fuzz : public ::testing::Test {
 TEST_F(Fuzz, SuitesLoadOrAreRejectedAsBadInput) {
   const Registry& registry = builtin_registry();
   for (const auto& f : fs::directory_iterator(kConfigs + "/suites"))
-    fuzz(f.path().string(), dir_ / "suite.json", [&](const std::string& path) {
-      load_suite(path, SuiteOverrides{}, dir_.string(), registry);
-    });
+    EXPECT_EQ(fuzz(f.path().string(), dir_ / "suite.json",
+                   [&](const std::string& path) {
+                     load_suite(path, SuiteOverrides{}, dir_.string(), registry);
+                   }),
+              "");
 }
 
 // A model mutant is loaded through a suite that names it: its errors must name the model file,
@@ -227,53 +229,61 @@ TEST_F(Fuzz, ModelsLoadOrAreRejectedNamingTheModelFile) {
   std::ofstream(suite) << R"({"runs": [{"workload": "inference", "model": "mutant",
       "backends": "reference", "prompt": 4, "decode_steps": 2}]})";
   for (const auto& f : fs::directory_iterator(kConfigs + "/models"))
-    fuzz(f.path().string(), dir_ / "models/mutant.json", [&](const std::string& path) {
-      try {
-        load_suite(suite, SuiteOverrides{}, dir_.string(), builtin_registry());
-      } catch (const ConfigError& e) {
-        if (e.file() != path && e.file() != suite)
-          throw std::logic_error("error names " + e.file());
-        if (e.file() == suite && e.json_path() == "$.runs[0].model" &&
-            std::string(e.what()).find(path) == std::string::npos)
-          throw std::logic_error("the suite is blamed without the model file: " +
-                                 one_line(e.what()));
-        throw;
-      }
-    });
+    EXPECT_EQ(fuzz(f.path().string(), dir_ / "models/mutant.json",
+                   [&](const std::string& path) {
+                     try {
+                       load_suite(suite, SuiteOverrides{}, dir_.string(), builtin_registry());
+                     } catch (const ConfigError& e) {
+                       if (e.file() != path && e.file() != suite)
+                         throw std::logic_error("error names " + e.file());
+                       if (e.file() == suite && e.json_path() == "$.runs[0].model" &&
+                           std::string(e.what()).find(path) == std::string::npos)
+                         throw std::logic_error("the suite is blamed without the model file: " +
+                                                one_line(e.what()));
+                       throw;
+                     }
+                   }),
+              "");
 }
 
 TEST_F(Fuzz, DeviceProfilesLoadOrAreRejectedAsBadInput) {
   for (const auto& f : fs::directory_iterator(kConfigs + "/devices"))
-    fuzz(f.path().string(), dir_ / "devices/mutant.json", [&](const std::string& path) {
-      const DeviceProfile p = load_device_profile(path, dir_.string());
-      // What loads is a chip's: the throttle can pace to it.
-      if (!(p.bf16_flops.value >= kFlopsRange[0] && p.bf16_flops.value <= kFlopsRange[1] &&
-            p.memory_bytes_per_s.value >= kBandwidthRange[0] &&
-            p.memory_bytes_per_s.value <= kBandwidthRange[1]))
-        throw std::logic_error("a profile outside the plausible ranges loaded");
-    });
+    EXPECT_EQ(
+        fuzz(f.path().string(), dir_ / "devices/mutant.json",
+             [&](const std::string& path) {
+               const DeviceProfile p = load_device_profile(path, dir_.string());
+               // What loads is a chip's: the throttle can pace to it.
+               if (!(p.bf16_flops.value >= kFlopsRange[0] && p.bf16_flops.value <= kFlopsRange[1] &&
+                     p.memory_bytes_per_s.value >= kBandwidthRange[0] &&
+                     p.memory_bytes_per_s.value <= kBandwidthRange[1]))
+                 throw std::logic_error("a profile outside the plausible ranges loaded");
+             }),
+        "");
 }
 
 // A report mutant goes through every reader: show's table, compare (against itself, every
 // format), the HTML page, and the history.
 TEST_F(Fuzz, ReportsAreReadWhollyOrRejectedAsBadInput) {
   const std::string db = (dir_ / "history.sqlite").string();
-  fuzz(std::string(CAPBENCH_SOURCE_DIR) + "/reports/baselines/nightly-cpu.json",
-       dir_ / "report.json", [&](const std::string& path) {
-         const Report report = read_report(path);
-         std::FILE* sink = std::fopen("/dev/null", "w");
-         print_summary_table(sink, report);
-         print_op_breakdown(sink, report);
-         std::fclose(sink);
-         const Comparison c = compare_reports({{path, report}, {path, report}}, CompareOptions{});
-         format_console(c, CompareOptions{}, false);
-         format_markdown(c, CompareOptions{});
-         format_json(c, CompareOptions{});
-         format_junit(c, CompareOptions{});
-         compare_by_field(report, "backend", std::nullopt, CompareOptions{});
-         render_html(report, "fuzz");
-         history_add(db, report, path);
-       });
+  EXPECT_EQ(fuzz(std::string(CAPBENCH_SOURCE_DIR) + "/reports/baselines/nightly-cpu.json",
+                 dir_ / "report.json",
+                 [&](const std::string& path) {
+                   const Report report = read_report(path);
+                   std::FILE* sink = std::fopen("/dev/null", "w");
+                   print_summary_table(sink, report);
+                   print_op_breakdown(sink, report);
+                   std::fclose(sink);
+                   const Comparison c =
+                       compare_reports({{path, report}, {path, report}}, CompareOptions{});
+                   format_console(c, CompareOptions{}, false);
+                   format_markdown(c, CompareOptions{});
+                   format_json(c, CompareOptions{});
+                   format_junit(c, CompareOptions{});
+                   compare_by_field(report, "backend", std::nullopt, CompareOptions{});
+                   render_html(report, "fuzz");
+                   history_add(db, report, path);
+                 }),
+            "");
 }
 
 // Inputs that are not JSON files at all.

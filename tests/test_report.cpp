@@ -8,6 +8,7 @@
 #include "harness/errors.h"
 #include "harness/json_access.h"
 #include "harness/report.h"
+#include "test_util.h"
 
 namespace capbench {
 namespace {
@@ -59,12 +60,7 @@ Report sample_report() {
 // Tests that write files get a folder of their own, removed afterwards.
 class ReportFile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_report_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = testing::fresh_test_folder("capbench_report"); }
   void TearDown() override { fs::remove_all(dir_); }
   std::string temp_path(const std::string& name) const { return (dir_ / name).string(); }
   fs::path dir_;

@@ -361,9 +361,7 @@ TEST_F(BadProfile, UnknownTopology) {
 class EmulateCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("capbench_emu_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = testing::fresh_test_folder("capbench_emu");
     fs::create_directories(dir_ / "models");
     fs::create_directories(dir_ / "devices");
     fs::copy_file(kConfigs + "/models/tiny.json", dir_ / "models/tiny.json");

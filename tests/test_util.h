@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +26,18 @@ constexpr double kTolF32 = 2e-5;
 // bf16 storage: rounding an output to bf16 alone gives ~2^-9/sqrt(3) ≈ 1.1e-3; operands rounded
 // inside an op (attention's probabilities) add as much again. A wrong formula is off by > 1e-1.
 constexpr double kTolBF16 = 1e-2;
+
+// An empty folder of the running test's own, named after the prefix, this process and the test
+// (so parallel ctest processes and the tests of one process never share one).
+inline std::filesystem::path fresh_test_folder(const std::string& prefix) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      (prefix + "_" + std::to_string(getpid()) + "_" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 // Runs a shell command; returns its exit code (-1 if it did not exit) and what it printed.
 inline std::pair<int, std::string> run_command(const std::string& command) {
