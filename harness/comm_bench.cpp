@@ -171,21 +171,15 @@ void print_comm_bench(std::FILE* out, const nlohmann::json& block) {
 }
 
 HostLink measure_host_link(Communicator& comm) {
-  const int64_t count = int64_t{4} << 20;  // 16 MiB of fp32
-  std::vector<float> data(static_cast<size_t>(count), 1.0f);
-  const Tensor t(data.data(), DType::f32, {count});
-  std::vector<double> times;
-  for (int i = 0; i < 6; ++i) {
-    const double t0 = host_seconds_now();
-    comm.all_reduce(t, ReduceOp::sum)->wait();
-    std::vector<double> dt{host_seconds_now() - t0};
-    comm.agree(dt, ReduceOp::max);
-    if (i > 0) times.push_back(dt[0]);
-  }
-  const double seconds = median(times);
+  CommBenchOptions o;
+  o.min_bytes = o.max_bytes = int64_t{16} << 20;
+  o.dtypes = {DType::f32};
+  o.collectives = {Collective::all_reduce};
+  o.warmup = 1;
+  o.min_iters = o.max_iters = 5;
+  const CommBenchRow row = run_comm_bench(comm, o, [](const std::string&) {}).at(0);
   HostLink link;
-  link.bytes_per_s =
-      static_cast<double>(count * 4) * bus_factor(Collective::all_reduce, comm.world()) / seconds;
+  link.bytes_per_s = row.busbw;
   link.source = fmt::format(
       "all_reduce of 16 MiB fp32 over {} ranks ({}): busbw, median of 5 after a warm-up, measured "
       "at the start of this run",

@@ -77,6 +77,14 @@ void refuse_overwriting_input(const std::string& out, const std::vector<std::str
       throw UsageError(flag + " " + out + " is the input " + in + ": it would be overwritten");
 }
 
+// 128 + the signal that stopped the suite; else 1 when a run failed; else 0.
+int suite_exit_code(const Report& report) {
+  if (const int signal = interrupt_signal()) return 128 + signal;
+  for (const RunRecord& r : report.runs)
+    if (r.status == "failed") return 1;
+  return 0;
+}
+
 int cmd_run(RunOptions o) {
   // From the start: a signal during loading or calibration ends the command (nothing has
   // finished yet); during the runs it keeps those that have.
@@ -140,12 +148,7 @@ int cmd_run(RunOptions o) {
       if (!device_comms.back()) context.device_comm_missing[e->device_kind] = why;
     }
   const Report report = run_suite(suite, context, progress);
-  if (!job.leader()) {
-    if (const int signal = interrupt_signal()) return 128 + signal;
-    for (const RunRecord& r : report.runs)
-      if (r.status == "failed") return 1;
-    return 0;
-  }
+  if (!job.leader()) return suite_exit_code(report);
   // Results that cannot be emulated faithfully are said to be so, every time.
   std::set<std::string> warned;
   for (const RunRecord& r : report.runs)
@@ -165,10 +168,7 @@ int cmd_run(RunOptions o) {
   if (!o.out.empty())
     fmt::print("report: {}{}\n", o.out,
                report.interrupted.is_null() ? "" : " (interrupted: the runs that finished)");
-  if (const int signal = interrupt_signal()) return 128 + signal;
-  for (const RunRecord& r : report.runs)
-    if (r.status == "failed") return 1;
-  return 0;
+  return suite_exit_code(report);
 }
 
 struct CommBenchCli {
@@ -210,9 +210,7 @@ int64_t parse_size(const std::string& text, const std::string& flag) {
 
 int cmd_comm_bench(CommBenchCli o) {
   install_interrupt_handlers();
-  const Job job = join_job(o.timeout_s, nullptr);
-  if (!job.leader()) o.out.clear();
-  if (!o.out.empty()) check_output_path(o.out, "--out");
+  // Bad flags are found before the ranks meet.
   o.options.min_bytes = parse_size(o.min_size, "--min-size");
   o.options.max_bytes = parse_size(o.max_size, "--max-size");
   if (o.options.min_bytes > o.options.max_bytes)
@@ -239,12 +237,16 @@ int cmd_comm_bench(CommBenchCli o) {
             "--op must be all_reduce, all_gather, reduce_scatter or broadcast, got \"" + c + "\"");
     }
   }
+  std::optional<DeviceProfile> profile;
+  if (!o.emulate.empty()) profile = load_device_profile(o.emulate, o.config_dir);
+  const Job job = join_job(o.timeout_s, nullptr);
+  if (!job.leader()) o.out.clear();
+  if (!o.out.empty()) check_output_path(o.out, "--out");
   // Paced to a chip's link in real time: the throttle's own check against a shaped link.
   std::unique_ptr<ThrottledCommunicator> paced;
   Communicator* comm = job.comm.get();
-  if (!o.emulate.empty()) {
-    const DeviceProfile profile = load_device_profile(o.emulate, o.config_dir);
-    paced = std::make_unique<ThrottledCommunicator>(*job.comm, profile_link(profile));
+  if (profile) {
+    paced = std::make_unique<ThrottledCommunicator>(*job.comm, profile_link(*profile));
     comm = paced.get();
   }
   Progress progress = job.leader() ? Progress::for_stderr() : Progress(Progress::Style::silent);

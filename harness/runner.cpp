@@ -304,10 +304,8 @@ void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
       j["busbw_bytes_per_s"] = t.bus_bytes / t.seconds;
     }
     kinds[collective_name(kind)] = j;
-    // The model is linear in bytes: the calls' sum is calls × latency × steps + bus bytes / bw.
     const auto term = [&](const LinkModel& link) {
-      return (static_cast<double>(t.calls) * link.seconds(kind, 0, world) +
-              link.seconds(kind, t.bytes, world) - link.seconds(kind, 0, world)) /
+      return link.seconds(kind, t.bytes, world, t.calls) /
              static_cast<double>(std::max<int64_t>(1, reps));
     };
     if (env.host_link) host_term += term(*env.host_link);
@@ -317,9 +315,7 @@ void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
   if (env.host_link) r.roofline.communication_seconds = host_term;
   if (target) r.emulation["predicted_communication_seconds"] = target_term;
   // Each rank's own threads: local ranks share a host's cores, hosts may differ.
-  std::vector<double> threads(static_cast<size_t>(world), 0.0);
-  threads[static_cast<size_t>(env.comm->rank())] = static_cast<double>(r.key.threads);
-  env.comm->agree(threads, ReduceOp::sum);
+  const std::vector<double> threads = gather_values(*env.comm, static_cast<double>(r.key.threads));
   nlohmann::json per_rank = nlohmann::json::array();
   for (size_t k = 0; k < rank_samples.size(); ++k)
     if (!rank_samples[k].empty())
@@ -367,9 +363,7 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   const Timer timed = [&](const std::function<void()>& fn) {
     double t = time_synchronized(env.be, fn);
     if (ranks) {
-      std::vector<double> each(static_cast<size_t>(ranks->world()), 0.0);
-      each[static_cast<size_t>(ranks->rank())] = t;
-      ranks->agree(each, ReduceOp::sum);
+      const std::vector<double> each = gather_values(*ranks, t);
       if (metering)
         for (size_t k = 0; k < each.size(); ++k) rank_samples[k].push_back(each[k]);
       t = *std::max_element(each.begin(), each.end());

@@ -154,6 +154,9 @@ TEST(LinkModel, FullMeshUsesAPeerLinkPerRankAndASwitchDoesNot) {
   nodes.ranks_per_node = 8;
   EXPECT_DOUBLE_EQ(nodes.bandwidth(8), 450e9);
   EXPECT_DOUBLE_EQ(nodes.bandwidth(16), 50e9);
+  // Several calls: each pays its latency, the bytes flow once.
+  EXPECT_NEAR(fabric.seconds(Collective::all_reduce, s, 8, 3), 3 * 2e-6 * 14 + s * 1.75 / 450e9,
+              1e-12);
   // Slow motion: rates times s, latency over s.
   const LinkModel slow = fabric.scaled(0.01);
   EXPECT_NEAR(slow.seconds(Collective::all_reduce, s, 8),

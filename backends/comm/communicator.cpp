@@ -219,12 +219,19 @@ double LinkModel::bandwidth(int world) const {
   return bw;
 }
 
-double LinkModel::seconds(Collective kind, double bytes, int world) const {
+double LinkModel::seconds(Collective kind, double bytes, int world, int64_t calls) const {
   if (world <= 1) return 0;
   const double bw = bandwidth(world);
   const double transfer =
       kind == Collective::barrier || !(bw > 0) ? 0 : bytes * bus_factor(kind, world) / bw;
-  return latency_s * ring_steps(kind, world) + transfer;
+  return static_cast<double>(calls) * latency_s * ring_steps(kind, world) + transfer;
+}
+
+std::vector<double> gather_values(Communicator& comm, double mine) {
+  std::vector<double> each(static_cast<size_t>(comm.world()), 0.0);
+  each[static_cast<size_t>(comm.rank())] = mine;
+  comm.agree(each, ReduceOp::sum);
+  return each;
 }
 
 LinkModel LinkModel::scaled(double scale) const {

@@ -82,6 +82,9 @@ class Communicator {
   virtual void agree(std::vector<double>& values, ReduceOp op) = 0;
 };
 
+// Every rank's `mine`, on every rank, indexed by rank (through agree: a sum of one-hot vectors).
+std::vector<double> gather_values(Communicator& comm, double mine);
+
 // A world of one: nothing moves; all_gather and reduce_scatter copy their one share.
 class SingleCommunicator final : public Communicator {
  public:

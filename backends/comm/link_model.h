@@ -34,8 +34,9 @@ struct LinkModel {
   // The bandwidth a collective over `world` ranks sees: the topology's, bounded by scale-out
   // when the ranks span nodes.
   double bandwidth(int world) const;
-  // The least time a collective of S = `bytes` takes over `world` ranks.
-  double seconds(Collective kind, double bytes, int world) const;
+  // The least time a collective of S = `bytes` takes over `world` ranks; with `calls`, the
+  // least time of that many collectives whose sizes sum to `bytes`.
+  double seconds(Collective kind, double bytes, int world, int64_t calls = 1) const;
   // Every rate multiplied by `scale` (the time scale s) and the latency divided by it.
   LinkModel scaled(double scale) const;
 };
