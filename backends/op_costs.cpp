@@ -25,11 +25,14 @@ double causal_pairs(double t_queries, double pos) {
 
 namespace {
 
-double nearest(const std::vector<ShapeRate>& classes, double size) {
+// The nearest class in log scale: by size, and by rows where both are known.
+double nearest(const std::vector<ShapeRate>& classes, double size, double rows = 0) {
   const ShapeRate* best = nullptr;
   double best_distance = 0;
   for (const ShapeRate& c : classes) {
-    const double d = std::fabs(std::log(static_cast<double>(c.size)) - std::log(size));
+    double d = std::pow(std::log(static_cast<double>(c.size)) - std::log(size), 2);
+    if (c.rows > 0 && rows > 0)
+      d += std::pow(std::log(static_cast<double>(c.rows)) - std::log(rows), 2);
     if (!best || d < best_distance) best = &c, best_distance = d;
   }
   return best ? best->rate : 0;
@@ -41,7 +44,9 @@ Rates HostRates::for_op(OpId op, const OpCost& cost) const {
   Rates r = peak;
   if (op == OpId::matmul && cost.m > 0) {
     if (cost.m <= kGemvRows) {
-      if (const double rate = nearest(gemv, static_cast<double>(cost.k)); rate > 0)
+      if (const double rate =
+              nearest(gemv, static_cast<double>(cost.k), static_cast<double>(cost.n));
+          rate > 0)
         r.bytes_per_s = rate;
     } else {
       const double size = std::cbrt(static_cast<double>(cost.m) * static_cast<double>(cost.n) *

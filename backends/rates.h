@@ -23,11 +23,15 @@ struct Rates {
 struct ShapeRate {
   int64_t size = 0;  // GEMV: the row length K; GEMM: the geometric mean of M, N and K
   double rate = 0;   // GEMV: weight bytes per second; GEMM: FLOP/s
+  // GEMV: the matrix's rows N, the outputs (one core's OpenBLAS streams K = 512 at 12 GB/s with
+  // N = 1024 and at 6 GB/s with N = 1536); 0: any.
+  int64_t rows = 0;
 };
 
 struct HostRates {
   Rates peak;                    // the best GEMM and the best memory stream
   std::vector<ShapeRate> gemv;   // matmuls of at most kGemvRows rows (decode), by row length
+                                 // K and matrix rows N
   std::vector<ShapeRate> gemm;   // larger matmuls, by size
   double other_bytes_per_s = 0;  // every other op (elementwise, norms): one stream rate
   double dispatch_s = 0;         // what one op costs the host beyond its work

@@ -44,7 +44,9 @@ namespace {
 
 nlohmann::json shape_json(const std::vector<ShapeRate>& rates) {
   nlohmann::json out = nlohmann::json::array();
-  for (const ShapeRate& r : rates) out.push_back({r.size, r.rate});
+  for (const ShapeRate& r : rates)
+    out.push_back(r.rows > 0 ? nlohmann::json{r.size, r.rows, r.rate}
+                             : nlohmann::json{r.size, r.rate});
   return out;
 }
 
@@ -161,23 +163,38 @@ static std::pair<int64_t, double> measure_gemm(
 
 namespace {
 
-// Weight bytes per second of y[1,N] = x[1,K] · W[N,K]ᵀ over `bytes` of weights: best of 5.
-double measure_gemv(Backend& be, DType dtype, int64_t k, size_t bytes) {
+}  // namespace
+
+double measure_gemv(Backend& be, DType dtype, int64_t k, int64_t n_out, size_t total_bytes) {
   const size_t elt = dtype_size(dtype);
-  const int64_t n_out = std::max<int64_t>(1, static_cast<int64_t>(bytes / elt) / k);
-  DeviceBuffer w(be, static_cast<size_t>(n_out * k) * elt), x(be, static_cast<size_t>(k) * elt),
+  const size_t one = static_cast<size_t>(n_out * k) * elt;
+  const size_t count = std::max<size_t>(1, total_bytes / one);
+  DeviceBuffer w(be, one * count), x(be, static_cast<size_t>(k) * elt),
       y(be, static_cast<size_t>(n_out) * elt);
-  const Tensor tw = w.view(dtype, {n_out, k}), tx = x.view(dtype, {1, k}),
-               ty = y.view(dtype, {1, n_out});
-  be.fill(tw, 0.01f);
+  be.fill(w.view(dtype, {static_cast<int64_t>(one * count / elt)}), 0.01f);
+  const Tensor tx = x.view(dtype, {1, k}), ty = y.view(dtype, {1, n_out});
   be.fill(tx, 1.0f);
   double best = 1e30;
   for (int rep = 0; rep < 5; ++rep)
     best = std::min(best, time_synchronized(be, [&] {
-                      be.matmul(ty, tx, tw, MatmulArgs{false, true, 1.0f, 0.0f});
+                      for (size_t i = 0; i < count; ++i)
+                        be.matmul(ty, tx, w.view(dtype, {n_out, k}, i * one),
+                                  MatmulArgs{false, true, 1.0f, 0.0f});
                     }));
-  return static_cast<double>(tw.bytes() + tx.bytes() + ty.bytes()) / best;
+  return static_cast<double>(count * (one + tx.bytes() + ty.bytes())) / best;
 }
+
+void add_gemv_classes(Backend& be, DType dtype, const std::vector<std::pair<int64_t, int64_t>>& kn,
+                      std::vector<ShapeRate>& classes) {
+  for (const auto& [k, n] : kn) {
+    const bool known = std::any_of(classes.begin(), classes.end(), [&](const ShapeRate& c) {
+      return c.size == k && c.rows == n;
+    });
+    if (!known) classes.push_back({k, measure_gemv(be, dtype, k, n, size_t{128} << 20), n});
+  }
+}
+
+namespace {
 
 // FLOP/s of an n×n×n GEMM: best of as many repetitions as a quarter of a second allows.
 double measure_square_gemm(Backend& be, DType dtype, int64_t n) {
@@ -246,7 +263,8 @@ Calibration measure_calibration(Backend& be,
   if (progress) progress("calibrate: weight streaming (GEMV)");
   for (const int64_t k : {int64_t{512}, int64_t{4096}})
     c.stream_bytes_per_s =
-        std::max(c.stream_bytes_per_s, measure_gemv(be, DType::f32, k, size_t{128} << 20));
+        std::max(c.stream_bytes_per_s,
+                 measure_gemv(be, DType::f32, k, (int64_t{32} << 20) / k, size_t{128} << 20));
 
   // Shape classes: what the throttle paces each op against (its nearest class).
   for (const DType dtype : {DType::f32, DType::bf16}) {
@@ -255,9 +273,12 @@ Calibration measure_calibration(Backend& be,
     std::vector<ShapeRate>& gemv = dtype == DType::f32 ? c.gemv_rates : c.gemv_rates_bf16;
     std::vector<ShapeRate>& gemm = dtype == DType::f32 ? c.gemm_rates : c.gemm_rates_bf16;
     // Row lengths an octave apart up to 4096 (the d_model and d_ff of most models lie among
-    // them), and one long row; square GEMMs likewise, up to the peak's size.
+    // them) and one long row, by 256 to 16384 rows (a projection to a head), each over 128 MiB
+    // of distinct matrices as a decode step reads them; square GEMMs likewise, up to the peak.
+    std::vector<std::pair<int64_t, int64_t>> grid;
     for (const int64_t k : {256, 512, 1024, 2048, 4096, 16384})
-      gemv.push_back({k, measure_gemv(be, dtype, k, size_t{64} << 20)});
+      for (const int64_t n : {256, 1024, 4096, 16384}) grid.push_back({k, n});
+    add_gemv_classes(be, dtype, grid, gemv);
     for (const int64_t n : {128, 256, 512, 1024})
       if (n < (dtype == DType::f32 ? c.gemm_n : c.gemm_bf16_n))
         gemm.push_back({n, measure_square_gemm(be, dtype, n)});
@@ -329,19 +350,24 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_number_in(1e6, bandwidth[1]);
     c.dispatch_s = v.at("dispatch_s").as_number_in(1e-10, 1.0);  // older caches: measured again
     c.read_bytes_per_s = v.at("read_bytes_per_s").as_number_in(0, bandwidth[1]);
-    auto shapes = [&](const char* name, double lo, double hi) {
+    // GEMV classes are [K, N, rate] (a cache from before rows were classes fails here and is
+    // measured again); GEMM classes [size, rate].
+    auto shapes = [&](const char* name, double lo, double hi, bool by_matrix) {
       std::vector<ShapeRate> out;
       for (const JsonView& item : v.at(name).items()) {
-        const std::vector<JsonView> pair = item.items();
-        if (pair.size() != 2) item.fail("[size, rate]");
-        out.push_back({pair[0].as_int_in(1, int64_t{1} << 40), pair[1].as_number_in(lo, hi)});
+        const std::vector<JsonView> f = item.items();
+        if (f.size() != (by_matrix ? 3u : 2u))
+          item.fail(by_matrix ? "[K, N, rate]" : "[size, rate]");
+        ShapeRate r{f[0].as_int_in(1, int64_t{1} << 40), f.back().as_number_in(lo, hi)};
+        if (by_matrix) r.rows = f[1].as_int_in(1, int64_t{1} << 40);
+        out.push_back(r);
       }
       return out;
     };
-    c.gemv_rates = shapes("gemv_rates", 1e6, bandwidth[1]);
-    c.gemm_rates = shapes("gemm_rates", 1e6, flops[1]);
-    c.gemv_rates_bf16 = shapes("gemv_rates_bf16", 1e6, bandwidth[1]);
-    c.gemm_rates_bf16 = shapes("gemm_rates_bf16", 1e6, flops[1]);
+    c.gemv_rates = shapes("gemv_rates", 1e6, bandwidth[1], true);
+    c.gemm_rates = shapes("gemm_rates", 1e6, flops[1], false);
+    c.gemv_rates_bf16 = shapes("gemv_rates_bf16", 1e6, bandwidth[1], true);
+    c.gemm_rates_bf16 = shapes("gemm_rates_bf16", 1e6, flops[1], false);
     c.other_bytes_per_s = v.at("other_bytes_per_s").as_number_in(1e6, bandwidth[1]);
     // A cache from before shape classes (or without them for a dtype it runs) is measured
     // again.

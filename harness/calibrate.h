@@ -35,8 +35,9 @@ struct Calibration {
   // caches (a sum over 512 MiB): the most a decode step's weight stream can reach. 0 on GPUs.
   double read_bytes_per_s = 0;
   // The rates of shape classes (backends/rates.h), at fp32 and (where the backend runs it) bf16:
-  // one-row products over 64 MiB of weights by row length K (bytes/s), square GEMMs by size
-  // (FLOP/s); and an elementwise add over buffers beyond the caches (bytes/s).
+  // one-row products by row length K and rows N, over 128 MiB of distinct matrices
+  // (bytes/s), square GEMMs by size (FLOP/s); and an elementwise add over buffers beyond the
+  // caches (bytes/s).
   std::vector<ShapeRate> gemv_rates, gemm_rates, gemv_rates_bf16, gemm_rates_bf16;
   double other_bytes_per_s = 0;
   std::string measured_utc;
@@ -47,12 +48,25 @@ struct Calibration {
   // What the throttle paces this backend's ops against at `dtype`: the GEMM peak and the
   // weight stream, the shape classes, the elementwise rate and the dispatch cost.
   HostRates host_rates(DType dtype) const;
+  std::vector<ShapeRate>& gemv_classes(DType dtype) {
+    return dtype == DType::bf16 ? gemv_rates_bf16 : gemv_rates;
+  }
 };
 
 nlohmann::json to_json(const Calibration& c);
 
 Calibration measure_calibration(Backend& backend,
                                 const std::function<void(const std::string&)>& progress = {});
+
+// Weight bytes per second of y[1,N] = x[1,K] · W[N,K]ᵀ, one product per matrix, over distinct
+// matrices that fill `total_bytes` (as a decode step reads each weight once, beyond the caches):
+// best of 5 passes.
+double measure_gemv(Backend& backend, DType dtype, int64_t k, int64_t n, size_t total_bytes);
+// Measures the one-row products of these (K, N) shapes not yet among `classes` and adds them:
+// a model's own decode shapes, so that each of its matmuls is paced by its exact class.
+void add_gemv_classes(Backend& backend, DType dtype,
+                      const std::vector<std::pair<int64_t, int64_t>>& kn,
+                      std::vector<ShapeRate>& classes);
 
 // $CAPBENCH_CACHE_DIR, else $XDG_CACHE_HOME/capbench, else ~/.cache/capbench.
 std::string cache_dir();

@@ -125,12 +125,11 @@ nlohmann::json plan_json(const EmulationPlan& p, const EmulationSpec& spec) {
   };
   const HostRates& host = p.pacing.host;
   nlohmann::json shapes = nlohmann::json::object();
-  for (const auto& [name, list] : {std::pair{"gemv_bytes_per_s_by_k", &host.gemv},
-                                   std::pair{"gemm_flops_by_size", &host.gemm}}) {
-    nlohmann::json entries = nlohmann::json::array();
-    for (const ShapeRate& r : *list) entries.push_back({r.size, r.rate});
-    shapes[name] = entries;
-  }
+  nlohmann::json gemv = nlohmann::json::array(), gemm = nlohmann::json::array();
+  for (const ShapeRate& r : host.gemv) gemv.push_back({r.size, r.rows, r.rate});
+  for (const ShapeRate& r : host.gemm) gemm.push_back({r.size, r.rate});
+  shapes["gemv_bytes_per_s_by_k_and_n"] = gemv;
+  shapes["gemm_flops_by_size"] = gemm;
   shapes["other_bytes_per_s"] = host.other_bytes_per_s;
   nlohmann::json j = {
       {"profile", p.pacing.profile},

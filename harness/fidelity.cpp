@@ -15,6 +15,7 @@
 #include "harness/statistics.h"
 #include "workloads/inference.h"
 #include "workloads/train_step.h"
+#include "workloads/transformer.h"
 
 namespace capbench {
 namespace {
@@ -167,10 +168,16 @@ void physical_check(const BackendEntry& entry, const BackendOptions& fewer_optio
                     const std::function<void(const std::string&)>& progress, FidelityResult& out) {
   auto fewer = entry.make(fewer_options);
   progress(fmt::format("physical check: calibrating {}", label));
-  const Calibration small = measure_calibration(*fewer, progress);
+  Calibration small = measure_calibration(*fewer, progress);
   auto all = entry.make(all_options);
   progress("physical check: calibrating the whole device");
-  const Calibration whole = measure_calibration(*all, progress);
+  Calibration whole = measure_calibration(*all, progress);
+  // The model's own one-row products, on both machines: each decode matmul at its exact class.
+  const auto model_shapes = one_row_product_shapes(shapes.model);
+  fewer->activate();  // its thread count: the process's teams are shared
+  add_gemv_classes(*fewer, shapes.dtype, model_shapes, small.gemv_classes(shapes.dtype));
+  all->activate();
+  add_gemv_classes(*all, shapes.dtype, model_shapes, whole.gemv_classes(shapes.dtype));
 
   struct Contender {
     std::string mode;  // "" for the real run

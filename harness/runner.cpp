@@ -1,6 +1,7 @@
 #include "harness/runner.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <cmath>
 #include <new>
@@ -14,7 +15,9 @@
 #include "harness/emulation.h"
 #include "harness/host_info.h"
 #include "harness/interrupt.h"
+#include "harness/calibrate.h"
 #include "workloads/model_config.h"
+#include "workloads/transformer.h"
 
 namespace capbench {
 namespace {
@@ -124,6 +127,25 @@ std::vector<OpRecord> op_records(const OpProfiler& prof, const RunEnv& env) {
     out.push_back(o);
   }
   return out;
+}
+
+// Ops the host ran slower than the scaled target (the floor lets the host's own time through):
+// the estimated times then exceed the target's, and a smaller time scale would pace them too.
+void note_ops_slower_than_target(RunRecord& r, double time_scale) {
+  std::vector<std::string> slow;
+  double fitting = time_scale;
+  for (const OpRecord& o : r.ops) {
+    const double estimated = o.seconds * time_scale;
+    if (!(o.target_roofline_seconds > 0) || estimated <= 1.05 * o.target_roofline_seconds) continue;
+    slow.push_back(fmt::format("{} {:.2f}x", o.op, estimated / o.target_roofline_seconds));
+    fitting = std::min(fitting, time_scale * o.target_roofline_seconds / estimated);
+  }
+  if (slow.empty()) return;
+  r.emulation["ops_slower_than_target"] = slow;
+  r.notes.push_back(fmt::format(
+      "at time scale {:.3g} the host is slower than the target on {} (estimated / target time): "
+      "the estimated times are upper bounds; --time-scale {:.2g} would pace these ops too",
+      time_scale, fmt::join(slow, ", "), fitting * 0.9));
 }
 
 // Totals of the profiled ops between two snapshots, per unit of the phase.
@@ -433,6 +455,7 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
         r.emulation["estimated_" + name.substr(0, name.size() - 2) + "_seconds"] =
             median(values) * s;
     r.emulation["estimated_seconds"] = median(r.samples.at(r.primary)) * s;
+    note_ops_slower_than_target(r, s);
   }
 
   std::map<std::string, double> medians;
@@ -544,10 +567,15 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         r.reason = spec.backend + " cannot pace ops, so it cannot emulate another chip yet";
         return r;
       }
-      const SourcedHostRates host = host_rates_for(context, spec);
+      SourcedHostRates host = host_rates_for(context, spec);
       if (host.rates.peak.flops <= 0 || host.rates.peak.bytes_per_s <= 0)
         throw std::runtime_error(
             "emulation needs the host's calibrated rates (run without --no-calibrate)");
+      // A decode step's matmuls paced by the host's rate on their own shapes, not the nearest
+      // calibrated class: a BLAS's rate jumps between neighbouring row counts.
+      if (spec.workload == "inference")
+        add_gemv_classes(*backend, spec.dtype, one_row_product_shapes(spec.model),
+                         host.rates.gemv);
       plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
                             spec.graphs);
       if (host_memory && context.comm && context.comm->world() > 1 &&

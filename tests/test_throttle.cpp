@@ -250,6 +250,23 @@ TEST(HostRates, MatmulsTakeTheirNearestShapeClass) {
   EXPECT_DOUBLE_EQ(bare.for_op(OpId::matmul, gemv(300)).bytes_per_s, 2) << "no classes: the peak";
 }
 
+// One-row products are classed by row length and by rows.
+TEST(HostRates, OneRowProductsAreClassedByRows) {
+  HostRates h;
+  h.peak = {100e9, 40e9};
+  h.gemv = {{1024, 16e9, 256}, {1024, 6e9, 16384}, {4096, 18e9, 64}, {4096, 5e9, 4096}};
+  auto gemv = [](int64_t n, int64_t k) {
+    OpCost c;
+    c.m = 1, c.n = n, c.k = k;
+    c.bytes = 4.0 * static_cast<double>(n * k);
+    return c;
+  };
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(512, 1024)).bytes_per_s, 16e9) << "few rows";
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(8192, 1024)).bytes_per_s, 6e9) << "many rows";
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(64, 4096)).bytes_per_s, 18e9);
+  EXPECT_DOUBLE_EQ(h.for_op(OpId::matmul, gemv(8192, 4096)).bytes_per_s, 5e9);
+}
+
 // A target measured like the host (the physical check's smaller machine) paces each op to its
 // own shape class, not to its peak.
 TEST(Throttle, TargetShapeClassesPaceTheirOps) {
@@ -388,9 +405,9 @@ class EmulateCli : public ::testing::Test {
       c.read_bytes_per_s = 8e9;  // likewise for a CPU backend's read stream
       c.dispatch_s = 1e-6;
       // Shape classes at the peaks above, so every op is paced as before shape classes.
-      c.gemv_rates = {{4096, 5e9}};
+      c.gemv_rates = {{4096, 5e9, 4096}};
       c.gemm_rates = {{256, 2e12}};
-      c.gemv_rates_bf16 = {{4096, 5e9}};
+      c.gemv_rates_bf16 = {{4096, 5e9, 4096}};
       c.gemm_rates_bf16 = {{256, 4e12}};
       c.other_bytes_per_s = 5e9;
       store_calibration(calibration_key(info), c);
@@ -465,7 +482,9 @@ TEST_F(EmulateCli, UtilisationAboveThePeakIsLeftOutWithANote) {
   for (const BackendEntry& e : builtin_registry().entries()) {
     if (e.device_kind != "cpu") continue;
     const DeviceInfo info = e.make(BackendOptions{})->device_info();
-    Calibration c = *cached_calibration(calibration_key(info));
+    const std::optional<Calibration> cached = cached_calibration(calibration_key(info));
+    ASSERT_TRUE(cached) << "the fixture's planted calibration was not accepted";
+    Calibration c = *cached;
     c.gemm_flops = 1e7;  // far below any CPU's GEMM
     store_calibration(calibration_key(info), c);
   }

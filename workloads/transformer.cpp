@@ -260,6 +260,12 @@ void Model::refresh_compute_weights() {
   if (compute_.data != params_.data) backend_.convert(compute_, params_);
 }
 
+std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfig& cfg) {
+  const int64_t d = cfg.d_model;
+  return {{d, cfg.q_dim()},  {d, cfg.kv_dim()}, {cfg.q_dim(), d},
+          {d, 2 * cfg.d_ff}, {cfg.d_ff, d},     {d, cfg.vocab}};
+}
+
 void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
                    const Tensor& in, const Tensor& out, int64_t batch, int64_t seq, int64_t pos,
                    KvCache* cache, int64_t layer) {

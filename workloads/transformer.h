@@ -114,6 +114,11 @@ struct KvCache {
   int64_t capacity = 0;
 };
 
+// The (K, N) of every weight a forward pass multiplies one row by, W[N,K]: what a decode
+// step streams, so that emulation can measure each shape's host rate (layer_forward's and the
+// head's matmuls; keep the two in step).
+std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfig& cfg);
+
 // One decoder layer forward: out = in + attn(norm(in)); out += mlp(norm(out)).
 // Tokens sit at positions pos .. pos+T-1. Without a cache (training) attention runs over the new
 // tokens alone; with one, the new k/v are appended first, and attention runs with the prefill
