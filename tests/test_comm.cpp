@@ -27,6 +27,7 @@
 #include "harness/suite.h"
 #include "test_util.h"
 #include "workloads/data_parallel.h"
+#include "workloads/inference.h"
 #include "workloads/train_step.h"
 
 namespace capbench {
@@ -325,6 +326,22 @@ class InMemoryWorld {
   uint64_t generation_ = 0;
 };
 
+// fn on two ranks: c10d Gloo's, or the in-memory pair (threads).
+void on_pair(bool gloo, const std::function<void(Communicator&)>& fn) {
+  if (gloo) return on_ranks(2, fn);
+  InMemoryWorld world;
+  InMemoryWorld::Rank r0(world, 0), r1(world, 1);
+  std::thread other([&] {
+    try {
+      fn(r1);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "rank 1: " << e.what();
+    }
+  });
+  fn(r0);
+  other.join();
+}
+
 // Data parallel over 2 ranks with batch b each, and one process with batch 2b on the same data:
 // every step's loss and the parameters after the last step, on c10d Gloo's ranks or the
 // in-memory pair.
@@ -364,21 +381,7 @@ DataParallelRun train_both_ways(bool gloo) {
     run.params[rank] = step.model().download(step.model().params_flat());
     run.buckets[rank] = step.gradient_sync()->bucket_count();
   };
-  if (gloo) {
-    on_ranks(2, each_rank);
-  } else {
-    InMemoryWorld world;
-    InMemoryWorld::Rank r0(world, 0), r1(world, 1);
-    std::thread other([&] {
-      try {
-        each_rank(r1);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "rank 1: " << e.what();
-      }
-    });
-    each_rank(r0);
-    other.join();
-  }
+  on_pair(gloo, each_rank);
   return run;
 }
 
@@ -586,6 +589,119 @@ TEST_F(CommCli, SetupFaultsAreBadInputNamingTheCause) {
     EXPECT_NE(out.find("$.runs[0].parallel.bucket_mb"), std::string::npos) << out;
     EXPECT_NE(out.find("zero.json"), std::string::npos) << out;
   }
+}
+
+
+// ---- tensor parallelism -----------------------------------------------------------------------
+
+// Largest |a - b| relative to the largest |b|; -1 when the sizes differ.
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return -1;
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return worst / scale;
+}
+
+// Two tensor-parallel ranks train the whole batch on their shards: each step's loss is one
+// device's, to fp32 rounding.
+void expect_training_equals_one_device(bool gloo) {
+  const ModelConfig cfg = load_model_config("tiny", default_config_dir());
+  const int64_t batch = 2, seq = 16, steps = 3;
+  ReferenceBackend single_backend;
+  TrainStep single(single_backend, cfg, batch, seq, /*seed=*/7);
+  std::vector<double> single_losses;
+  for (int64_t s = 0; s < steps; ++s) {
+    single.run();
+    single_losses.push_back(single.loss());
+  }
+  ASSERT_LT(single_losses.back(), single_losses.front()) << "the steps must move the weights";
+  std::vector<std::vector<double>> losses(2);
+  on_pair(gloo, [&](Communicator& comm) {
+    ReferenceBackend backend;
+    ParallelSpec tp;
+    tp.layout = "tp";
+    tp.world = tp.tp = 2;
+    const TensorShard shard{cfg, 2, comm.rank(), &comm};
+    TrainStep step(backend, cfg, batch, seq, 7, AdamWArgs{}, DType::f32, nullptr, tp, &shard);
+    EXPECT_EQ(step.model().config().n_heads, cfg.n_heads / 2);
+    EXPECT_EQ(step.model().config().d_ff, cfg.d_ff / 2);
+    for (int64_t s = 0; s < steps; ++s) {
+      step.run();
+      losses[static_cast<size_t>(comm.rank())].push_back(step.loss());
+    }
+  });
+  for (size_t rank = 0; rank < 2; ++rank) {
+    ASSERT_EQ(losses[rank].size(), single_losses.size()) << "rank " << rank;
+    for (size_t s = 0; s < single_losses.size(); ++s)
+      EXPECT_NEAR(losses[rank][s], single_losses[s], 1e-5 * std::fabs(single_losses[s]))
+          << "rank " << rank << " step " << s;
+  }
+}
+
+TEST(TensorParallel, TrainingLossesEqualOneDeviceStepByStepOnAnInMemoryPair) {
+  expect_training_equals_one_device(/*gloo=*/false);
+}
+
+TEST(TensorParallel, TrainingLossesEqualOneDeviceStepByStepOnGloo) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  expect_training_equals_one_device(/*gloo=*/true);
+}
+
+// Prefill and decode logits of two tensor-parallel ranks are one device's, with the kv heads
+// split (tiny: 2 of them) and replicated (one kv head, held by both ranks).
+TEST(TensorParallel, PrefillAndDecodeLogitsEqualOneDevice) {
+  ModelConfig split = load_model_config("tiny", default_config_dir());
+  ModelConfig replicated = split;
+  replicated.n_kv_heads = 1;
+  for (const ModelConfig& cfg : {split, replicated}) {
+    SCOPED_TRACE(cfg.n_kv_heads == 1 ? "kv heads replicated" : "kv heads split");
+    ASSERT_EQ(tensor_parallel_problem(cfg, 2), "");
+    const int64_t batch = 2, prompt = 12, steps = 3;
+    ReferenceBackend single_backend;
+    Inference single(single_backend, cfg, batch, prompt, steps, /*seed=*/5);
+    const std::vector<float> prefill = download_floats(single_backend, single.prefill());
+    std::vector<std::vector<float>> decode;
+    for (int64_t s = 0; s < steps; ++s)
+      decode.push_back(download_floats(single_backend, single.decode(s)));
+    std::vector<double> prefill_diff(2, -1), decode_diff(2, -1);
+    on_pair(false, [&](Communicator& comm) {
+      ReferenceBackend backend;
+      const TensorShard shard{cfg, 2, comm.rank(), &comm};
+      Inference mine(backend, cfg, batch, prompt, steps, 5, DType::f32, &shard);
+      const size_t r = static_cast<size_t>(comm.rank());
+      prefill_diff[r] = relative_difference(download_floats(backend, mine.prefill()), prefill);
+      for (int64_t s = 0; s < steps; ++s)
+        decode_diff[r] = std::max(
+            decode_diff[r],
+            relative_difference(download_floats(backend, mine.decode(s)), decode[static_cast<size_t>(s)]));
+    });
+    for (size_t r = 0; r < 2; ++r) {
+      EXPECT_GE(prefill_diff[r], 0) << "rank " << r;
+      EXPECT_LT(prefill_diff[r], 1e-5) << "rank " << r;
+      EXPECT_GE(decode_diff[r], 0) << "rank " << r;
+      EXPECT_LT(decode_diff[r], 1e-5) << "rank " << r;
+    }
+  }
+}
+
+// A tensor-parallel layout the model cannot take is named with its reason.
+TEST(TensorParallel, LayoutsTheModelCannotTakeAreNamed) {
+  const ModelConfig cfg = load_model_config("tiny", default_config_dir());  // 4 heads, 2 kv
+  EXPECT_EQ(tensor_parallel_problem(cfg, 4), "") << "kv heads replicated on 2 ranks each";
+  EXPECT_NE(tensor_parallel_problem(cfg, 3).find("does not divide the 4 attention heads"),
+            std::string::npos);
+  ModelConfig six = cfg;
+  six.n_heads = 12, six.n_kv_heads = 6, six.d_model = 96;
+  EXPECT_NE(tensor_parallel_problem(six, 4).find("kv heads"), std::string::npos);
+  const ModelConfig shard = tensor_parallel_shard(cfg, 4);
+  EXPECT_EQ(shard.n_heads, 1);
+  EXPECT_EQ(shard.n_kv_heads, 1);
+  EXPECT_EQ(shard.head_dim(), cfg.head_dim());
+  EXPECT_EQ(shard_first_kv_head(cfg, 4, 3), 1);
 }
 
 }  // namespace

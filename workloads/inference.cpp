@@ -21,9 +21,10 @@ int64_t cache_capacity(int64_t prompt, int64_t decode_steps) {
 }  // namespace
 
 Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
-                     int64_t decode_steps, uint64_t seed, DType dtype)
+                     int64_t decode_steps, uint64_t seed, DType dtype, const TensorShard* shard)
     : be_(backend),
-      model_(backend, cfg, seed, /*training=*/false, dtype),
+      model_(backend, shard ? tensor_parallel_shard(cfg, shard->tp) : cfg, seed,
+             /*training=*/false, dtype, shard),
       batch_(batch),
       prompt_(prompt),
       decode_steps_(decode_steps),
@@ -106,8 +107,9 @@ class InferenceRun final : public WorkloadRun {
  public:
   InferenceRun(Backend& backend, const WorkloadParams& p)
       : p_(p),
+        shard_(p.shard()),
         work_(backend, p.model, p.shape.batch, p.shape.prompt, p.shape.decode_steps, p.seed,
-              p.dtype) {}
+              p.dtype, shard_ ? &*shard_ : nullptr) {}
 
   std::map<std::string, double> memory() const override {
     return {{"parameters_bytes", static_cast<double>(work_.model().bytes())},
@@ -148,6 +150,7 @@ class InferenceRun final : public WorkloadRun {
 
  private:
   WorkloadParams p_;
+  std::optional<TensorShard> shard_;
   Inference work_;
 };
 
@@ -174,8 +177,8 @@ class InferenceWorkload final : public Workload {
                        model.name, model.max_seq, length);
   }
   double footprint_bytes(const WorkloadParams& p) const override {
-    return Inference::footprint_bytes(p.model, p.shape.batch, p.shape.prompt, p.shape.decode_steps,
-                                      p.dtype);
+    return Inference::footprint_bytes(p.rank_model(), p.shape.batch, p.shape.prompt,
+                                      p.shape.decode_steps, p.dtype);
   }
   std::unique_ptr<WorkloadRun> build(Backend& backend, const WorkloadParams& p) const override {
     return std::make_unique<InferenceRun>(backend, p);
@@ -193,7 +196,9 @@ class InferenceWorkload final : public Workload {
                          const std::map<std::string, double>& medians) const override {
     const RunShape& shape = p.shape;
     const double ttft = medians.at("prefill_s");
-    const double prefill_flops = forward_model_flops(p.model, shape.batch, shape.prompt, 0);
+    // Per rank, on its own shard; tokens are the job's (tensor-parallel ranks share them).
+    const ModelConfig model = p.rank_model();
+    const double prefill_flops = forward_model_flops(model, shape.batch, shape.prompt, 0);
     DerivedMetrics m;
     m.values = {{"ttft_ms", ttft * 1e3},
                 {"prefill_tokens_per_s", static_cast<double>(shape.batch * shape.prompt) / ttft},
@@ -203,7 +208,7 @@ class InferenceWorkload final : public Workload {
       const double tpot = medians.at("decode_step_s");
       // Mean cache length over the decode steps: positions P+1 .. P+D are read.
       const int64_t mean_ctx = shape.prompt + (shape.decode_steps + 1) / 2;
-      const double bytes = decode_step_min_bytes(p.model, shape.batch, mean_ctx, p.dtype, p.dtype);
+      const double bytes = decode_step_min_bytes(model, shape.batch, mean_ctx, p.dtype, p.dtype);
       m.values["tpot_ms"] = tpot * 1e3;
       m.values["decode_tokens_per_s"] = static_cast<double>(shape.batch) / tpot;
       m.values["decode_bytes_per_step"] = bytes;

@@ -11,8 +11,10 @@ namespace capbench {
 
 class Inference {
  public:
+  // With `shard` (tensor parallel), the model is that rank's shard of shard->whole = cfg.
   Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
-            int64_t decode_steps, uint64_t seed, DType dtype = DType::f32);
+            int64_t decode_steps, uint64_t seed, DType dtype = DType::f32,
+            const TensorShard* shard = nullptr);
   // Both replay a graph per step where graphs are on (prefill; each decode position).
   Tensor prefill();             // logits [B·P, V]
   Tensor decode(int64_t step);  // step in [0, decode_steps): logits [B, V]

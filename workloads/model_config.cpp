@@ -1,5 +1,7 @@
 #include "workloads/model_config.h"
 
+#include <fmt/format.h>
+
 namespace capbench {
 
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
@@ -40,6 +42,34 @@ int64_t matmul_param_count(const ModelConfig& cfg) {
   const int64_t c = cfg.d_model;
   return cfg.n_layers * (cfg.q_dim() * c * 2 + cfg.kv_dim() * c * 2 + 3 * cfg.d_ff * c) +
          cfg.vocab * c;
+}
+
+std::string tensor_parallel_problem(const ModelConfig& cfg, int64_t tp) {
+  if (tp < 1) return fmt::format("tp must be at least 1, got {}", tp);
+  if (cfg.n_heads % tp != 0)
+    return fmt::format("tp {} does not divide the {} attention heads of model {}", tp,
+                       cfg.n_heads, cfg.name);
+  if (cfg.n_kv_heads % tp != 0 && tp % cfg.n_kv_heads != 0)
+    return fmt::format("tp {} neither divides nor is a multiple of the {} kv heads of model {}",
+                       tp, cfg.n_kv_heads, cfg.name);
+  if (cfg.d_ff % tp != 0)
+    return fmt::format("tp {} does not divide the d_ff {} of model {}", tp, cfg.d_ff, cfg.name);
+  return "";
+}
+
+ModelConfig tensor_parallel_shard(const ModelConfig& cfg, int64_t tp) {
+  ModelConfig shard = cfg;
+  if (tp <= 1) return shard;
+  shard.head_dim_fixed = cfg.head_dim();
+  shard.n_heads = cfg.n_heads / tp;
+  shard.n_kv_heads = kv_heads_replicated(cfg, tp) ? 1 : cfg.n_kv_heads / tp;
+  shard.d_ff = cfg.d_ff / tp;
+  return shard;
+}
+
+int64_t shard_first_kv_head(const ModelConfig& cfg, int64_t tp, int64_t rank) {
+  if (kv_heads_replicated(cfg, tp)) return rank / (tp / cfg.n_kv_heads);
+  return rank * (cfg.n_kv_heads / tp);
 }
 
 }  // namespace capbench

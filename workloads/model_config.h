@@ -32,7 +32,10 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
 
-  int64_t head_dim() const { return d_model / n_heads; }
+  // A tensor-parallel shard keeps the whole model's head size with fewer heads.
+  int64_t head_dim_fixed = 0;
+
+  int64_t head_dim() const { return head_dim_fixed > 0 ? head_dim_fixed : d_model / n_heads; }
   int64_t q_dim() const { return n_heads * head_dim(); }
   int64_t kv_dim() const { return n_kv_heads * head_dim(); }
 };
@@ -51,5 +54,18 @@ std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
 int64_t param_count(const ModelConfig& cfg);
 // Parameters that take part in matmuls (all but the embedding table): the N of 6·N·tokens.
 int64_t matmul_param_count(const ModelConfig& cfg);
+
+// Tensor parallelism, Megatron-style, over `tp` ranks: rank r holds query heads
+// r·H/tp .. (r+1)·H/tp, the kv heads they read (split when tp divides the kv heads, else the one
+// kv head its query heads share, replicated on tp / kv ranks), and d_ff / tp of the MLP; the
+// embedding, the norms and the head are whole on every rank.
+// What makes `tp` unusable for this model ("" when it is usable).
+std::string tensor_parallel_problem(const ModelConfig& cfg, int64_t tp);
+// The model each rank runs: the same d_model, layers and vocabulary, fewer heads and d_ff.
+ModelConfig tensor_parallel_shard(const ModelConfig& cfg, int64_t tp);
+// The first kv head of the whole model that rank `rank` holds.
+int64_t shard_first_kv_head(const ModelConfig& cfg, int64_t tp, int64_t rank);
+// Whether ranks hold copies of one kv head (tp above the kv heads).
+inline bool kv_heads_replicated(const ModelConfig& cfg, int64_t tp) { return tp > cfg.n_kv_heads; }
 
 }  // namespace capbench

@@ -27,8 +27,9 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 
 TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq,
                      uint64_t seed, AdamWArgs optimizer, DType dtype, Communicator* comm,
-                     const ParallelSpec& parallel)
-    : model_(backend, cfg, seed, /*training=*/true, dtype),
+                     const ParallelSpec& parallel, const TensorShard* shard)
+    : model_(backend, shard ? tensor_parallel_shard(cfg, shard->tp) : cfg, seed, /*training=*/true,
+             dtype, shard),
       pass_(model_, batch, seq),
       optimizer_(optimizer),
       counters_(backend),
@@ -105,8 +106,9 @@ class TrainStepRun final : public WorkloadRun {
  public:
   TrainStepRun(Backend& backend, const WorkloadParams& p)
       : p_(p),
+        shard_(p.shard()),
         work_(backend, p.model, p.shape.batch, p.shape.seq, p.seed, optimizer_of(p), p.dtype,
-              p.comm, p.parallel) {}
+              p.comm, p.parallel, shard_ ? &*shard_ : nullptr) {}
 
   std::map<std::string, double> memory() const override {
     return {{"parameters_and_optimizer_bytes", static_cast<double>(work_.model().bytes())},
@@ -160,6 +162,7 @@ class TrainStepRun final : public WorkloadRun {
 
  private:
   WorkloadParams p_;
+  std::optional<TensorShard> shard_;
   TrainStep work_;
   std::vector<double> losses_;
 };
@@ -183,7 +186,7 @@ class TrainStepWorkload final : public Workload {
                        model.max_seq, shape.seq);
   }
   double footprint_bytes(const WorkloadParams& p) const override {
-    return TrainStep::footprint_bytes(p.model, p.shape.batch, p.shape.seq, p.dtype);
+    return TrainStep::footprint_bytes(p.rank_model(), p.shape.batch, p.shape.seq, p.dtype);
   }
   std::unique_ptr<WorkloadRun> build(Backend& backend, const WorkloadParams& p) const override {
     return std::make_unique<TrainStepRun>(backend, p);
@@ -192,10 +195,11 @@ class TrainStepWorkload final : public Workload {
   std::vector<Phase> phases(const RunShape&) const override { return {{"step", 1}}; }
   DerivedMetrics metrics(const WorkloadParams& p,
                          const std::map<std::string, double>& medians) const override {
-    // Per rank: its own batch's FLOPs (MFU is of one device); tokens/s is the job's.
+    // Per rank: its own batch's FLOPs on its own shard (MFU is of one device); tokens/s is the
+    // job's: every data-parallel rank's batch.
     const double step = medians.at("step_s");
-    const double flops = train_step_model_flops(p.model, p.shape.batch, p.shape.seq);
-    const double world = static_cast<double>(std::max<int64_t>(1, p.parallel.world));
+    const double flops = train_step_model_flops(p.rank_model(), p.shape.batch, p.shape.seq);
+    const double world = static_cast<double>(std::max<int64_t>(1, p.parallel.data_ranks()));
     DerivedMetrics m;
     m.values = {{"step_ms", step * 1e3},
                 {"tokens_per_s", world * static_cast<double>(p.shape.batch * p.shape.seq) / step},

@@ -212,8 +212,63 @@ std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
   return out;
 }
 
-Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training, DType dtype)
-    : backend_(backend), cfg_(cfg), dtype_(dtype), store_(backend) {
+namespace {
+
+// The values of one parameter of a tensor-parallel shard: its rows (wq, wk, wv; the gate and the
+// up halves of w_gate_up) or its columns (wo, w_down) of the whole model's tensor, every value
+// drawn at its index in the whole model, so that the shards hold exactly one device's values.
+void shard_values(const TensorShard& shard, const ParamSpec& whole, uint64_t seed, float* out) {
+  const ModelConfig& cfg = shard.whole;
+  const ModelConfig part = tensor_parallel_shard(cfg, shard.tp);
+  const int64_t c = cfg.d_model, hd = cfg.head_dim(), r = shard.rank;
+  auto rows = [&](int64_t first_row, int64_t count, float* to) {
+    ParamSpec s = whole;
+    s.offset = whole.offset + first_row * c;
+    init_values(cfg, s, seed, to, count * c);
+  };
+  auto columns = [&](int64_t width, int64_t first, int64_t count) {
+    for (int64_t row = 0; row < c; ++row) {
+      ParamSpec s = whole;
+      s.offset = whole.offset + row * width + first;
+      init_values(cfg, s, seed, out + row * count, count, 1);
+    }
+  };
+  const std::string& name = whole.name;
+  const auto ends = [&](const char* suffix) {
+    const std::string sfx = suffix;
+    return name.size() >= sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0;
+  };
+  if (ends(".wq")) {
+    rows(r * part.q_dim(), part.q_dim(), out);
+  } else if (ends(".wk") || ends(".wv")) {
+    rows(shard_first_kv_head(cfg, shard.tp, r) * hd, part.kv_dim(), out);
+  } else if (ends(".wo")) {
+    columns(cfg.q_dim(), r * part.q_dim(), part.q_dim());
+  } else if (ends(".w_gate_up")) {
+    rows(r * part.d_ff, part.d_ff, out);
+    rows(cfg.d_ff + r * part.d_ff, part.d_ff, out + part.d_ff * c);
+  } else if (ends(".w_down")) {
+    columns(cfg.d_ff, r * part.d_ff, part.d_ff);
+  } else {
+    init_values(cfg, whole, seed, out, numel_of(whole.shape));  // whole on every rank
+  }
+}
+
+}  // namespace
+
+void Model::sum_over_shards(const Tensor& partial) const {
+  if (!tp_ranks_) return;
+  backend_.synchronize();  // the partial result is complete before the ranks read it
+  tp_ranks_->all_reduce(partial, ReduceOp::sum)->wait();
+}
+
+Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training, DType dtype,
+             const TensorShard* shard)
+    : backend_(backend),
+      tp_ranks_(shard && shard->tp > 1 ? shard->ranks : nullptr),
+      cfg_(cfg),
+      dtype_(dtype),
+      store_(backend) {
   if (dtype != DType::f32 && dtype != DType::bf16)
     throw std::invalid_argument(std::string("the model runs at fp32 or bf16, not ") +
                                 dtype_name(dtype));
@@ -225,10 +280,16 @@ Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool train
   // Upload tensor by tensor, so host memory stays at one tensor even for a 70B-shaped model.
   std::vector<float> host;
   const size_t elt = dtype_size(params_.dtype);
+  const std::vector<ParamSpec> whole_specs =
+      shard ? param_specs(shard->whole) : std::vector<ParamSpec>{};
+  size_t index = 0;
   for (const ParamSpec& s : param_specs(cfg)) {
     const int64_t count = numel_of(s.shape);
     host.resize(static_cast<size_t>(count));
-    init_values(cfg, s, seed, host.data(), count);
+    if (shard)
+      shard_values(*shard, whole_specs.at(index++), seed, host.data());
+    else
+      init_values(cfg, s, seed, host.data(), count);
     const Tensor part(static_cast<char*>(params_.data) + static_cast<size_t>(s.offset) * elt,
                       params_.dtype, {count});
     upload_floats(backend, part, host.data(), host.size());
@@ -266,9 +327,11 @@ std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfi
           {d, 2 * cfg.d_ff}, {cfg.d_ff, d},     {d, cfg.vocab}};
 }
 
-void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
+void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a,
                    const Tensor& in, const Tensor& out, int64_t batch, int64_t seq, int64_t pos,
                    KvCache* cache, int64_t layer) {
+  Backend& be = model.backend();
+  const ModelConfig& cfg = model.config();
   const int64_t hd = cfg.head_dim();
   const RmsNormArgs norm{static_cast<float>(cfg.norm_eps)};
   const RopeArgs rope{pos, static_cast<float>(cfg.rope_theta), cfg.max_seq};
@@ -296,11 +359,13 @@ void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, c
     be.attention_fwd(att4, a.lse, q4, k4, v4, AttentionArgs{});
   }
   be.matmul(a.o, a.att, w.wo, linear);
+  model.sum_over_shards(a.o);
   be.add(a.mid, in, a.o);
   be.rmsnorm_fwd(a.ln2, a.rstd2, a.mid, w.mlp_norm, norm);
   be.matmul(a.gate_up, a.ln2, w.w_gate_up, linear);
   be.swiglu_fwd(a.h, a.gate_up);
   be.matmul(a.m, a.h, w.w_down, linear);
+  model.sum_over_shards(a.m);
   be.add(out, a.mid, a.m);
 }
 
@@ -363,7 +428,7 @@ void TrainingPass::forward() {
   be_.region(Backend::Region::layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const size_t i = static_cast<size_t>(l);
-    layer_forward(be_, cfg, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0,
+    layer_forward(model_, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0,
                   nullptr, l);
   }
   be_.region(Backend::Region::other);
@@ -406,6 +471,7 @@ void TrainingPass::backward(const std::function<void(int64_t from)>& ready) {
     be_.swiglu_bwd(dgate_up_, dh_, a.gate_up);
     be_.matmul(dln_, dgate_up_, lw.w_gate_up, dx);
     be_.matmul(lg.w_gate_up, dgate_up_, a.ln2, dw);
+    model_.sum_over_shards(dln_);
     be_.rmsnorm_bwd(dresid_, lg.mlp_norm, dln_, a.mid, lw.mlp_norm, a.rstd2);
     // Attention: dresid is d(mid) = d(o); it becomes d(in).
     be_.matmul(datt_, dresid_, lw.wo, dx);
@@ -424,6 +490,7 @@ void TrainingPass::backward(const std::function<void(int64_t from)>& ready) {
     be_.matmul(lg.wq, dq_lin_, a.ln1, dw);
     be_.matmul(lg.wk, dk_lin_, a.ln1, dw);
     be_.matmul(lg.wv, dv_, a.ln1, dw);
+    model_.sum_over_shards(dln_);
     be_.rmsnorm_bwd(dresid_, lg.attn_norm, dln_, resid_[i], lw.attn_norm, a.rstd1);
     if (ready) ready(layer_offsets_[i]);
   }
@@ -513,7 +580,7 @@ Tensor InferencePass::forward(const Tensor& tokens, int64_t pos) {
   be_.embedding_fwd(x.reshaped({batch, seq, cfg.d_model}), tokens, w.embedding);
   be_.region(Backend::Region::layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    layer_forward(be_, cfg, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
+    layer_forward(model_, w.layers[static_cast<size_t>(l)], a, x, y, batch, seq, pos, &cache_, l);
     std::swap(x, y);
   }
   be_.region(Backend::Region::other);

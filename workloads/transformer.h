@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/comm/communicator.h"
 #include "workloads/model_config.h"
 
 namespace capbench {
@@ -48,14 +49,26 @@ std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed);
 void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, float* out,
                  int64_t n, int threads = 0);
 
+// One rank's shard under tensor parallelism (model_config.h): which ranks the whole model is split
+// over and which one this is, and the ranks' communicator, whose all-reduces sum the partial
+// results of the split products (two per layer forward, two backward).
+struct TensorShard {
+  ModelConfig whole;
+  int64_t tp = 1;
+  int64_t rank = 0;
+  Communicator* ranks = nullptr;  // null: never summed (not for real use: tests of the layout)
+};
+
 // Parameters (+ gradients and AdamW moments when training) on a backend, at a compute dtype.
 // fp32: one parameter buffer. bf16 inference: the parameters in bf16 alone. bf16 training: mixed
 // precision — fp32 master parameters (what AdamW updates), a bf16 copy the ops read, refreshed
 // after every update, and fp32 gradients and moments.
 class Model {
  public:
+  // With a shard, `cfg` is tensor_parallel_shard(shard->whole, shard->tp) and the parameters are
+  // this rank's slices of the whole model's (the same values one device would hold).
   Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training,
-        DType dtype = DType::f32);
+        DType dtype = DType::f32, const TensorShard* shard = nullptr);
   const ModelConfig& config() const { return cfg_; }
   Backend& backend() const { return backend_; }
   DType dtype() const { return dtype_; }
@@ -70,9 +83,13 @@ class Model {
   // Re-derives the compute copy from the master parameters (a no-op when they are one buffer).
   void refresh_compute_weights();
   size_t bytes() const { return store_.bytes(); }
+  // Sums a partial result over the tensor-parallel ranks, in place; nothing without them.
+  void sum_over_shards(const Tensor& partial) const;
+  bool sharded() const { return tp_ranks_ != nullptr; }
 
  private:
   Backend& backend_;
+  Communicator* tp_ranks_ = nullptr;
   ModelConfig cfg_;
   DType dtype_;
   TensorStore store_;
@@ -123,7 +140,9 @@ std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfi
 // Tokens sit at positions pos .. pos+T-1. Without a cache (training) attention runs over the new
 // tokens alone; with one, the new k/v are appended first, and attention runs with the prefill
 // kernel when pos == 0 and over the cache otherwise.
-void layer_forward(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const LayerActs& a,
+// Under tensor parallelism the output projection's and the MLP down projection's partial results
+// are summed over the ranks (model.sum_over_shards).
+void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a,
                    const Tensor& in /*[N,C]*/, const Tensor& out /*[N,C]*/, int64_t batch,
                    int64_t seq, int64_t pos, KvCache* cache, int64_t layer);
 

@@ -9,12 +9,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
 #include "backends/comm/communicator.h"
 #include "workloads/model_config.h"
+#include "workloads/transformer.h"
 
 namespace capbench {
 
@@ -41,10 +43,18 @@ struct SizeField {
 // How a run is spread over ranks. "single": one rank does all of it. "dp": each rank runs
 // `batch` sequences of its own data and the gradients are all-reduced in buckets.
 struct ParallelSpec {
-  std::string layout = "single";
-  int64_t world = 1;  // the ranks the layout spans
+  std::string layout = "single";  // "single" | "dp" | "tp" (tp ranks, times dp of them)
+  int64_t world = 1;              // the ranks the layout spans
+  int64_t tp = 1, dp = 1;         // "tp": world = tp · dp
+  // One process plays one rank of `world`: its shard runs for real, its collectives are paced
+  // by a link model and move no data.
+  bool virtual_ranks = false;
   int64_t bucket_bytes = int64_t{25} << 20;
   int64_t first_bucket_bytes = int64_t{1} << 20;
+
+  int64_t tensor_ranks() const { return layout == "tp" ? tp : 1; }
+  // The ranks that split the batch between them.
+  int64_t data_ranks() const { return layout == "dp" ? world : layout == "tp" ? dp : 1; }
 };
 
 struct WorkloadParams {
@@ -54,7 +64,17 @@ struct WorkloadParams {
   uint64_t seed = 1;
   double learning_rate = 1e-3;
   ParallelSpec parallel;
-  Communicator* comm = nullptr;  // the ranks of `parallel`; null for a single rank
+  Communicator* comm = nullptr;  // the data-parallel ranks; null for one
+  Communicator* tp_comm = nullptr;  // the tensor-parallel ranks; null for one
+  int64_t tp_rank = 0;
+
+  // The model one rank runs: its tensor-parallel shard (the whole model without one).
+  ModelConfig rank_model() const { return tensor_parallel_shard(model, parallel.tensor_ranks()); }
+  // The shard's description for the model (null without tensor parallelism).
+  std::optional<TensorShard> shard() const {
+    if (parallel.tensor_ranks() <= 1) return std::nullopt;
+    return TensorShard{model, parallel.tensor_ranks(), tp_rank, tp_comm};
+  }
 };
 
 // A correctness check of a run: its verdict, what it saw, and the values behind it.
