@@ -95,6 +95,7 @@ int cmd_run(RunOptions o) {
   const Job job = join_job(o.comm_timeout_s, &o.ov.threads);
   if (!job.leader()) o.out.clear();
   if (!o.out.empty()) check_output_path(o.out, "--out");
+  o.ov.launcher_world = job.comm->world();
   const Suite suite = load_suite(o.suite, o.ov, o.config_dir, registry);
   refuse_overwriting_input(o.out, {o.suite}, "--out");
 
@@ -590,8 +591,16 @@ int main(int argc, char** argv) {
                     "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
   run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");
   run_cmd->add_option("--parallel", run.ov.parallel,
-                      "Layout of the training entries over the launcher's ranks: single or dp "
-                      "(data parallel)");
+                      "Layout over the launcher's ranks: single, dp (data parallel, training "
+                      "entries) or tp (tensor parallel, Megatron-style; tp = the launcher's world)");
+  run_cmd->add_option("--tp", run.ov.tp, "Tensor-parallel ranks (with --parallel tp)");
+  run_cmd->add_option("--dp", run.ov.dp,
+                      "Data-parallel ranks beside tensor parallelism (virtual ranks only), or "
+                      "the ranks played by virtual data parallelism");
+  run_cmd->add_flag("--virtual", run.ov.virtual_ranks,
+                    "Virtual ranks: this one process runs rank 0's shard for real and paces its "
+                    "collectives by the emulated chip's link (or the suite's parallel.link), "
+                    "moving no data");
   run_cmd->add_option("--bucket-mb", run.ov.bucket_mib,
                       "Data parallel: MiB of gradients per all-reduce bucket (default 25)");
   run_cmd->add_option("--comm-timeout", run.comm_timeout_s,

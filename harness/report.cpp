@@ -69,7 +69,11 @@ json key_json(const RunKey& k) {
           {"decode_steps", k.decode_steps},
           {"threads", k.threads},
           {"emulation", emulation},
-          {"parallel", {{"layout", k.parallel_layout}, {"world", k.world}}}};
+          {"parallel",
+           {{"layout", k.parallel_layout},
+            {"world", k.world},
+            {"tp", k.tp},
+            {"virtual", k.virtual_ranks}}}};
 }
 
 RunKey key_from(const JsonView& v) {
@@ -94,6 +98,8 @@ RunKey key_from(const JsonView& v) {
     const JsonView p = v.at("parallel");
     k.parallel_layout = p.get_string("layout", "single");
     k.world = p.get_positive_int("world", 1);
+    k.tp = p.get_positive_int("tp", 1);
+    k.virtual_ranks = p.has("virtual") && p.at("virtual").as_bool();
   }
   return k;
 }
@@ -119,6 +125,8 @@ std::string RunKey::to_string() const {
   }
   if (parallel_layout != "single" || world != 1)
     s += " parallel=" + parallel_layout + "x" + std::to_string(world);
+  if (parallel_layout == "tp") s += " tp=" + std::to_string(tp);
+  if (virtual_ranks) s += " virtual";
   return s;
 }
 

@@ -24,6 +24,8 @@ struct RunKey {
   std::string emulation_relative_to;  // empty: absolute emulation
   std::string parallel_layout = "single";
   int64_t world = 1;
+  int64_t tp = 1;              // layout "tp": the tensor-parallel ranks (world = tp · dp)
+  bool virtual_ranks = false;  // one process played one rank of `world`: never a real run's match
   // Canonical one-line form; two runs match when these are equal.
   std::string to_string() const;
 };

@@ -54,7 +54,11 @@ std::vector<KeyColumn> distinguishing_columns(const std::vector<RunRecord>& runs
       {"sizes", [](R r) { return sizes(r.key); }},
       {"threads", [](R r) { return r.key.threads ? std::to_string(r.key.threads) : "-"; }},
       {"device", [](R r) { return r.key.device; }},
-      {"parallel", [](R r) { return fmt::format("{}x{}", r.key.parallel_layout, r.key.world); }},
+      {"parallel",
+       [](R r) {
+         return fmt::format("{}x{}{}", r.key.parallel_layout, r.key.world,
+                            r.key.virtual_ranks ? " virt" : "");
+       }},
       // A run that emulates is never shown like a native one.
       {"emulating", emulation_label}};
   for (const KeyColumn& c : when_they_vary) {
@@ -134,16 +138,22 @@ std::string target_estimate(const RunRecord& r) {
 
 std::string parallel_summary(const RunRecord& r) {
   if (!r.parallel.is_object()) return "";
-  std::string out =
-      fmt::format("{} x{} ({})", r.parallel.value("layout", std::string("?")),
-                  r.parallel.value("world", 0), r.parallel.value("engine", std::string("?")));
+  const std::string layout = r.parallel.value("layout", std::string("?"));
+  std::string out = fmt::format("{} x{} ({})", layout, r.parallel.value("world", 0),
+                                r.parallel.value("engine", std::string("?")));
+  if (layout == "tp")
+    out += fmt::format(" tp {} x dp {}, kv heads {}", r.parallel.value("tp", 1),
+                       r.parallel.value("dp", 1), r.parallel.value("kv_heads", std::string("?")));
   std::string sep = ": ";
-  const nlohmann::json collectives = r.parallel.value("collectives", nlohmann::json::object());
-  for (const auto& [kind, c] : collectives.items()) {
-    out += fmt::format("{}{} {} calls, {:.1f} MB, busbw {:.2f} GB/s", sep, kind,
-                       c.value("calls", int64_t{0}), c.value("bytes", 0.0) / 1e6,
-                       c.value("busbw_bytes_per_s", 0.0) / 1e9);
-    sep = "; ";
+  for (const char* field : {"tp_collectives", "collectives"}) {
+    const nlohmann::json collectives = r.parallel.value(field, nlohmann::json::object());
+    for (const auto& [kind, c] : collectives.items()) {
+      out += fmt::format("{}{}{} {} calls, {:.1f} MB, busbw {:.2f} GB/s", sep,
+                         field[0] == 't' ? "tensor-parallel " : "", kind,
+                         c.value("calls", int64_t{0}), c.value("bytes", 0.0) / 1e6,
+                         c.value("busbw_bytes_per_s", 0.0) / 1e9);
+      sep = "; ";
+    }
   }
   const auto metric = [&](const char* name) {
     const auto it = r.metrics.find(name);

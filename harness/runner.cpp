@@ -30,8 +30,11 @@ struct RunEnv {
   const EmulationPlan* plan;   // null: a native run
   double device_memory_bytes;  // 0: unknown
   Progress& progress;
-  MeteredCommunicator* comm;   // the run's ranks, metered (null: one process)
+  MeteredCommunicator* comm;   // the data-parallel ranks, metered (null: none)
   const LinkModel* host_link;  // the host's own link, for the communication term (null: none)
+  MeteredCommunicator* tp_comm = nullptr;  // the tensor-parallel ranks, metered (null: none)
+  // The processes that run the suite in step and agree on each timed piece (null: one).
+  Communicator* job = nullptr;
 };
 
 // The timed loop: warm-up, then repetitions until min_reps and min_time_s are both met and the
@@ -311,33 +314,39 @@ bool use_graphs(const RunSpec& spec, const RunEnv& env, RunRecord& r, WorkloadRu
 // emulated chip's; and each rank's median of the primary series.
 void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
                         const std::vector<std::vector<double>>& rank_samples) {
-  const int world = env.comm->world();
-  nlohmann::json kinds = nlohmann::json::object();
   double host_term = 0, target_term = 0;
   const LinkModel* target = env.plan && env.plan->link ? &*env.plan->link : nullptr;
-  const MeteredCommunicator::Totals totals = env.comm->totals();
-  for (int k = 0; k < kCollectiveCount; ++k) {
-    const CollectiveTotals& t = totals[static_cast<size_t>(k)];
-    if (t.calls == 0) continue;
-    const Collective kind = static_cast<Collective>(k);
-    nlohmann::json j = {{"calls", t.calls}, {"bytes", t.bytes}, {"seconds", t.seconds}};
-    if (t.seconds > 0) {
-      j["algbw_bytes_per_s"] = t.bytes / t.seconds;
-      j["busbw_bytes_per_s"] = t.bus_bytes / t.seconds;
+  // One communicator's collectives, per kind, into r.parallel[field]; its link-model terms.
+  const auto record = [&](MeteredCommunicator& comm, const char* field) {
+    const int world = comm.world();
+    nlohmann::json kinds = nlohmann::json::object();
+    const MeteredCommunicator::Totals totals = comm.totals();
+    for (int k = 0; k < kCollectiveCount; ++k) {
+      const CollectiveTotals& t = totals[static_cast<size_t>(k)];
+      if (t.calls == 0) continue;
+      const Collective kind = static_cast<Collective>(k);
+      nlohmann::json j = {{"calls", t.calls}, {"bytes", t.bytes}, {"seconds", t.seconds}};
+      if (t.seconds > 0) {
+        j["algbw_bytes_per_s"] = t.bytes / t.seconds;
+        j["busbw_bytes_per_s"] = t.bus_bytes / t.seconds;
+      }
+      kinds[collective_name(kind)] = j;
+      const auto term = [&](const LinkModel& link) {
+        return link.seconds(kind, t.bytes, world, t.calls) /
+               static_cast<double>(std::max<int64_t>(1, reps));
+      };
+      if (env.host_link) host_term += term(*env.host_link);
+      if (target) target_term += term(*target);
     }
-    kinds[collective_name(kind)] = j;
-    const auto term = [&](const LinkModel& link) {
-      return link.seconds(kind, t.bytes, world, t.calls) /
-             static_cast<double>(std::max<int64_t>(1, reps));
-    };
-    if (env.host_link) host_term += term(*env.host_link);
-    if (target) target_term += term(*target);
-  }
-  r.parallel["collectives"] = kinds;
+    r.parallel[field] = kinds;
+  };
+  if (env.comm) record(*env.comm, "collectives");
+  if (env.tp_comm) record(*env.tp_comm, "tp_collectives");
   if (env.host_link) r.roofline.communication_seconds = host_term;
   if (target) r.emulation["predicted_communication_seconds"] = target_term;
+  if (!env.job || env.job->world() <= 1) return;
   // Each rank's own threads: local ranks share a host's cores, hosts may differ.
-  const std::vector<double> threads = gather_values(*env.comm, static_cast<double>(r.key.threads));
+  const std::vector<double> threads = gather_values(*env.job, static_cast<double>(r.key.threads));
   nlohmann::json per_rank = nlohmann::json::array();
   for (size_t k = 0; k < rank_samples.size(); ++k)
     if (!rank_samples[k].empty())
@@ -355,16 +364,14 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   params.parallel = spec.parallel;
   params.parallel.world = r.key.world;
   params.comm = env.comm;
+  params.tp_comm = env.tp_comm;
+  // A real tensor-parallel rank holds its own shard; a virtual one plays rank 0.
+  params.tp_rank = env.tp_comm && !spec.parallel.virtual_ranks ? env.tp_comm->rank() : 0;
   const double footprint = w.footprint_bytes(params);
-  const double model_footprint = spec.full_model
-                                     ? w.footprint_bytes(WorkloadParams{*spec.full_model,
-                                                                        spec.shape,
-                                                                        spec.dtype,
-                                                                        spec.seed,
-                                                                        spec.learning_rate,
-                                                                        {},
-                                                                        nullptr})
-                                     : footprint;
+  // Per rank: the whole model's shard, where a slice of its layers runs.
+  WorkloadParams whole = params;
+  if (spec.full_model) whole.model = *spec.full_model;
+  const double model_footprint = spec.full_model ? w.footprint_bytes(whole) : footprint;
   if (!fits(r, env, footprint, model_footprint)) return;
   env.progress.update("initialising the model");
   const std::unique_ptr<WorkloadRun> run = w.build(env.be, params);
@@ -379,7 +386,7 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   samples[r.primary];  // the series the loop watches exists from the start
   double sampled = 0;
   // Several ranks: a piece's time is the slowest rank's; each rank's own is kept too.
-  Communicator* ranks = env.comm && env.comm->world() > 1 ? env.comm : nullptr;
+  Communicator* ranks = env.job && env.job->world() > 1 ? env.job : nullptr;
   std::vector<std::vector<double>> rank_samples(ranks ? static_cast<size_t>(ranks->world()) : 0);
   bool metering = false;
   const Timer timed = [&](const std::function<void()>& fn) {
@@ -404,14 +411,17 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
       spec.runner, env.progress, samples[r.primary],
       [&](bool warmup, double* out) {
         sampled = 0;
-        if (!warmup && !metering && env.comm) env.comm->reset();  // the timed repetitions only
+        if (!warmup && !metering) {  // the timed repetitions' collectives only
+          if (env.comm) env.comm->reset();
+          if (env.tp_comm) env.tp_comm->reset();
+        }
         metering = !warmup;
         const double excluded = run->repetition(warmup, warmup ? warmup_samples : samples, timed);
         *out = warmup ? 0 : sampled;
         return excluded;
       },
       agree_stop);
-  if (env.comm) record_collectives(r, env, loop.reps, rank_samples);
+  if (env.comm || env.tp_comm) record_collectives(r, env, loop.reps, rank_samples);
   for (auto& [name, values] : samples)
     if (!values.empty()) r.samples[name] = values;
   r.harness_overhead = (loop.wall - loop.sampled - loop.excluded) / loop.sampled;
@@ -489,7 +499,12 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
   r.key.decode_steps = spec.shape.decode_steps;
   r.key.threads = spec.threads;
   r.key.parallel_layout = spec.parallel.layout;
-  r.key.world = spec.parallel.layout == "single" || !context.comm ? 1 : context.comm->world();
+  r.key.world = spec.parallel.layout == "single" ? 1
+                : spec.parallel.virtual_ranks     ? spec.parallel.world
+                : !context.comm                   ? 1
+                                                  : context.comm->world();
+  r.key.tp = spec.parallel.tensor_ranks();
+  r.key.virtual_ranks = spec.parallel.virtual_ranks;
   r.settings = {{"warmup", spec.runner.warmup},
                 {"min_reps", spec.runner.min_reps},
                 {"max_reps", spec.runner.max_reps},
@@ -597,32 +612,76 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     }
     // The ranks: metered, and paced to the emulated chip's link (slowed by the time scale).
     std::unique_ptr<ThrottledCommunicator> paced_link;
-    std::unique_ptr<MeteredCommunicator> metered;
+    std::unique_ptr<Communicator> virtual_dp, virtual_tp;
+    std::unique_ptr<MeteredCommunicator> metered, metered_tp;
     std::optional<LinkModel> host_link;
-    if (ranks && spec.parallel.layout != "single") {
+    const ParallelSpec& par = spec.parallel;
+    if (par.layout != "single" && par.virtual_ranks) {
+      // One process plays rank 0 of the world: collectives on the emulated chip's link (or the
+      // one given), as slow as the time scale, moving nothing.
+      LinkModel link;
+      if (spec.emulation) {
+        link = emulated_link(*spec.emulation, context.host_link_bytes_per_s,
+                             static_cast<int>(par.world));
+        plan->link = link;
+        link = link.scaled(plan->time_scale);
+      } else {
+        link = *spec.virtual_link;
+      }
+      if (par.tensor_ranks() > 1) {
+        virtual_tp =
+            std::make_unique<VirtualCommunicator>(static_cast<int>(par.tensor_ranks()), link);
+        metered_tp = std::make_unique<MeteredCommunicator>(*virtual_tp);
+      }
+      if (par.data_ranks() > 1) {
+        virtual_dp =
+            std::make_unique<VirtualCommunicator>(static_cast<int>(par.data_ranks()), link);
+        metered = std::make_unique<MeteredCommunicator>(*virtual_dp);
+      }
+      r.parallel = {{"layout", par.layout},          {"world", par.world},
+                    {"tp", par.tensor_ranks()},       {"dp", par.data_ranks()},
+                    {"virtual", true},                {"engine", "virtual"},
+                    {"link", {{"topology", link.topology},
+                              {"link_bytes_per_s", link.link_bytes_per_s},
+                              {"latency_s", link.latency_s},
+                              {"source", spec.emulation ? spec.emulation->target.name +
+                                                              "'s link x time scale"
+                                                        : std::string("the suite's parallel.link")}}},
+                    {"bucket_bytes", par.bucket_bytes},
+                    {"first_bucket_bytes", par.first_bucket_bytes}};
+    } else if (ranks && par.layout != "single") {
       Communicator* below = ranks;
       if (plan && plan->link && ranks->world() > 1) {
         paced_link =
             std::make_unique<ThrottledCommunicator>(*ranks, plan->link->scaled(plan->time_scale));
         below = paced_link.get();
       }
-      metered = std::make_unique<MeteredCommunicator>(*below);
+      (par.layout == "tp" ? metered_tp : metered) = std::make_unique<MeteredCommunicator>(*below);
       if (host_memory && context.host_link_bytes_per_s > 0) {
         host_link.emplace();
         host_link->link_bytes_per_s = context.host_link_bytes_per_s;
       }
-      r.parallel = {{"layout", spec.parallel.layout},
+      r.parallel = {{"layout", par.layout},
                     {"world", ranks->world()},
+                    {"tp", par.tensor_ranks()},
+                    {"dp", par.layout == "tp" ? 1 : ranks->world()},
+                    {"virtual", false},
                     {"engine", ranks->engine()},
-                    {"bucket_bytes", spec.parallel.bucket_bytes},
-                    {"first_bucket_bytes", spec.parallel.first_bucket_bytes}};
+                    {"bucket_bytes", par.bucket_bytes},
+                    {"first_bucket_bytes", par.first_bucket_bytes}};
       if (host_memory && context.host_link_bytes_per_s > 0)
         r.parallel["host_link"] = {{"bytes_per_s", context.host_link_bytes_per_s},
                                    {"source", context.host_link_source}};
     }
+    if (par.layout == "tp")
+      r.parallel["kv_heads"] = kv_heads_replicated(spec.model, par.tensor_ranks())
+                                   ? "replicated (tp above the kv heads)"
+                                   : "split";
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
-    const RunEnv env{profiled, peaks,         plan ? &*plan : nullptr,          device_memory,
-                     progress, metered.get(), host_link ? &*host_link : nullptr};
+    RunEnv env{profiled, peaks,         plan ? &*plan : nullptr,          device_memory,
+               progress, metered.get(), host_link ? &*host_link : nullptr};
+    env.tp_comm = metered_tp.get();
+    env.job = context.comm;
     backend->reset_device_peak_bytes();  // the device allocator outlives a backend object
     // Whatever happens in the run, the memory it reached goes into the record.
     struct MemoryPeaks {

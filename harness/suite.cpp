@@ -77,27 +77,52 @@ ModelConfig layer_slice(const ModelConfig& full, int64_t n) {
   return slice;
 }
 
-// A suite entry's "parallel" object ({"layout": "dp", "bucket_mb": 25}), or the defaults', or
-// --parallel / --bucket-mb. Data parallelism is of training: an inference entry stays single.
+// A suite entry's "parallel" object ({"layout": "dp", "bucket_mb": 25}; {"layout": "tp", "tp": 8,
+// "dp": 1, "virtual": true, "link": {...}}), or the defaults', or --parallel / --tp / --dp /
+// --virtual / --bucket-mb. Data parallelism is of training: an inference entry stays single.
+// `launcher_world`: the ranks this process was started among.
 ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const SuiteOverrides& ov,
-                           const Workload& workload) {
+                           const Workload& workload, const ModelConfig& model,
+                           std::optional<LinkModel>* link) {
   ParallelSpec p;
   const JsonView* from = e.has("parallel") ? &e : defaults.has("parallel") ? &defaults : nullptr;
+  std::optional<JsonView> o;
   if (from) {
-    const JsonView o = from->at("parallel").object();
-    p.layout = o.get_string("layout", "single");
-    if (p.layout != "single" && p.layout != "dp")
-      o.at("layout").fail("\"single\" or \"dp\", got \"" + p.layout + "\"");
-    if (o.has("bucket_mb")) {
-      const double mib = o.at("bucket_mb").as_number_in(1.0 / (1 << 20), 1 << 20);
+    o = from->at("parallel").object();
+    p.layout = o->get_string("layout", "single");
+    if (p.layout != "single" && p.layout != "dp" && p.layout != "tp")
+      o->at("layout").fail("\"single\", \"dp\" or \"tp\", got \"" + p.layout + "\"");
+    if (o->has("bucket_mb")) {
+      const double mib = o->at("bucket_mb").as_number_in(1.0 / (1 << 20), 1 << 20);
       p.bucket_bytes = static_cast<int64_t>(mib * (1 << 20));
     }
+    p.tp = o->get_int_in("tp", 0, 1, kMaxHeads);
+    p.dp = o->get_int_in("dp", 1, 1, 1 << 20);
+    if (o->has("virtual")) p.virtual_ranks = o->at("virtual").as_bool();
+    if (o->has("link")) {
+      const JsonView l = o->at("link").object();
+      LinkModel m;
+      m.topology = l.get_string("topology", "switch");
+      if (m.topology != "switch" && m.topology != "full_mesh")
+        l.at("topology").fail("\"switch\" or \"full_mesh\", got \"" + m.topology + "\"");
+      m.link_bytes_per_s = l.at("bytes_per_s").as_number_in(1e3, 1e15);
+      m.latency_s = l.get_number_in("latency_s", 0, 0, 1);
+      *link = m;
+    }
   }
+  const auto fail = [&](const char* field, const std::string& what) {
+    if (o && o->has(field)) o->at(field).fail(what);
+    if (o) o->fail(what);
+    throw UsageError(what);
+  };
   if (ov.parallel) {
-    if (*ov.parallel != "single" && *ov.parallel != "dp")
-      throw UsageError("--parallel must be single or dp, got \"" + *ov.parallel + "\"");
+    if (*ov.parallel != "single" && *ov.parallel != "dp" && *ov.parallel != "tp")
+      throw UsageError("--parallel must be single, dp or tp, got \"" + *ov.parallel + "\"");
     p.layout = *ov.parallel;
   }
+  if (ov.tp) p.tp = *ov.tp;
+  if (ov.dp) p.dp = *ov.dp;
+  if (ov.virtual_ranks) p.virtual_ranks = true;
   if (ov.bucket_mib) {
     if (!(*ov.bucket_mib * (1 << 20) >= 1) || *ov.bucket_mib > (1 << 20))
       throw UsageError(
@@ -112,6 +137,38 @@ ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const Su
           .fail("\"single\" for " + workload.name() + " (data parallelism is of the train step)");
     p.layout = "single";  // --parallel dp applies to the training entries
   }
+  if (p.layout == "single") return ParallelSpec{};
+  if (p.virtual_ranks && ov.launcher_world > 1)
+    fail("virtual", fmt::format("virtual ranks run in one process, not under a launcher of {} "
+                                "ranks (drop \"virtual\", or run without the launcher)",
+                                ov.launcher_world));
+  if (p.layout == "dp") {
+    p.tp = 1;
+    if (p.virtual_ranks) {
+      if (p.dp < 2) fail("dp", "virtual data parallelism needs \"dp\" of at least 2");
+      p.world = p.dp;
+    } else {
+      p.dp = 1;  // the launcher's world, known when the run starts
+    }
+    return p;
+  }
+  // Tensor parallelism: tp defaults to the launcher's world (over dp).
+  if (p.tp == 0) {
+    if (p.virtual_ranks) fail("tp", "virtual tensor parallelism needs \"tp\" (the ranks played)");
+    p.tp = std::max<int64_t>(1, ov.launcher_world / p.dp);
+  }
+  if (const std::string why = tensor_parallel_problem(model, p.tp); !why.empty())
+    fail("tp", why);
+  p.world = p.tp * p.dp;
+  if (!p.virtual_ranks) {
+    if (p.dp > 1)
+      fail("dp", "tensor x data parallelism over real ranks needs process sub-groups, which the "
+                 "communicator does not have: run it with \"virtual\": true");
+    if (p.world != ov.launcher_world)
+      fail("tp", fmt::format("tp {} x dp {} is a world of {}, but {} rank(s) were launched (run "
+                             "under capbench launch -n {}, or with \"virtual\": true)",
+                             p.tp, p.dp, p.world, ov.launcher_world, p.world));
+  }
   return p;
 }
 
@@ -121,7 +178,8 @@ std::string experiment_of(const RunSpec& r) {
                               r.backend, dtype_name(r.dtype), r.shape.batch, r.shape.seq,
                               r.shape.prompt, r.shape.decode_steps, r.threads, r.seed,
                               r.learning_rate, r.graphs, r.no_backend_reason);
-  s += fmt::format("|{}|{}", r.parallel.layout, r.parallel.bucket_bytes);
+  s += fmt::format("|{}|{}|{}|{}|{}", r.parallel.layout, r.parallel.bucket_bytes, r.parallel.tp,
+                   r.parallel.dp, r.parallel.virtual_ranks);
   if (r.emulation)
     s += fmt::format("|{}|{}|{}|{}", r.emulation->target.name,
                      emulation_mode_name(r.emulation->mode),
@@ -361,9 +419,19 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     else if (defaults.has("graphs"))
       s.graphs = defaults.at("graphs").as_bool();
     if (ov.no_graphs) s.graphs = false;
-    s.parallel = parallel_spec(e, defaults, ov, *workload);
+    s.parallel = parallel_spec(e, defaults, ov, *workload, s.model, &s.virtual_link);
     const std::vector<std::optional<EmulationSpec>> emulations =
         emulation_list(e, defaults, ov, config_dir);
+    // A virtual rank's collectives last a link model's time: the emulated chip's, or one given.
+    if (s.parallel.virtual_ranks && !s.virtual_link &&
+        std::any_of(emulations.begin(), emulations.end(),
+                    [](const std::optional<EmulationSpec>& em) { return !em; })) {
+      const JsonView where = e.has("parallel") ? e.at("parallel") : defaults.has("parallel")
+                                                                        ? defaults.at("parallel")
+                                                                        : e;
+      where.fail("a link for the virtual ranks' collectives: emulate a profile (its link), or give "
+                 "\"link\": {\"bytes_per_s\": ..., \"latency_s\": ...}");
+    }
 
     std::vector<std::string> backends;
     Unavailable unavailable;

@@ -46,6 +46,8 @@ struct RunSpec {
   bool graphs = true;  // replay steps as device graphs where the backend can capture them
   RunnerSettings runner;
   std::optional<EmulationSpec> emulation;
+  // Virtual ranks without emulation: the link their collectives are paced by.
+  std::optional<LinkModel> virtual_link;
   // "single", or "dp" over the launcher's ranks (world filled in when the run starts).
   ParallelSpec parallel;
   std::string origin;  // "suite.json $.runs[2]": where the spec came from
@@ -56,7 +58,10 @@ struct SuiteOverrides {
   std::optional<std::string> backend, model, workload, dtype;
   std::optional<std::string> emulate, emulate_mode, relative_to;  // emulate: a comma list
   std::optional<std::string> time_scale;
-  std::optional<std::string> parallel;   // --parallel single|dp
+  std::optional<std::string> parallel;   // --parallel single|dp|tp
+  std::optional<int64_t> tp, dp;         // --tp, --dp
+  bool virtual_ranks = false;            // --virtual
+  int64_t launcher_world = 1;            // the ranks this process was started among
   std::optional<double> bucket_mib;      // --bucket-mb
   std::map<std::string, int64_t> sizes;  // by size field name: "batch", "seq", ...
   std::optional<int64_t> reps, warmup, threads, seed, layers;
