@@ -128,8 +128,10 @@ int cmd_run(RunOptions o) {
     progress.begin(0, 1, "measuring the link between the ranks");
     const HostLink link = measure_host_link(*job.comm);
     context.host_link_bytes_per_s = link.bytes_per_s;
+    context.host_link_latency_s = link.latency_s;
     context.host_link_source = link.source;
-    progress.end(fmt::format("all-reduce busbw {:.2f} GB/s", link.bytes_per_s / 1e9));
+    progress.end(fmt::format("all-reduce busbw {:.2f} GB/s, {:.0f} us a step", link.bytes_per_s / 1e9,
+                             link.latency_s * 1e6));
     for (const RunSpec& s : suite.runs)
       if (s.emulation && s.emulation->time_scale.kind == TimeScale::Kind::suite)
         context.suite_time_scale = std::min(context.suite_time_scale, link_time_scale(context, s));
@@ -180,6 +182,7 @@ struct CommBenchCli {
   double timeout_s = kDefaultCommTimeout;
   std::string out;
   std::string emulate;  // a device profile whose link every collective is paced to
+  int virtual_world = 0;  // > 0: that many virtual ranks on the profile's link, in this process
   std::string config_dir = default_config_dir();
 };
 
@@ -240,19 +243,30 @@ int cmd_comm_bench(CommBenchCli o) {
   }
   std::optional<DeviceProfile> profile;
   if (!o.emulate.empty()) profile = load_device_profile(o.emulate, o.config_dir);
+  if (o.virtual_world != 0 && (o.virtual_world < 2 || !profile))
+    throw UsageError("--virtual N needs N of at least 2 and --emulate PROFILE (whose link it "
+                     "models), got " + std::to_string(o.virtual_world));
   const Job job = join_job(o.timeout_s, nullptr);
+  if (o.virtual_world != 0 && job.comm->world() > 1)
+    throw UsageError("--virtual runs in one process, not under a launcher");
   if (!job.leader()) o.out.clear();
   if (!o.out.empty()) check_output_path(o.out, "--out");
-  // Paced to a chip's link in real time: the throttle's own check against a shaped link.
+  // Paced to a chip's link in real time: the throttle's own check against a shaped link; or
+  // virtual ranks, whose collectives are that link's model alone.
   std::unique_ptr<ThrottledCommunicator> paced;
+  std::unique_ptr<VirtualCommunicator> virtual_ranks;
   Communicator* comm = job.comm.get();
-  if (profile) {
+  if (o.virtual_world) {
+    virtual_ranks = std::make_unique<VirtualCommunicator>(o.virtual_world, profile_link(*profile));
+    comm = virtual_ranks.get();
+    o.options.check_results = false;
+  } else if (profile) {
     paced = std::make_unique<ThrottledCommunicator>(*job.comm, profile_link(*profile));
     comm = paced.get();
   }
   Progress progress = job.leader() ? Progress::for_stderr() : Progress(Progress::Style::silent);
   progress.begin(0, 1,
-                 fmt::format("comm-bench over {} ranks{}", job.comm->world(),
+                 fmt::format("comm-bench over {} ranks{}", comm->world(),
                              o.emulate.empty() ? "" : ", paced to " + o.emulate));
   const std::vector<CommBenchRow> rows =
       run_comm_bench(*comm, o.options, [&](const std::string& s) { progress.update(s); });
@@ -266,12 +280,14 @@ int cmd_comm_bench(CommBenchCli o) {
   report.created_utc = utc_now_iso8601();
   report.suite = "comm-bench";
   report.host = host_info(builtin_registry());
-  report.comm_bench = to_json(rows, *job.comm);
-  if (paced)
+  report.comm_bench = to_json(rows, *comm);
+  if (profile) {
+    const LinkModel& link = paced ? paced->link() : virtual_ranks->link();
     report.comm_bench["emulate"] = {{"profile", o.emulate},
-                                    {"topology", paced->link().topology},
-                                    {"link_bytes_per_s", paced->link().link_bytes_per_s},
-                                    {"latency_s", paced->link().latency_s}};
+                                    {"topology", link.topology},
+                                    {"link_bytes_per_s", link.link_bytes_per_s},
+                                    {"latency_s", link.latency_s}};
+  }
   print_comm_bench(stdout, report.comm_bench);
   if (!o.out.empty()) {
     write_report_atomic(report, o.out);
@@ -639,6 +655,9 @@ int main(int argc, char** argv) {
   comm_bench_cmd->add_option("--emulate", comm_bench.emulate,
                              "Pace every collective to this device profile's link (name or "
                              "path), in real time");
+  comm_bench_cmd->add_option("--virtual", comm_bench.virtual_world,
+                             "N virtual ranks in this one process on the --emulate profile's link "
+                             "model: nothing moves, each collective lasts its modelled time");
   comm_bench_cmd->add_option("--config-dir", comm_bench.config_dir, "Folder with devices/");
 
   std::string list_config_dir = default_config_dir();

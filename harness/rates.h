@@ -33,6 +33,7 @@ struct SuiteContext {
   std::map<std::string, Communicator*> device_comms;
   std::map<std::string, std::string> device_comm_missing;
   double host_link_bytes_per_s = 0;
+  double host_link_latency_s = 0;
   std::string host_link_source;
 };
 

@@ -660,6 +660,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       if (host_memory && context.host_link_bytes_per_s > 0) {
         host_link.emplace();
         host_link->link_bytes_per_s = context.host_link_bytes_per_s;
+        host_link->latency_s = context.host_link_latency_s;
       }
       r.parallel = {{"layout", par.layout},
                     {"world", ranks->world()},
@@ -671,6 +672,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
                     {"first_bucket_bytes", par.first_bucket_bytes}};
       if (host_memory && context.host_link_bytes_per_s > 0)
         r.parallel["host_link"] = {{"bytes_per_s", context.host_link_bytes_per_s},
+                                   {"latency_s", context.host_link_latency_s},
                                    {"source", context.host_link_source}};
     }
     if (par.layout == "tp")
