@@ -704,5 +704,91 @@ TEST(TensorParallel, LayoutsTheModelCannotTakeAreNamed) {
   EXPECT_EQ(shard_first_kv_head(cfg, 4, 3), 1);
 }
 
+
+// A tensor-parallel entry on the tiny model (4 heads, 2 kv heads) with this "parallel" object.
+std::string tp_suite(const std::string& parallel, const std::string& workload = "inference") {
+  const std::string sizes = workload == "inference" ? R"("batch": 1, "prompt": 8, "decode_steps": 4)"
+                                                    : R"("batch": 2, "seq": 8)";
+  return R"({"name": "tp", "runs": [{"workload": ")" + workload +
+         R"(", "model": "tiny", "backends": "reference", )" + sizes + R"(, "parallel": )" +
+         parallel + "}]}";
+}
+
+TEST_F(CommCli, BadTensorParallelLayoutsAreBadInputNamingTheJsonPath) {
+  const struct {
+    const char* parallel;
+    const char* path;
+    const char* says;
+  } cases[] = {
+      {R"({"layout": "tp", "tp": 3, "virtual": true, "link": {"bytes_per_s": 1e9}})",
+       "$.runs[0].parallel.tp", "does not divide the 4 attention heads"},
+      {R"({"layout": "tp", "tp": 2})", "$.runs[0].parallel.tp", "1 rank(s) were launched"},
+      {R"({"layout": "tp", "tp": 2, "dp": 2})", "$.runs[0].parallel.dp", "sub-groups"},
+      {R"({"layout": "tp", "tp": 2, "virtual": true})", "$.runs[0].parallel", "a link"},
+  };
+  for (const auto& c : cases) {
+    const std::string suite = write("bad.json", tp_suite(c.parallel));
+    const auto [code, out] = capbench("", "run '" + suite + "' --no-calibrate");
+    EXPECT_EQ(code, 2) << c.parallel << "\n" << out;
+    EXPECT_NE(out.find(c.path), std::string::npos) << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << out;
+  }
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite =
+      write("virtual.json", tp_suite(R"({"layout": "tp", "tp": 2, "virtual": true,
+                                         "link": {"bytes_per_s": 1e9}})"));
+  const auto [code, out] = capbench("", "launch -n 2 -- run '" + suite + "' --no-calibrate");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("$.runs[0].parallel.virtual"), std::string::npos) << out;
+}
+
+// One process plays rank 0 of 2: its decode runs the shard (half the heads) and every layer's
+// two all-reduces last the given link's time; the key says virtual.
+TEST_F(CommCli, VirtualTensorParallelRunPacesItsCollectivesOnTheGivenLink) {
+  const std::string suite = write(
+      "virtual.json", tp_suite(R"({"layout": "tp", "tp": 2, "virtual": true,
+                                   "link": {"bytes_per_s": 1e8, "latency_s": 2e-4}})"));
+  const auto [code, out] =
+      capbench("", "run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  const RunRecord& r = rep.runs[0];
+  ASSERT_EQ(r.status, "ok") << r.reason;
+  EXPECT_TRUE(r.key.virtual_ranks);
+  EXPECT_EQ(r.key.world, 2);
+  EXPECT_NE(r.key.to_string().find("virtual"), std::string::npos);
+  const nlohmann::json& ar = r.parallel["tp_collectives"]["all_reduce"];
+  // Per repetition: prefill and 4 decode steps, 2 layers, 2 all-reduces each.
+  const int64_t calls = ar["calls"].get<int64_t>();
+  EXPECT_EQ(calls % (5 * 2 * 2), 0) << calls;
+  // Each lasts at least 2 steps of 200 us latency: a decode step can be no shorter than its 4.
+  EXPECT_GE(ar["seconds"].get<double>(), static_cast<double>(calls) * 4e-4 * 0.99);
+  EXPECT_GE(r.stats.at("decode_step_s").median, 4 * 2 * 2e-4);
+  EXPECT_EQ(r.parallel["kv_heads"], "split");
+}
+
+// Two real ranks, tensor parallel over c10d Gloo: the report has the layout and the
+// tensor-parallel all-reduces, and the run's canary holds.
+TEST_F(CommCli, LaunchedTensorParallelRunReportsItsCollectives) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite = write("tp.json", tp_suite(R"({"layout": "tp"})", "train_step"));
+  const auto [code, out] = capbench(
+      "", "launch -n 2 -- run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  const RunRecord& r = rep.runs[0];
+  EXPECT_EQ(r.status, "ok") << r.reason;
+  EXPECT_EQ(r.key.parallel_layout, "tp");
+  EXPECT_EQ(r.key.tp, 2);
+  EXPECT_FALSE(r.key.virtual_ranks);
+  // Per step: 2 layers, 2 all-reduces forward and 2 backward.
+  EXPECT_EQ(r.parallel["tp_collectives"]["all_reduce"]["calls"].get<int64_t>() % 8, 0);
+  EXPECT_FALSE(r.parallel.contains("collectives") && !r.parallel["collectives"].empty());
+}
+
 }  // namespace
 }  // namespace capbench
