@@ -161,9 +161,7 @@ static std::pair<int64_t, double> measure_gemm(
   }
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 double measure_gemv(Backend& be, DType dtype, int64_t k, int64_t n_out, size_t total_bytes) {
   const size_t elt = dtype_size(dtype);
@@ -187,9 +185,8 @@ double measure_gemv(Backend& be, DType dtype, int64_t k, int64_t n_out, size_t t
 void add_gemv_classes(Backend& be, DType dtype, const std::vector<std::pair<int64_t, int64_t>>& kn,
                       std::vector<ShapeRate>& classes) {
   for (const auto& [k, n] : kn) {
-    const bool known = std::any_of(classes.begin(), classes.end(), [&](const ShapeRate& c) {
-      return c.size == k && c.rows == n;
-    });
+    const bool known = std::any_of(classes.begin(), classes.end(),
+                                   [&](const ShapeRate& c) { return c.size == k && c.rows == n; });
     if (!known) classes.push_back({k, measure_gemv(be, dtype, k, n, size_t{128} << 20), n});
   }
 }

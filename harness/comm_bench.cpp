@@ -200,11 +200,12 @@ HostLink measure_host_link(Communicator& comm) {
   for (int i = 0; i < calls; ++i) comm.all_reduce(t, ReduceOp::sum)->wait();
   std::vector<double> mean{(host_seconds_now() - t0) / calls};
   comm.agree(mean, ReduceOp::max);
-  const double bus = static_cast<double>(count * 4) * bus_factor(Collective::all_reduce, comm.world());
+  const double bus =
+      static_cast<double>(count * 4) * bus_factor(Collective::all_reduce, comm.world());
   HostLink link;
   link.bytes_per_s = row.busbw;
-  link.latency_s = std::max(0.0, mean[0] - bus / row.busbw) /
-                   ring_steps(Collective::all_reduce, comm.world());
+  link.latency_s =
+      std::max(0.0, mean[0] - bus / row.busbw) / ring_steps(Collective::all_reduce, comm.world());
   link.source = fmt::format(
       "all_reduce over {} ranks ({}): busbw of 16 MiB fp32 (median of 5); latency per ring step "
       "from the mean of {} back-to-back 16 KiB ones; measured at the start of this run",

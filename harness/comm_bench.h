@@ -58,7 +58,7 @@ struct CommBenchOptions {
   int64_t warmup = 1;
   int64_t min_iters = 3, max_iters = 20;
   double max_seconds_per_size = 1.0;  // repetitions stop after this (at least min_iters)
-  bool check_results = true;  // false for virtual ranks, whose collectives move no data
+  bool check_results = true;          // false for virtual ranks, whose collectives move no data
 };
 
 struct CommBenchRow {
@@ -69,7 +69,7 @@ struct CommBenchRow {
   int64_t iters = 0;
   double seconds = 0;  // median over the iterations of the slowest rank's time
   double algbw = 0, busbw = 0;
-  int64_t wrong = 0;  // elements that differ from the expected result, summed over the ranks
+  int64_t wrong = 0;    // elements that differ from the expected result, summed over the ranks
   bool checked = true;  // false: nothing moved (virtual ranks), so `wrong` means nothing
 };
 

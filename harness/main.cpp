@@ -130,8 +130,8 @@ int cmd_run(RunOptions o) {
     context.host_link_bytes_per_s = link.bytes_per_s;
     context.host_link_latency_s = link.latency_s;
     context.host_link_source = link.source;
-    progress.end(fmt::format("all-reduce busbw {:.2f} GB/s, {:.0f} us a step", link.bytes_per_s / 1e9,
-                             link.latency_s * 1e6));
+    progress.end(fmt::format("all-reduce busbw {:.2f} GB/s, {:.0f} us a step",
+                             link.bytes_per_s / 1e9, link.latency_s * 1e6));
     for (const RunSpec& s : suite.runs)
       if (s.emulation && s.emulation->time_scale.kind == TimeScale::Kind::suite)
         context.suite_time_scale = std::min(context.suite_time_scale, link_time_scale(context, s));
@@ -181,7 +181,7 @@ struct CommBenchCli {
   std::string min_size = "1K", max_size = "256M";
   double timeout_s = kDefaultCommTimeout;
   std::string out;
-  std::string emulate;  // a device profile whose link every collective is paced to
+  std::string emulate;    // a device profile whose link every collective is paced to
   int virtual_world = 0;  // > 0: that many virtual ranks on the profile's link, in this process
   std::string config_dir = default_config_dir();
 };
@@ -244,8 +244,10 @@ int cmd_comm_bench(CommBenchCli o) {
   std::optional<DeviceProfile> profile;
   if (!o.emulate.empty()) profile = load_device_profile(o.emulate, o.config_dir);
   if (o.virtual_world != 0 && (o.virtual_world < 2 || !profile))
-    throw UsageError("--virtual N needs N of at least 2 and --emulate PROFILE (whose link it "
-                     "models), got " + std::to_string(o.virtual_world));
+    throw UsageError(
+        "--virtual N needs N of at least 2 and --emulate PROFILE (whose link it "
+        "models), got " +
+        std::to_string(o.virtual_world));
   const Job job = join_job(o.timeout_s, nullptr);
   if (o.virtual_world != 0 && job.comm->world() > 1)
     throw UsageError("--virtual runs in one process, not under a launcher");
@@ -606,9 +608,10 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--no-calibrate", run.no_calibrate,
                     "Do not measure (or read cached) peaks; MFU, MBU and roofline are omitted");
   run_cmd->add_flag("--ops", run.show_ops, "Also print the per-op breakdown of each run");
-  run_cmd->add_option("--parallel", run.ov.parallel,
-                      "Layout over the launcher's ranks: single, dp (data parallel, training "
-                      "entries) or tp (tensor parallel, Megatron-style; tp = the launcher's world)");
+  run_cmd->add_option(
+      "--parallel", run.ov.parallel,
+      "Layout over the launcher's ranks: single, dp (data parallel, training "
+      "entries) or tp (tensor parallel, Megatron-style; tp = the launcher's world)");
   run_cmd->add_option("--tp", run.ov.tp, "Tensor-parallel ranks (with --parallel tp)");
   run_cmd->add_option("--dp", run.ov.dp,
                       "Data-parallel ranks beside tensor parallelism (virtual ranks only), or "

@@ -148,10 +148,10 @@ std::string parallel_summary(const RunRecord& r) {
   for (const char* field : {"tp_collectives", "collectives"}) {
     const nlohmann::json collectives = r.parallel.value(field, nlohmann::json::object());
     for (const auto& [kind, c] : collectives.items()) {
-      out += fmt::format("{}{}{} {} calls, {:.1f} MB, busbw {:.2f} GB/s", sep,
-                         field[0] == 't' ? "tensor-parallel " : "", kind,
-                         c.value("calls", int64_t{0}), c.value("bytes", 0.0) / 1e6,
-                         c.value("busbw_bytes_per_s", 0.0) / 1e9);
+      out +=
+          fmt::format("{}{}{} {} calls, {:.1f} MB, busbw {:.2f} GB/s", sep,
+                      field[0] == 't' ? "tensor-parallel " : "", kind, c.value("calls", int64_t{0}),
+                      c.value("bytes", 0.0) / 1e6, c.value("busbw_bytes_per_s", 0.0) / 1e9);
       sep = "; ";
     }
   }

@@ -12,10 +12,10 @@
 #include "backends/op_profiler.h"
 #include "backends/throttle/throttle_backend.h"
 #include "build_info.h"
+#include "harness/calibrate.h"
 #include "harness/emulation.h"
 #include "harness/host_info.h"
 #include "harness/interrupt.h"
-#include "harness/calibrate.h"
 #include "workloads/model_config.h"
 #include "workloads/transformer.h"
 
@@ -500,9 +500,9 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
   r.key.threads = spec.threads;
   r.key.parallel_layout = spec.parallel.layout;
   r.key.world = spec.parallel.layout == "single" ? 1
-                : spec.parallel.virtual_ranks     ? spec.parallel.world
-                : !context.comm                   ? 1
-                                                  : context.comm->world();
+                : spec.parallel.virtual_ranks    ? spec.parallel.world
+                : !context.comm                  ? 1
+                                                 : context.comm->world();
   r.key.tp = spec.parallel.tensor_ranks();
   r.key.virtual_ranks = spec.parallel.virtual_ranks;
   r.settings = {{"warmup", spec.runner.warmup},
@@ -589,8 +589,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
       // A decode step's matmuls paced by the host's rate on their own shapes, not the nearest
       // calibrated class: a BLAS's rate jumps between neighbouring row counts.
       if (spec.workload == "inference")
-        add_gemv_classes(*backend, spec.dtype, one_row_product_shapes(spec.model),
-                         host.rates.gemv);
+        add_gemv_classes(*backend, spec.dtype, one_row_product_shapes(spec.model), host.rates.gemv);
       plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
                             spec.graphs);
       if (host_memory && context.comm && context.comm->world() > 1 &&
@@ -638,17 +637,21 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
             std::make_unique<VirtualCommunicator>(static_cast<int>(par.data_ranks()), link);
         metered = std::make_unique<MeteredCommunicator>(*virtual_dp);
       }
-      r.parallel = {{"layout", par.layout},          {"world", par.world},
-                    {"tp", par.tensor_ranks()},       {"dp", par.data_ranks()},
-                    {"virtual", true},                {"engine", "virtual"},
-                    {"link", {{"topology", link.topology},
-                              {"link_bytes_per_s", link.link_bytes_per_s},
-                              {"latency_s", link.latency_s},
-                              {"source", spec.emulation ? spec.emulation->target.name +
-                                                              "'s link x time scale"
-                                                        : std::string("the suite's parallel.link")}}},
-                    {"bucket_bytes", par.bucket_bytes},
-                    {"first_bucket_bytes", par.first_bucket_bytes}};
+      r.parallel = {
+          {"layout", par.layout},
+          {"world", par.world},
+          {"tp", par.tensor_ranks()},
+          {"dp", par.data_ranks()},
+          {"virtual", true},
+          {"engine", "virtual"},
+          {"link",
+           {{"topology", link.topology},
+            {"link_bytes_per_s", link.link_bytes_per_s},
+            {"latency_s", link.latency_s},
+            {"source", spec.emulation ? spec.emulation->target.name + "'s link x time scale"
+                                      : std::string("the suite's parallel.link")}}},
+          {"bucket_bytes", par.bucket_bytes},
+          {"first_bucket_bytes", par.first_bucket_bytes}};
     } else if (ranks && par.layout != "single") {
       Communicator* below = ranks;
       if (plan && plan->link && ranks->world() > 1) {

@@ -157,13 +157,13 @@ ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const Su
     if (p.virtual_ranks) fail("tp", "virtual tensor parallelism needs \"tp\" (the ranks played)");
     p.tp = std::max<int64_t>(1, ov.launcher_world / p.dp);
   }
-  if (const std::string why = tensor_parallel_problem(model, p.tp); !why.empty())
-    fail("tp", why);
+  if (const std::string why = tensor_parallel_problem(model, p.tp); !why.empty()) fail("tp", why);
   p.world = p.tp * p.dp;
   if (!p.virtual_ranks) {
     if (p.dp > 1)
-      fail("dp", "tensor x data parallelism over real ranks needs process sub-groups, which the "
-                 "communicator does not have: run it with \"virtual\": true");
+      fail("dp",
+           "tensor x data parallelism over real ranks needs process sub-groups, which the "
+           "communicator does not have: run it with \"virtual\": true");
     if (p.world != ov.launcher_world)
       fail("tp", fmt::format("tp {} x dp {} is a world of {}, but {} rank(s) were launched (run "
                              "under capbench launch -n {}, or with \"virtual\": true)",
@@ -426,11 +426,12 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     if (s.parallel.virtual_ranks && !s.virtual_link &&
         std::any_of(emulations.begin(), emulations.end(),
                     [](const std::optional<EmulationSpec>& em) { return !em; })) {
-      const JsonView where = e.has("parallel") ? e.at("parallel") : defaults.has("parallel")
-                                                                        ? defaults.at("parallel")
-                                                                        : e;
-      where.fail("a link for the virtual ranks' collectives: emulate a profile (its link), or give "
-                 "\"link\": {\"bytes_per_s\": ..., \"latency_s\": ...}");
+      const JsonView where = e.has("parallel")          ? e.at("parallel")
+                             : defaults.has("parallel") ? defaults.at("parallel")
+                                                        : e;
+      where.fail(
+          "a link for the virtual ranks' collectives: emulate a profile (its link), or give "
+          "\"link\": {\"bytes_per_s\": ..., \"latency_s\": ...}");
     }
 
     std::vector<std::string> backends;

@@ -445,6 +445,15 @@ class CommCli : public ::testing::Test {
     return testing::run_command(env + " CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
                                 CAPBENCH_BINARY + "' " + args + " 2>&1");
   }
+  // The one run of `suite` launched on 2 ranks with 3 repetitions, read from its report.
+  RunRecord launched_one_run(const std::string& suite) {
+    const auto [code, out] = capbench(
+        "", "launch -n 2 -- run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
+    EXPECT_EQ(code, 0) << out;
+    const Report rep = read_report(report_);
+    EXPECT_EQ(rep.runs.size(), 1u);
+    return rep.runs.empty() ? RunRecord{} : rep.runs[0];
+  }
   fs::path dir_;
   std::string report_;
 };
@@ -456,13 +465,7 @@ const char* kDpTrain =
 TEST_F(CommCli, LaunchedDataParallelRunReportsItsCollectives) {
   std::string why;
   if (!comm_engine_available(&why)) GTEST_SKIP() << why;
-  const std::string suite = write("dp.json", kDpTrain);
-  const auto [code, out] = capbench(
-      "", "launch -n 2 -- run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
-  ASSERT_EQ(code, 0) << out;
-  const Report rep = read_report(report_);
-  ASSERT_EQ(rep.runs.size(), 1u);
-  const RunRecord& r = rep.runs[0];
+  const RunRecord r = launched_one_run(write("dp.json", kDpTrain));
   EXPECT_EQ(r.status, "ok") << r.reason;
   EXPECT_EQ(r.key.parallel_layout, "dp");
   EXPECT_EQ(r.key.world, 2);
@@ -591,7 +594,6 @@ TEST_F(CommCli, SetupFaultsAreBadInputNamingTheCause) {
   }
 }
 
-
 // ---- tensor parallelism -----------------------------------------------------------------------
 
 // Largest |a - b| relative to the largest |b|; -1 when the sizes differ.
@@ -675,9 +677,9 @@ TEST(TensorParallel, PrefillAndDecodeLogitsEqualOneDevice) {
       const size_t r = static_cast<size_t>(comm.rank());
       prefill_diff[r] = relative_difference(download_floats(backend, mine.prefill()), prefill);
       for (int64_t s = 0; s < steps; ++s)
-        decode_diff[r] = std::max(
-            decode_diff[r],
-            relative_difference(download_floats(backend, mine.decode(s)), decode[static_cast<size_t>(s)]));
+        decode_diff[r] =
+            std::max(decode_diff[r], relative_difference(download_floats(backend, mine.decode(s)),
+                                                         decode[static_cast<size_t>(s)]));
     });
     for (size_t r = 0; r < 2; ++r) {
       EXPECT_GE(prefill_diff[r], 0) << "rank " << r;
@@ -704,11 +706,11 @@ TEST(TensorParallel, LayoutsTheModelCannotTakeAreNamed) {
   EXPECT_EQ(shard_first_kv_head(cfg, 4, 3), 1);
 }
 
-
 // A tensor-parallel entry on the tiny model (4 heads, 2 kv heads) with this "parallel" object.
 std::string tp_suite(const std::string& parallel, const std::string& workload = "inference") {
-  const std::string sizes = workload == "inference" ? R"("batch": 1, "prompt": 8, "decode_steps": 4)"
-                                                    : R"("batch": 2, "seq": 8)";
+  const std::string sizes = workload == "inference"
+                                ? R"("batch": 1, "prompt": 8, "decode_steps": 4)"
+                                : R"("batch": 2, "seq": 8)";
   return R"({"name": "tp", "runs": [{"workload": ")" + workload +
          R"(", "model": "tiny", "backends": "reference", )" + sizes + R"(, "parallel": )" +
          parallel + "}]}";
@@ -746,8 +748,8 @@ TEST_F(CommCli, BadTensorParallelLayoutsAreBadInputNamingTheJsonPath) {
 // One process plays rank 0 of 2: its decode runs the shard (half the heads) and every layer's
 // two all-reduces last the given link's time; the key says virtual.
 TEST_F(CommCli, VirtualTensorParallelRunPacesItsCollectivesOnTheGivenLink) {
-  const std::string suite = write(
-      "virtual.json", tp_suite(R"({"layout": "tp", "tp": 2, "virtual": true,
+  const std::string suite =
+      write("virtual.json", tp_suite(R"({"layout": "tp", "tp": 2, "virtual": true,
                                    "link": {"bytes_per_s": 1e8, "latency_s": 2e-4}})"));
   const auto [code, out] =
       capbench("", "run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
@@ -774,13 +776,8 @@ TEST_F(CommCli, VirtualTensorParallelRunPacesItsCollectivesOnTheGivenLink) {
 TEST_F(CommCli, LaunchedTensorParallelRunReportsItsCollectives) {
   std::string why;
   if (!comm_engine_available(&why)) GTEST_SKIP() << why;
-  const std::string suite = write("tp.json", tp_suite(R"({"layout": "tp"})", "train_step"));
-  const auto [code, out] = capbench(
-      "", "launch -n 2 -- run '" + suite + "' --reps 3 --no-calibrate --out '" + report_ + "'");
-  ASSERT_EQ(code, 0) << out;
-  const Report rep = read_report(report_);
-  ASSERT_EQ(rep.runs.size(), 1u);
-  const RunRecord& r = rep.runs[0];
+  const RunRecord r =
+      launched_one_run(write("tp.json", tp_suite(R"({"layout": "tp"})", "train_step")));
   EXPECT_EQ(r.status, "ok") << r.reason;
   EXPECT_EQ(r.key.parallel_layout, "tp");
   EXPECT_EQ(r.key.tp, 2);

@@ -47,11 +47,11 @@ int64_t matmul_param_count(const ModelConfig& cfg) {
 std::string tensor_parallel_problem(const ModelConfig& cfg, int64_t tp) {
   if (tp < 1) return fmt::format("tp must be at least 1, got {}", tp);
   if (cfg.n_heads % tp != 0)
-    return fmt::format("tp {} does not divide the {} attention heads of model {}", tp,
-                       cfg.n_heads, cfg.name);
+    return fmt::format("tp {} does not divide the {} attention heads of model {}", tp, cfg.n_heads,
+                       cfg.name);
   if (cfg.n_kv_heads % tp != 0 && tp % cfg.n_kv_heads != 0)
-    return fmt::format("tp {} neither divides nor is a multiple of the {} kv heads of model {}",
-                       tp, cfg.n_kv_heads, cfg.name);
+    return fmt::format("tp {} neither divides nor is a multiple of the {} kv heads of model {}", tp,
+                       cfg.n_kv_heads, cfg.name);
   if (cfg.d_ff % tp != 0)
     return fmt::format("tp {} does not divide the d_ff {} of model {}", tp, cfg.d_ff, cfg.name);
   return "";

@@ -66,6 +66,8 @@ ModelConfig tensor_parallel_shard(const ModelConfig& cfg, int64_t tp);
 // The first kv head of the whole model that rank `rank` holds.
 int64_t shard_first_kv_head(const ModelConfig& cfg, int64_t tp, int64_t rank);
 // Whether ranks hold copies of one kv head (tp above the kv heads).
-inline bool kv_heads_replicated(const ModelConfig& cfg, int64_t tp) { return tp > cfg.n_kv_heads; }
+inline bool kv_heads_replicated(const ModelConfig& cfg, int64_t tp) {
+  return tp > cfg.n_kv_heads;
+}
 
 }  // namespace capbench

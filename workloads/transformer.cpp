@@ -236,7 +236,8 @@ void shard_values(const TensorShard& shard, const ParamSpec& whole, uint64_t see
   const std::string& name = whole.name;
   const auto ends = [&](const char* suffix) {
     const std::string sfx = suffix;
-    return name.size() >= sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0;
+    return name.size() >= sfx.size() &&
+           name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0;
   };
   if (ends(".wq")) {
     rows(r * part.q_dim(), part.q_dim(), out);
@@ -327,9 +328,9 @@ std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfi
           {d, 2 * cfg.d_ff}, {cfg.d_ff, d},     {d, cfg.vocab}};
 }
 
-void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a,
-                   const Tensor& in, const Tensor& out, int64_t batch, int64_t seq, int64_t pos,
-                   KvCache* cache, int64_t layer) {
+void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a, const Tensor& in,
+                   const Tensor& out, int64_t batch, int64_t seq, int64_t pos, KvCache* cache,
+                   int64_t layer) {
   Backend& be = model.backend();
   const ModelConfig& cfg = model.config();
   const int64_t hd = cfg.head_dim();
@@ -428,8 +429,8 @@ void TrainingPass::forward() {
   be_.region(Backend::Region::layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const size_t i = static_cast<size_t>(l);
-    layer_forward(model_, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0,
-                  nullptr, l);
+    layer_forward(model_, w.layers[i], acts_[i], resid_[i], resid_[i + 1], batch_, seq_, 0, nullptr,
+                  l);
   }
   be_.region(Backend::Region::other);
   be_.rmsnorm_fwd(lnf_, rstdf_, resid_.back(), w.final_norm,

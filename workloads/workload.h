@@ -64,7 +64,7 @@ struct WorkloadParams {
   uint64_t seed = 1;
   double learning_rate = 1e-3;
   ParallelSpec parallel;
-  Communicator* comm = nullptr;  // the data-parallel ranks; null for one
+  Communicator* comm = nullptr;     // the data-parallel ranks; null for one
   Communicator* tp_comm = nullptr;  // the tensor-parallel ranks; null for one
   int64_t tp_rank = 0;
 
