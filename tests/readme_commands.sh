@@ -9,7 +9,7 @@
 # (--time-scale 1: the target's rates as they are, met where the host can, instead of slow
 # motion), the emulation suites (h20-vs-h100, ascend-vs-nvidia: whole 7B-model embeddings and
 # heads) run their train-step entries alone (--workload train_step), the eight-chip suites
-# (tp-serving, train-8: Llama-3-70B and Llama-2-7B shards) the small model (--model small), and `fidelity`, minutes of
+# (tp-serving, train-8: Llama-3-70B and Llama-2-7B shards) the small model at its sequence length, and `fidelity`, minutes of
 # measurement, is skipped and says so, so that make test stays short; with
 # --as-written every command runs exactly as the README shows it (make check-readme). A command
 # passes when it exits 0; `compare`, whose exit code 1 reports a regression, may also exit 1.
@@ -62,7 +62,8 @@ for cmd in "${commands[@]}"; do
         if (run && p !~ /--help/ && p !~ /--reps/) p = p " --reps 1 --warmup 0"
         if (run && p !~ /--help/ && p !~ /--time-scale/) p = p " --time-scale 1"
         if (p ~ /build\/capbench run configs\/suites\/(h20-vs-h100|ascend-vs-nvidia)\.json/ && p !~ /--workload/) p = p " --workload train_step"
-        if (p ~ /build\/capbench run configs\/suites\/(tp-serving|train-8)\.json/ && p !~ /--model/) p = p " --model small"
+        if (p ~ /build\/capbench run configs\/suites\/tp-serving\.json/ && p !~ /--model/) p = p " --model small --prompt 32"
+        if (p ~ /build\/capbench run configs\/suites\/train-8\.json/ && p !~ /--model/) p = p " --model small --seq 128"
         out = out (i > 1 ? "&&" : "") p
       }
       print out }')
