@@ -735,6 +735,9 @@ TEST_F(CommCli, BadTensorParallelLayoutsAreBadInputNamingTheJsonPath) {
     EXPECT_NE(out.find(c.path), std::string::npos) << out;
     EXPECT_NE(out.find(c.says), std::string::npos) << out;
   }
+}
+
+TEST_F(CommCli, VirtualRanksUnderALauncherAreBadInputNamingTheJsonPath) {
   std::string why;
   if (!comm_engine_available(&why)) GTEST_SKIP() << why;
   const std::string suite =
