@@ -2,8 +2,12 @@
 
 #include "backends/bf16.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -226,6 +230,19 @@ void wait_until_host_seconds(double deadline) {
     if (left <= 0) break;
     if (left > 2e-3) std::this_thread::sleep_for(std::chrono::duration<double>(left - 1e-3));
   }
+}
+
+void* host_alloc(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t align = bytes >= kHuge ? kHuge : 64;
+  void* p = std::aligned_alloc(align, (std::max<size_t>(bytes, 1) + align - 1) / align * align);
+  if (!p) throw std::bad_alloc();
+  if (align == kHuge) madvise(p, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);  // a hint
+  return p;
+}
+
+void host_free(void* p) {
+  std::free(p);
 }
 
 }  // namespace capbench

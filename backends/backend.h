@@ -318,6 +318,13 @@ class HostPacer {
 std::vector<float> download_floats(Backend& backend, const Tensor& t);
 void upload_floats(Backend& backend, const Tensor& t, const float* host, size_t count);
 
+// Host memory for a CPU backend's buffers: 64-byte aligned; from 2 MiB on, aligned to 2 MiB and
+// backed by transparent huge pages where the kernel offers them (madvise), because a stream over
+// 4 KiB pages stalls at every page (one core read 22 GB/s over 4 KiB pages, 31 over 2 MiB ones).
+// Freed with host_free.
+void* host_alloc(size_t bytes);
+void host_free(void* p);
+
 // AdamW's step for a backend whose device memory is host memory: step_tensor's value when set.
 int64_t host_adamw_step(const AdamWArgs& args);
 

@@ -60,12 +60,8 @@ class OnednnBackend final : public Backend {
                        dtype_name(dtype));
   }
 
-  void* alloc(size_t bytes) override {
-    void* p = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
-    if (!p) throw std::bad_alloc();
-    return p;
-  }
-  void free(void* ptr) override { std::free(ptr); }
+  void* alloc(size_t bytes) override { return host_alloc(bytes); }
+  void free(void* ptr) override { host_free(ptr); }
   void copy_to_device(void* dst, const void* src, size_t bytes) override {
     parallel_copy(dst, src, bytes);
   }

@@ -70,12 +70,10 @@ Support ReferenceBackend::supports(OpId op, DType dtype) const {
 }
 
 void* ReferenceBackend::alloc(size_t bytes) {
-  void* p = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return p;
+  return host_alloc(bytes);
 }
 void ReferenceBackend::free(void* ptr) {
-  std::free(ptr);
+  host_free(ptr);
 }
 void ReferenceBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
   std::memcpy(dst, src, bytes);
