@@ -467,7 +467,9 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
     r.emulation["estimated_seconds"] = median(r.samples.at(r.primary)) * s;
     // Under floor an op lasts at least its target time; dilate and shift carry the host's own
     // inefficiency over on purpose, so their ops are meant to exceed the roofline.
-    if (env.plan->pacing.mode == EmulationMode::floor) note_ops_slower_than_target(r, s);
+    // A run limited_by a dimension already says the host falls short of the target there.
+    if (env.plan->pacing.mode == EmulationMode::floor && env.plan->limited_by.empty())
+      note_ops_slower_than_target(r, s);
   }
 
   std::map<std::string, double> medians;

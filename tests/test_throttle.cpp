@@ -456,6 +456,25 @@ TEST_F(EmulateCli, RelativeRunsRecordThePlanAndWarnWhenLimited) {
   EXPECT_NE(rep.runs[0].key.to_string(), rep.runs[1].key.to_string());
 }
 
+// The planted host rates are far above what the reference backend reaches, so in slow motion
+// its ops outlast the scaled target: the run names them and a time scale that would pace them.
+TEST_F(EmulateCli, OpsSlowerThanTheScaledTargetAreNamedWithAFittingTimeScale) {
+  const auto [code, out] =
+      run("--backend reference --emulate h100-sxm --time-scale auto --reps 2 --batch 8 --seq 64");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  const nlohmann::json& e = rep.runs[0].emulation;
+  ASSERT_TRUE(e["limited_by"].empty()) << e.dump();
+  ASSERT_TRUE(e.contains("ops_slower_than_target")) << e.dump();
+  EXPECT_NE(e["ops_slower_than_target"].dump().find("matmul"), std::string::npos) << e.dump();
+  const double s = e["time_scale"].get<double>();
+  const std::string& note = rep.runs[0].notes.at(0);
+  const size_t at = note.find("--time-scale ");
+  ASSERT_NE(at, std::string::npos) << note;
+  EXPECT_LT(std::stod(note.substr(at + 13)), s) << note;
+}
+
 TEST_F(EmulateCli, Bf16RunsTakeTheBf16GemmPeakForMfu) {
   std::string backend;
   for (const BackendEntry& e : builtin_registry().entries())
