@@ -40,7 +40,7 @@ void print_summary_table(std::FILE* out, const Report& report) {
   // Emulated runs also show their primary median on the target (measured x time scale).
   bool emulates = false;
   for (const RunRecord& r : report.runs) emulates = emulates || !r.key.emulation_profile.empty();
-  const char* tail = "{:<8} {:>12} {:<28} {:<14} {:>6} {:<5}";
+  const char* tail = "{:<8} {:>12} {:<40} {:<14} {:>6} {:<5}";
   fmt::print(out, "{}", key_cells([&](size_t i) { return columns[i].name; }));
   fmt::print(out, tail, "status", "tokens/s", "latency (median)", "util", "CI95", "valid");
   fmt::print(out, "{}\n", emulates ? " on target" : "");

@@ -220,9 +220,12 @@ class InferenceWorkload final : public Workload {
   Headline headline(const std::map<std::string, double>& m) const override {
     auto get = [&](const char* k) { return m.count(k) ? m.at(k) : 0.0; };
     if (m.count("decode_tokens_per_s"))
+      // The decode step's weight stream (bytes a step must read / TPOT): on a CPU at batch 1,
+      // the rate the backend streams its weights.
       return {get("decode_tokens_per_s"), "decode tokens/s",
-              fmt::format("TPOT {:.2f} / TTFT {:.1f} ms", get("tpot_ms"), get("ttft_ms")), "mbu",
-              "MBU"};
+              fmt::format("TPOT {:.2f} / TTFT {:.1f} ms, {:.1f} GB/s", get("tpot_ms"),
+                          get("ttft_ms"), get("decode_bytes_per_s") / 1e9),
+              "mbu", "MBU"};
     return {get("prefill_tokens_per_s"), "prefill tokens/s",
             fmt::format("TTFT {:.1f} ms", get("ttft_ms")), "prefill_mfu", "prefill MFU"};
   }
