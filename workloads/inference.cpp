@@ -23,8 +23,7 @@ int64_t cache_capacity(int64_t prompt, int64_t decode_steps) {
 Inference::Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
                      int64_t decode_steps, uint64_t seed, DType dtype, const TensorShard* shard)
     : be_(backend),
-      model_(backend, shard ? tensor_parallel_shard(cfg, shard->tp) : cfg, seed,
-             /*training=*/false, dtype, shard),
+      model_(backend, cfg, seed, /*training=*/false, dtype, shard),
       batch_(batch),
       prompt_(prompt),
       decode_steps_(decode_steps),

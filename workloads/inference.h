@@ -11,7 +11,7 @@ namespace capbench {
 
 class Inference {
  public:
-  // With `shard` (tensor parallel), the model is that rank's shard of shard->whole = cfg.
+  // With `shard` (tensor parallel), the model is that rank's shard of cfg.
   Inference(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t prompt,
             int64_t decode_steps, uint64_t seed, DType dtype = DType::f32,
             const TensorShard* shard = nullptr);

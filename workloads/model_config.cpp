@@ -7,28 +7,29 @@ namespace capbench {
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
   std::vector<ParamSpec> specs;
   int64_t offset = 0;
-  auto push = [&](std::string name, std::vector<int64_t> shape, ParamSpec::Init init) {
+  using I = ParamSpec::Init;
+  using R = ParamSpec::Role;
+  auto push = [&](std::string name, std::vector<int64_t> shape, I init, R role) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    specs.push_back({std::move(name), std::move(shape), offset, init});
+    specs.push_back({std::move(name), std::move(shape), offset, init, role});
     offset += n;
   };
-  using I = ParamSpec::Init;
   const int64_t c = cfg.d_model;
-  push("embedding", {cfg.vocab, c}, I::normal);
+  push("embedding", {cfg.vocab, c}, I::normal, R::embedding);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
-    push(p + "attn_norm", {c}, I::ones);
-    push(p + "wq", {cfg.q_dim(), c}, I::normal);
-    push(p + "wk", {cfg.kv_dim(), c}, I::normal);
-    push(p + "wv", {cfg.kv_dim(), c}, I::normal);
-    push(p + "wo", {c, cfg.q_dim()}, I::normal_scaled);
-    push(p + "mlp_norm", {c}, I::ones);
-    push(p + "w_gate_up", {2 * cfg.d_ff, c}, I::normal);
-    push(p + "w_down", {c, cfg.d_ff}, I::normal_scaled);
+    push(p + "attn_norm", {c}, I::ones, R::attn_norm);
+    push(p + "wq", {cfg.q_dim(), c}, I::normal, R::wq);
+    push(p + "wk", {cfg.kv_dim(), c}, I::normal, R::wk);
+    push(p + "wv", {cfg.kv_dim(), c}, I::normal, R::wv);
+    push(p + "wo", {c, cfg.q_dim()}, I::normal_scaled, R::wo);
+    push(p + "mlp_norm", {c}, I::ones, R::mlp_norm);
+    push(p + "w_gate_up", {2 * cfg.d_ff, c}, I::normal, R::w_gate_up);
+    push(p + "w_down", {c, cfg.d_ff}, I::normal_scaled, R::w_down);
   }
-  push("final_norm", {c}, I::ones);
-  push("head", {cfg.vocab, c}, I::normal);
+  push("final_norm", {c}, I::ones, R::final_norm);
+  push("head", {cfg.vocab, c}, I::normal, R::head);
   return specs;
 }
 

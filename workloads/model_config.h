@@ -42,10 +42,25 @@ struct ModelConfig {
 
 // One parameter tensor of the flat buffer, in layout order.
 struct ParamSpec {
+  // Which weight of the model it is (a layer's are the same role in every layer).
+  enum class Role {
+    embedding,
+    attn_norm,
+    wq,
+    wk,
+    wv,
+    wo,
+    mlp_norm,
+    w_gate_up,
+    w_down,
+    final_norm,
+    head
+  };
   std::string name;  // "layers.3.wq"
   std::vector<int64_t> shape;
   int64_t offset = 0;  // elements from the start of the flat buffer
   enum class Init { ones, normal, normal_scaled } init = Init::normal;
+  Role role = Role::embedding;
 };
 
 // Every parameter in flat-buffer order: embedding, per layer (attn_norm, wq, wk, wv, wo,

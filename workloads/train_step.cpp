@@ -28,8 +28,7 @@ void synthetic_batch(const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_
 TrainStep::TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq,
                      uint64_t seed, AdamWArgs optimizer, DType dtype, Communicator* comm,
                      const ParallelSpec& parallel, const TensorShard* shard)
-    : model_(backend, shard ? tensor_parallel_shard(cfg, shard->tp) : cfg, seed, /*training=*/true,
-             dtype, shard),
+    : model_(backend, cfg, seed, /*training=*/true, dtype, shard),
       pass_(model_, batch, seq),
       optimizer_(optimizer),
       counters_(backend),

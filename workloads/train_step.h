@@ -21,7 +21,7 @@ class TrainStep {
   // With `comm` (data parallel over its ranks): this rank's `batch` sequences are its share
   // of a global batch of world·batch, and gradients are all-reduced in buckets during the
   // backward pass.
-  // With `shard` (tensor parallel), the model is that rank's shard of shard->whole = cfg, and
+  // With `shard` (tensor parallel), the model is that rank's shard of cfg, and
   // every rank of the shard trains the same sequences.
   TrainStep(Backend& backend, const ModelConfig& cfg, int64_t batch, int64_t seq, uint64_t seed,
             AdamWArgs optimizer = {}, DType dtype = DType::f32, Communicator* comm = nullptr,

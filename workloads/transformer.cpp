@@ -214,12 +214,12 @@ std::vector<float> initial_params(const ModelConfig& cfg, uint64_t seed) {
 
 namespace {
 
-// The values of one parameter of a tensor-parallel shard: its rows (wq, wk, wv; the gate and the
-// up halves of w_gate_up) or its columns (wo, w_down) of the whole model's tensor, every value
-// drawn at its index in the whole model, so that the shards hold exactly one device's values.
-void shard_values(const TensorShard& shard, const ParamSpec& whole, uint64_t seed, float* out) {
-  const ModelConfig& cfg = shard.whole;
-  const ModelConfig part = tensor_parallel_shard(cfg, shard.tp);
+// The values of one parameter of `part`, the tensor-parallel shard of `cfg`: its rows (wq, wk, wv;
+// the gate and the up halves of w_gate_up) or its columns (wo, w_down) of the whole model's tensor,
+// every value drawn at its index in the whole model, so that the shards hold exactly one device's
+// values.
+void shard_values(const ModelConfig& cfg, const ModelConfig& part, const TensorShard& shard,
+                  const ParamSpec& whole, uint64_t seed, float* out) {
   const int64_t c = cfg.d_model, hd = cfg.head_dim(), r = shard.rank;
   auto rows = [&](int64_t first_row, int64_t count, float* to) {
     ParamSpec s = whole;
@@ -233,25 +233,26 @@ void shard_values(const TensorShard& shard, const ParamSpec& whole, uint64_t see
       init_values(cfg, s, seed, out + row * count, count, 1);
     }
   };
-  const std::string& name = whole.name;
-  const auto ends = [&](const char* suffix) {
-    const std::string sfx = suffix;
-    return name.size() >= sfx.size() &&
-           name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0;
-  };
-  if (ends(".wq")) {
-    rows(r * part.q_dim(), part.q_dim(), out);
-  } else if (ends(".wk") || ends(".wv")) {
-    rows(shard_first_kv_head(cfg, shard.tp, r) * hd, part.kv_dim(), out);
-  } else if (ends(".wo")) {
-    columns(cfg.q_dim(), r * part.q_dim(), part.q_dim());
-  } else if (ends(".w_gate_up")) {
-    rows(r * part.d_ff, part.d_ff, out);
-    rows(cfg.d_ff + r * part.d_ff, part.d_ff, out + part.d_ff * c);
-  } else if (ends(".w_down")) {
-    columns(cfg.d_ff, r * part.d_ff, part.d_ff);
-  } else {
-    init_values(cfg, whole, seed, out, numel_of(whole.shape));  // whole on every rank
+  using R = ParamSpec::Role;
+  switch (whole.role) {
+    case R::wq:
+      return rows(r * part.q_dim(), part.q_dim(), out);
+    case R::wk:
+    case R::wv:
+      return rows(shard_first_kv_head(cfg, shard.tp, r) * hd, part.kv_dim(), out);
+    case R::wo:
+      return columns(cfg.q_dim(), r * part.q_dim(), part.q_dim());
+    case R::w_gate_up:
+      rows(r * part.d_ff, part.d_ff, out);
+      return rows(cfg.d_ff + r * part.d_ff, part.d_ff, out + part.d_ff * c);
+    case R::w_down:
+      return columns(cfg.d_ff, r * part.d_ff, part.d_ff);
+    case R::embedding:
+    case R::attn_norm:
+    case R::mlp_norm:
+    case R::final_norm:
+    case R::head:
+      return init_values(cfg, whole, seed, out, numel_of(whole.shape));  // whole on every rank
   }
 }
 
@@ -267,28 +268,27 @@ Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool train
              const TensorShard* shard)
     : backend_(backend),
       tp_ranks_(shard && shard->tp > 1 ? shard->ranks : nullptr),
-      cfg_(cfg),
+      cfg_(shard ? tensor_parallel_shard(cfg, shard->tp) : cfg),
       dtype_(dtype),
       store_(backend) {
   if (dtype != DType::f32 && dtype != DType::bf16)
     throw std::invalid_argument(std::string("the model runs at fp32 or bf16, not ") +
                                 dtype_name(dtype));
-  const int64_t n = param_count(cfg);
+  const int64_t n = param_count(cfg_);
   const bool mixed = training && dtype != DType::f32;
   params_ = store_.make(training ? DType::f32 : dtype, {n});
   compute_ = mixed ? store_.make(dtype, {n}) : params_;
-  weights_ = weight_views(cfg, compute_.data, dtype);
+  weights_ = weight_views(cfg_, compute_.data, dtype);
   // Upload tensor by tensor, so host memory stays at one tensor even for a 70B-shaped model.
   std::vector<float> host;
   const size_t elt = dtype_size(params_.dtype);
-  const std::vector<ParamSpec> whole_specs =
-      shard ? param_specs(shard->whole) : std::vector<ParamSpec>{};
+  const std::vector<ParamSpec> whole_specs = shard ? param_specs(cfg) : std::vector<ParamSpec>{};
   size_t index = 0;
-  for (const ParamSpec& s : param_specs(cfg)) {
+  for (const ParamSpec& s : param_specs(cfg_)) {
     const int64_t count = numel_of(s.shape);
     host.resize(static_cast<size_t>(count));
     if (shard)
-      shard_values(*shard, whole_specs.at(index++), seed, host.data());
+      shard_values(cfg, cfg_, *shard, whole_specs.at(index++), seed, host.data());
     else
       init_values(cfg, s, seed, host.data(), count);
     const Tensor part(static_cast<char*>(params_.data) + static_cast<size_t>(s.offset) * elt,
@@ -300,7 +300,7 @@ Model::Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool train
     grad_flat_ = store_.make(DType::f32, {n});
     m_ = store_.make(DType::f32, {n});
     v_ = store_.make(DType::f32, {n});
-    grads_ = weight_views(cfg, grad_flat_.data, DType::f32);
+    grads_ = weight_views(cfg_, grad_flat_.data, DType::f32);
     backend.fill(grad_flat_, 0.0f);
     backend.fill(m_, 0.0f);
     backend.fill(v_, 0.0f);
@@ -406,9 +406,8 @@ TrainingPass::TrainingPass(Model& model, int64_t batch, int64_t seq)
   dh_ = store_.make(dt, {n, f});
   dgate_up_ = store_.make(dt, {n, 2 * f});
   for (const ParamSpec& spec : param_specs(cfg)) {
-    if (spec.name == "final_norm") final_norm_offset_ = spec.offset;
-    if (spec.name.size() > 10 && spec.name.compare(spec.name.size() - 10, 10, ".attn_norm") == 0)
-      layer_offsets_.push_back(spec.offset);
+    if (spec.role == ParamSpec::Role::final_norm) final_norm_offset_ = spec.offset;
+    if (spec.role == ParamSpec::Role::attn_norm) layer_offsets_.push_back(spec.offset);
   }
 }
 

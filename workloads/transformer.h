@@ -53,7 +53,6 @@ void init_values(const ModelConfig& cfg, const ParamSpec& spec, uint64_t seed, f
 // over and which one this is, and the ranks' communicator, whose all-reduces sum the partial
 // results of the split products (two per layer forward, two backward).
 struct TensorShard {
-  ModelConfig whole;
   int64_t tp = 1;
   int64_t rank = 0;
   Communicator* ranks = nullptr;  // null: never summed (not for real use: tests of the layout)
@@ -65,8 +64,8 @@ struct TensorShard {
 // after every update, and fp32 gradients and moments.
 class Model {
  public:
-  // With a shard, `cfg` is tensor_parallel_shard(shard->whole, shard->tp) and the parameters are
-  // this rank's slices of the whole model's (the same values one device would hold).
+  // With a shard, the model this rank holds is tensor_parallel_shard(cfg, shard->tp) (config()),
+  // its parameters this rank's slices of cfg's (the same values one device would hold).
   Model(Backend& backend, const ModelConfig& cfg, uint64_t seed, bool training,
         DType dtype = DType::f32, const TensorShard* shard = nullptr);
   const ModelConfig& config() const { return cfg_; }

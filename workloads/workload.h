@@ -73,7 +73,7 @@ struct WorkloadParams {
   // The shard's description for the model (null without tensor parallelism).
   std::optional<TensorShard> shard() const {
     if (parallel.tensor_ranks() <= 1) return std::nullopt;
-    return TensorShard{model, parallel.tensor_ranks(), tp_rank, tp_comm};
+    return TensorShard{parallel.tensor_ranks(), tp_rank, tp_comm};
   }
 };
 
