@@ -166,8 +166,6 @@ static std::pair<int64_t, double> measure_gemm(
   }
 }
 
-namespace {}  // namespace
-
 double measure_gemv(Backend& be, DType dtype, int64_t k, int64_t n_out, size_t total_bytes) {
   const size_t elt = dtype_size(dtype);
   const size_t one = static_cast<size_t>(n_out * k) * elt;

@@ -83,7 +83,7 @@ void print_comm_bench(std::FILE* out, const nlohmann::json& block);
 // (median of 5, after one warm-up). Measured at the start of every run over several ranks, not
 // cached: the link depends on how the job was placed, not on the machine alone.
 // The link between the job's ranks as the link model sees it: bandwidth from a 16 MiB all-reduce's
-// busbw, latency per ring step from a 4-byte one.
+// busbw, latency per ring step from the mean of 16 KiB ones, each after a spell of work.
 struct HostLink {
   double bytes_per_s = 0;
   double latency_s = 0;

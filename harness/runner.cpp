@@ -619,7 +619,22 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     std::unique_ptr<MeteredCommunicator> metered, metered_tp;
     std::optional<LinkModel> host_link;
     const ParallelSpec& par = spec.parallel;
-    if (par.layout != "single" && par.virtual_ranks) {
+    const bool virtual_run = par.layout != "single" && par.virtual_ranks;
+    if (virtual_run || (ranks && par.layout != "single")) {
+      r.parallel = {{"layout", par.layout},
+                    {"world", r.key.world},
+                    {"tp", r.key.tp},
+                    {"dp", r.key.world / r.key.tp},
+                    {"virtual", par.virtual_ranks},
+                    {"engine", virtual_run ? std::string("virtual") : ranks->engine()},
+                    {"bucket_bytes", par.bucket_bytes},
+                    {"first_bucket_bytes", par.first_bucket_bytes}};
+      if (par.layout == "tp")
+        r.parallel["kv_heads"] = kv_heads_replicated(spec.model, par.tensor_ranks())
+                                     ? "replicated (tp above the kv heads)"
+                                     : "split";
+    }
+    if (virtual_run) {
       // One process plays rank 0 of the world: collectives on the emulated chip's link (or the
       // one given), as slow as the time scale, moving nothing.
       LinkModel link;
@@ -641,21 +656,12 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
             std::make_unique<VirtualCommunicator>(static_cast<int>(par.data_ranks()), link);
         metered = std::make_unique<MeteredCommunicator>(*virtual_dp);
       }
-      r.parallel = {
-          {"layout", par.layout},
-          {"world", par.world},
-          {"tp", par.tensor_ranks()},
-          {"dp", par.data_ranks()},
-          {"virtual", true},
-          {"engine", "virtual"},
-          {"link",
-           {{"topology", link.topology},
-            {"link_bytes_per_s", link.link_bytes_per_s},
-            {"latency_s", link.latency_s},
-            {"source", spec.emulation ? spec.emulation->target.name + "'s link x time scale"
-                                      : std::string("the suite's parallel.link")}}},
-          {"bucket_bytes", par.bucket_bytes},
-          {"first_bucket_bytes", par.first_bucket_bytes}};
+      r.parallel["link"] = {
+          {"topology", link.topology},
+          {"link_bytes_per_s", link.link_bytes_per_s},
+          {"latency_s", link.latency_s},
+          {"source", spec.emulation ? spec.emulation->target.name + "'s link x time scale"
+                                    : std::string("the suite's parallel.link")}};
     } else if (ranks && par.layout != "single") {
       Communicator* below = ranks;
       if (plan && plan->link && ranks->world() > 1) {
@@ -668,24 +674,11 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
         host_link.emplace();
         host_link->link_bytes_per_s = context.host_link_bytes_per_s;
         host_link->latency_s = context.host_link_latency_s;
-      }
-      r.parallel = {{"layout", par.layout},
-                    {"world", ranks->world()},
-                    {"tp", par.tensor_ranks()},
-                    {"dp", par.layout == "tp" ? 1 : ranks->world()},
-                    {"virtual", false},
-                    {"engine", ranks->engine()},
-                    {"bucket_bytes", par.bucket_bytes},
-                    {"first_bucket_bytes", par.first_bucket_bytes}};
-      if (host_memory && context.host_link_bytes_per_s > 0)
         r.parallel["host_link"] = {{"bytes_per_s", context.host_link_bytes_per_s},
                                    {"latency_s", context.host_link_latency_s},
                                    {"source", context.host_link_source}};
+      }
     }
-    if (par.layout == "tp")
-      r.parallel["kv_heads"] = kv_heads_replicated(spec.model, par.tensor_ranks())
-                                   ? "replicated (tp above the kv heads)"
-                                   : "split";
     OpProfiler profiled(throttle ? static_cast<Backend&>(*throttle) : *backend);
     RunEnv env{profiled, peaks,         plan ? &*plan : nullptr,          device_memory,
                progress, metered.get(), host_link ? &*host_link : nullptr};
