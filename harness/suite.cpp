@@ -80,9 +80,10 @@ ModelConfig layer_slice(const ModelConfig& full, int64_t n) {
 // A suite entry's "parallel" object ({"layout": "dp", "bucket_mb": 25}; {"layout": "tp", "tp": 8,
 // "dp": 1, "virtual": true, "link": {...}}), or the defaults', or --parallel / --tp / --dp /
 // --virtual / --bucket-mb. Data parallelism is of training: an inference entry stays single.
-// `launcher_world`: the ranks this process was started among.
+// `some_run_native`: whether the entry has a run without emulation (whose virtual ranks then
+// need a link given here).
 ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const SuiteOverrides& ov,
-                           const Workload& workload, const ModelConfig& model,
+                           const Workload& workload, const ModelConfig& model, bool some_run_native,
                            std::optional<LinkModel>* link) {
   ParallelSpec p;
   const JsonView* from = e.has("parallel") ? &e : defaults.has("parallel") ? &defaults : nullptr;
@@ -142,6 +143,11 @@ ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const Su
     fail("virtual", fmt::format("virtual ranks run in one process, not under a launcher of {} "
                                 "ranks (drop \"virtual\", or run without the launcher)",
                                 ov.launcher_world));
+  // A virtual rank's collectives last a link model's time: the emulated chip's, or one given.
+  if (p.virtual_ranks && some_run_native && !*link)
+    fail("link",
+         "a link for the virtual ranks' collectives: emulate a profile (its link), or give "
+         "\"link\": {\"bytes_per_s\": ..., \"latency_s\": ...}");
   if (p.layout == "dp") {
     p.tp = 1;
     if (p.virtual_ranks) {
@@ -419,20 +425,13 @@ Suite load_suite(const std::string& path, const SuiteOverrides& ov, const std::s
     else if (defaults.has("graphs"))
       s.graphs = defaults.at("graphs").as_bool();
     if (ov.no_graphs) s.graphs = false;
-    s.parallel = parallel_spec(e, defaults, ov, *workload, s.model, &s.virtual_link);
     const std::vector<std::optional<EmulationSpec>> emulations =
         emulation_list(e, defaults, ov, config_dir);
-    // A virtual rank's collectives last a link model's time: the emulated chip's, or one given.
-    if (s.parallel.virtual_ranks && !s.virtual_link &&
+    const bool some_run_native =
         std::any_of(emulations.begin(), emulations.end(),
-                    [](const std::optional<EmulationSpec>& em) { return !em; })) {
-      const JsonView where = e.has("parallel")          ? e.at("parallel")
-                             : defaults.has("parallel") ? defaults.at("parallel")
-                                                        : e;
-      where.fail(
-          "a link for the virtual ranks' collectives: emulate a profile (its link), or give "
-          "\"link\": {\"bytes_per_s\": ..., \"latency_s\": ...}");
-    }
+                    [](const std::optional<EmulationSpec>& em) { return !em; });
+    s.parallel =
+        parallel_spec(e, defaults, ov, *workload, s.model, some_run_native, &s.virtual_link);
 
     std::vector<std::string> backends;
     Unavailable unavailable;
