@@ -162,16 +162,16 @@ void print_comm_bench(std::FILE* out, const nlohmann::json& block) {
   int64_t wrong = 0;
   bool unchecked = false;
   for (const nlohmann::json& r : block.value("results", nlohmann::json::array())) {
+    // null: not checked (virtual ranks); a result without the field counts as none wrong.
+    const nlohmann::json row_wrong = r.value("wrong", nlohmann::json(0));
+    unchecked = unchecked || row_wrong.is_null();
+    if (!row_wrong.is_null()) wrong += row_wrong.get<int64_t>();
     fmt::print(out, "{:<15} {:<5} {:>12} {:>11} {:>6} {:>11.1f} {:>12.3f} {:>12.3f} {:>6}\n",
                r.value("collective", ""), r.value("dtype", ""), r.value("bytes", int64_t{0}),
                r.value("count", int64_t{0}), r.value("iters", int64_t{0}),
                r.value("seconds", 0.0) * 1e6, r.value("algbw_bytes_per_s", 0.0) / 1e9,
                r.value("busbw_bytes_per_s", 0.0) / 1e9,
-               r["wrong"].is_null() ? std::string("-") : std::to_string(r["wrong"].get<int64_t>()));
-    if (r["wrong"].is_null())
-      unchecked = true;
-    else
-      wrong += r["wrong"].get<int64_t>();
+               row_wrong.is_null() ? std::string("-") : row_wrong.dump());
   }
   if (unchecked)
     fmt::print(out, "wrong results: not checked (virtual ranks move no data)\n");
