@@ -15,6 +15,7 @@
 #include "backends/onednn/onednn_attention.h"
 #include "backends/onednn/onednn_common.h"
 #include "backends/onednn/onednn_primitives.h"
+#include "backends/onednn/onednn_small_product.h"
 #include "backends/shape_checks.h"
 
 namespace capbench {
@@ -31,7 +32,10 @@ bool cpu_has_native_bf16() {
 
 class OnednnBackend final : public Backend {
  public:
-  explicit OnednnBackend(const BackendOptions& options) : native_bf16_(cpu_has_native_bf16()) {
+  explicit OnednnBackend(const BackendOptions& options)
+      : native_bf16_(cpu_has_native_bf16()),
+        small_product_f32_(small_product_runs(DType::f32)),
+        small_product_bf16_(small_product_runs(DType::bf16)) {
     threads_ = options.threads > 0 ? options.threads
                                    : static_cast<int>(std::thread::hardware_concurrency());
     omp_set_num_threads(threads_);
@@ -184,6 +188,10 @@ class OnednnBackend final : public Backend {
 
   void matmul(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulArgs& args) override {
     check_matmul(c, a, b, args);
+    if (takes_small_product(c, a, b, args)) {
+      small_product(c, a, b);
+      return;
+    }
     const Mat A = args.trans_a ? mat(a).t() : mat(a);
     const Mat B = args.trans_b ? mat(b).t() : mat(b);
     prims_.gemm(mat(c), A, B, args.alpha, args.beta);
@@ -393,6 +401,17 @@ class OnednnBackend final : public Backend {
   }
 
  private:
+  // y = x · Wᵀ with a few rows of x (decode's linear layers): the streaming kernel of
+  // onednn_small_product.h instead of oneDNN's GEMM.
+  bool takes_small_product(const Tensor& c, const Tensor& a, const Tensor& b,
+                           const MatmulArgs& args) const {
+    const bool runs =
+        a.dtype == DType::f32 ? small_product_f32_ : a.dtype == DType::bf16 && small_product_bf16_;
+    return runs && !args.trans_a && args.trans_b && args.alpha == 1.0f && args.beta == 0.0f &&
+           a.rows() <= kSmallProductMaxRows && b.dtype == a.dtype &&
+           (c.dtype == a.dtype || c.dtype == DType::f32);
+  }
+
   template <class T>
   void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, float direction) {
     const int64_t batch = in.dim(0), t = in.dim(1), heads = in.dim(2), hd = in.dim(3);
@@ -439,6 +458,7 @@ class OnednnBackend final : public Backend {
   // fp32 scratch that SwiGLU and cross-entropy borrow (ops run one at a time).
   std::vector<float> scratch_a_, scratch_b_;
   bool native_bf16_ = false;
+  bool small_product_f32_ = false, small_product_bf16_ = false;
 };
 
 }  // namespace
