@@ -93,7 +93,10 @@ const AttnShape kAttnShapes[] = {
     {1, 1, 4, 4, 8}, {2, 5, 4, 2, 6}, {1, 17, 6, 1, 10}, {3, 9, 8, 4, 16}};
 
 TEST_P(Conformance, Matmul) {
-  const int64_t dims[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 48, 96}};
+  // m ≤ 8 with k beyond one vector and a remainder: the one-row products of decode steps, which
+  // a backend may run through its own kernel (split among threads when n·k is large enough).
+  const int64_t dims[][3] = {{1, 1, 1},    {7, 5, 3},       {33, 17, 65},
+                             {64, 48, 96}, {1, 1000, 1063}, {8, 300, 200}};
   for (const auto& d : dims)
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
@@ -205,8 +208,10 @@ TEST_P(Conformance, AttentionForwardBackward) {
 }
 
 TEST_P(Conformance, KvAppendAndDecode) {
-  for (const AttnShape& s : kAttnShapes)
-    for (int64_t pos : {0, 1, 6}) {
+  std::vector<AttnShape> shapes(std::begin(kAttnShapes), std::end(kAttnShapes));
+  shapes.push_back({2, 1, 8, 2, 64});  // a decode step's shape: head dim of several vectors
+  for (const AttnShape& s : shapes)
+    for (int64_t pos : {0, 1, 6, 41}) {
       const int64_t cap = pos + s.t + 2;
       Mirror kc = random({s.b, cap, s.k, s.d});
       Mirror vc = random({s.b, cap, s.k, s.d});
