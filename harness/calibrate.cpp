@@ -317,8 +317,11 @@ std::string cache_dir() {
   return ".cache/capbench";
 }
 
+// The library version is part of the key: a backend whose library (or own kernels, which its
+// version string names) changed streams and multiplies at other rates.
 std::string calibration_key(const DeviceInfo& info) {
-  return fmt::format("{}|{}|threads={}", info.name, info.backend, info.threads);
+  return fmt::format("{}|{}|{}|threads={}", info.name, info.backend, info.library_version,
+                     info.threads);
 }
 
 static std::string calibration_file() {

@@ -1,6 +1,6 @@
 // Host calibration: the peak rates MFU, MBU and the roofline divide by, measured through a
 // backend (a large GEMM; a large device-to-device copy, counted as read + write), cached per
-// (device, backend, threads) so runs do not pay for it each time.
+// (device, backend, library version, threads) so runs do not pay for it each time.
 #pragma once
 
 #include <functional>

@@ -51,6 +51,7 @@ class OnednnBackend final : public Backend {
     const dnnl_version_t* v = dnnl_version();
     info.library_version = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) +
                            "." + std::to_string(v->patch);
+    if (small_product_f32_) info.library_version += " + own AVX-512 decode kernels";
     return info;
   }
 
