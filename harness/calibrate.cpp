@@ -53,6 +53,12 @@ nlohmann::json shape_json(const std::vector<ShapeRate>& rates) {
 
 }  // namespace
 
+static nlohmann::json read_by_threads_json(const std::vector<Calibration::ThreadsRate>& rates) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Calibration::ThreadsRate& r : rates) out.push_back({r.threads, r.bytes_per_s});
+  return out;
+}
+
 nlohmann::json to_json(const Calibration& c) {
   return {{"device", c.device},
           {"backend", c.backend},
@@ -65,6 +71,7 @@ nlohmann::json to_json(const Calibration& c) {
           {"copy_bytes", c.copy_bytes},
           {"stream_bytes_per_s", c.stream_bytes_per_s},
           {"read_bytes_per_s", c.read_bytes_per_s},
+          {"read_by_threads", read_by_threads_json(c.read_by_threads)},
           {"gemv_rates", shape_json(c.gemv_rates)},
           {"gemm_rates", shape_json(c.gemm_rates)},
           {"gemv_rates_bf16", shape_json(c.gemv_rates_bf16)},
@@ -291,7 +298,12 @@ Calibration measure_calibration(Backend& be,
   // Read stream: on a CPU the backend's memory is the host's, read by its thread count.
   if (!gpu) {
     if (progress) progress("calibrate: read stream");
-    c.read_bytes_per_s = measure_host_read_stream(std::max(info.threads, 1), size_t{512} << 20);
+    const int64_t threads = std::max<int64_t>(info.threads, 1);
+    for (int64_t t = 1; t < threads; t *= 2)
+      c.read_by_threads.push_back(
+          {t, measure_host_read_stream(static_cast<int>(t), size_t{512} << 20)});
+    c.read_bytes_per_s = measure_host_read_stream(static_cast<int>(threads), size_t{512} << 20);
+    c.read_by_threads.push_back({threads, c.read_bytes_per_s});
   }
 
   // Dispatch: a one-element add, synchronised each time; the median of many.
@@ -353,6 +365,13 @@ std::optional<Calibration> cached_calibration(const std::string& key) {
     c.stream_bytes_per_s = v.at("stream_bytes_per_s").as_number_in(1e6, bandwidth[1]);
     c.dispatch_s = v.at("dispatch_s").as_number_in(1e-10, 1.0);  // older caches: measured again
     c.read_bytes_per_s = v.at("read_bytes_per_s").as_number_in(0, bandwidth[1]);
+    if (v.has("read_by_threads"))  // [threads, bytes/s] pairs; older caches lack them
+      for (const JsonView& item : v.at("read_by_threads").items()) {
+        const std::vector<JsonView> f = item.items();
+        if (f.size() != 2u) item.fail("[threads, bytes/s]");
+        c.read_by_threads.push_back(
+            {f[0].as_int_in(1, 1 << 20), f[1].as_number_in(1e6, bandwidth[1])});
+      }
     // GEMV classes are [K, N, rate] (a cache from before rows were classes fails here and is
     // measured again); GEMM classes [size, rate].
     auto shapes = [&](const char* name, double lo, double hi, bool by_matrix) {

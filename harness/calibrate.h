@@ -34,6 +34,13 @@ struct Calibration {
   // CPU: bytes per second the backend's thread count reads from a buffer far larger than the
   // caches (a sum over 512 MiB): the most a decode step's weight stream can reach. 0 on GPUs.
   double read_bytes_per_s = 0;
+  // The same read stream by 1, 2, 4, … threads up to the backend's count (the last entry is
+  // read_bytes_per_s): how far fewer cores get. Empty on GPUs.
+  struct ThreadsRate {
+    int64_t threads = 0;
+    double bytes_per_s = 0;
+  };
+  std::vector<ThreadsRate> read_by_threads;
   // The rates of shape classes (backends/rates.h), at fp32 and (where the backend runs it) bf16:
   // one-row products by row length K and rows N, over 128 MiB of distinct matrices
   // (bytes/s), square GEMMs by size (FLOP/s); and an elementwise add over buffers beyond the

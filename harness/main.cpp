@@ -339,15 +339,19 @@ int cmd_calibrate(const std::string& backend_name, int threads, bool force) {
       *e, BackendOptions{threads}, force, [&](const std::string& s) { progress.update(s); },
       &cached);
   progress.end(cached ? "cached" : "done");
+  std::string read_lines;
+  for (const Calibration::ThreadsRate& r : c.read_by_threads)
+    read_lines += fmt::format("  read stream 512 MiB, {} thread{}: {:.1f} GB/s\n", r.threads,
+                              r.threads == 1 ? "" : "s", r.bytes_per_s / 1e9);
   fmt::print(
       "{} on {} ({} threads){}:\n  GEMM {}^3 fp32: {:.1f} GFLOP/s\n  GEMM bf16: {}\n"
-      "  copy {} MiB:  {:.1f} GB/s (read + write)\n  weight streaming (GEMV): {:.1f} GB/s\n  "
+      "  copy {} MiB:  {:.1f} GB/s (read + write)\n{}  weight streaming (GEMV): {:.1f} GB/s\n  "
       "dispatch: {:.2f} us per op\n  cache: {}/calibration.json\n",
       c.backend, c.device, c.threads, cached ? " [cached]" : "", c.gemm_n, c.gemm_flops / 1e9,
       c.gemm_bf16_flops > 0
           ? fmt::format("{}^3, {:.1f} GFLOP/s", c.gemm_bf16_n, c.gemm_bf16_flops / 1e9)
           : std::string("not supported by this backend"),
-      static_cast<int64_t>(c.copy_bytes) >> 20, c.copy_bytes_per_s / 1e9,
+      static_cast<int64_t>(c.copy_bytes) >> 20, c.copy_bytes_per_s / 1e9, read_lines,
       c.stream_bytes_per_s / 1e9, c.dispatch_s * 1e6, cache_dir());
   return 0;
 }
