@@ -138,53 +138,103 @@ void attend_row(T* out, const float* q, const T* k, const T* v, int64_t stride, 
   for (int64_t x = 0; x < d; ++x) store(out + x, acc[x] * inv);
 }
 
-// attend_row with 16 lanes at a time, for d a multiple of 16 up to kMaxLaneHeadDim: scores 16
-// positions at a time (their dot products summed across lanes together), exponentials 16 at a
-// time. The portable loop converts bf16 and exponentiates one element at a time and ran decode
-// attention at ~4 GFLOP/s.
+// attend_row with 16 lanes at a time, for a run of query heads of one query row, d a multiple
+// of 16 up to kMaxLaneHeadDim. Scores go 16 positions at a time (their dot products summed
+// across lanes together) and position by position across the run's kv heads, so a thread reads
+// each position's slice of the cache (its kv heads side by side) once and in order: after a
+// step's weights have streamed through, the cache comes from memory, and one head at a time
+// (128 bytes of every kilobyte) left it latency-bound. Exponentials 16 lanes at a time.
+//   out, q: the run's heads, d apart; kv head c of the run (counted from the kv head of its
+//   first query head h_begin) at position j: k + j·stride + c·d, likewise v.
+//   p: [heads · padded ctx] and acc: [heads · d] scratch.
 constexpr int64_t kMaxLaneHeadDim = 256;
 template <class T>
-CAPBENCH_AVX512 void attend_row_lanes(T* out, const float* q, const T* k, const T* v,
-                                      int64_t stride, int64_t ctx, int64_t d, float scale,
-                                      float* p) {
-  const int64_t blocks = d / 16;
-  __m512 qv[kMaxLaneHeadDim / 16];
-  for (int64_t b = 0; b < blocks; ++b) qv[b] = _mm512_loadu_ps(q + 16 * b);
-  __m512 top = _mm512_set1_ps(-INFINITY);
+CAPBENCH_AVX512 void attend_heads_lanes(T* out, const T* q, const T* k, const T* v, int64_t h_begin,
+                                        int64_t heads, int64_t group, int64_t stride, int64_t ctx,
+                                        int64_t d, float scale, float* scratch) {
+  const int64_t blocks = d / 16, padded = (ctx + 15) / 16 * 16;
+  // The run's slice of a position: from its first kv head to the end of its last.
+  const int64_t first_kv = h_begin / group;
+  const int64_t slice = ((h_begin + heads - 1) / group - first_kv + 1) * d;
+  auto kv_offset = [&](int64_t r) { return ((h_begin + r) / group - first_kv) * d; };
+  auto valid_of = [&](int64_t j0) {
+    return static_cast<__mmask16>((uint32_t{1} << std::min<int64_t>(16, ctx - j0)) - 1);
+  };
+  // Ahead of position j, the slice of position j + kPrefetchAhead is requested: the cache comes
+  // from memory (a step's weights have streamed through since it was read).
+  constexpr int64_t kPrefetchAhead = 8;
+  auto prefetch_slice = [&](const T* base, int64_t j) {
+    if (j >= ctx) return;
+    const char* at = reinterpret_cast<const char*>(base + j * stride);
+    for (int64_t byte = 0; byte < slice * static_cast<int64_t>(sizeof(T)); byte += 64)
+      _mm_prefetch(at + byte, _MM_HINT_T0);
+  };
+  float* qf = scratch;                       // [heads, d]: the queries widened once
+  float* p = qf + heads * d;                 // [heads, padded]: scores, then exponentials
+  float* acc = p + heads * padded;           // [heads, d]
+  __m512* dots = reinterpret_cast<__m512*>(  // [heads, 16]: one block's dot-product lanes
+      acc + heads * d);
+  for (int64_t r = 0; r < heads; ++r)
+    for (int64_t b = 0; b < blocks; ++b)
+      _mm512_storeu_ps(qf + r * d + 16 * b, widen16(q + r * d + 16 * b));
   for (int64_t j0 = 0; j0 < ctx; j0 += 16) {
-    const int64_t n = std::min<int64_t>(16, ctx - j0);
-    const __mmask16 valid = static_cast<__mmask16>((uint32_t{1} << n) - 1);
-    __m512 dots[16];
     for (int64_t i = 0; i < 16; ++i) {
-      dots[i] = _mm512_setzero_ps();
-      if (i >= n) continue;
-      const T* kj = k + (j0 + i) * stride;
-      for (int64_t b = 0; b < blocks; ++b)
-        dots[i] = _mm512_fmadd_ps(qv[b], widen16(kj + 16 * b), dots[i]);
+      const int64_t j = j0 + i;
+      prefetch_slice(k, j + kPrefetchAhead);
+      for (int64_t r = 0; r < heads; ++r) {
+        __m512 dot = _mm512_setzero_ps();
+        if (j < ctx) {
+          const T* kj = k + j * stride + kv_offset(r);
+          for (int64_t b = 0; b < blocks; ++b)
+            dot = _mm512_fmadd_ps(_mm512_loadu_ps(qf + r * d + 16 * b), widen16(kj + 16 * b), dot);
+        }
+        dots[r * 16 + i] = dot;
+      }
     }
-    const __m512 scores = _mm512_mul_ps(sums_of_16(dots), _mm512_set1_ps(scale));
-    _mm512_mask_storeu_ps(p + j0, valid, scores);
-    top = _mm512_mask_max_ps(top, valid, top, scores);
+    for (int64_t r = 0; r < heads; ++r)
+      _mm512_mask_storeu_ps(p + r * padded + j0, valid_of(j0),
+                            _mm512_mul_ps(sums_of_16(dots + r * 16), _mm512_set1_ps(scale)));
   }
-  const __m512 shift = _mm512_set1_ps(lanes_max(top));
-  __m512 total = _mm512_setzero_ps();
-  for (int64_t j0 = 0; j0 < ctx; j0 += 16) {
-    const __mmask16 valid =
-        static_cast<__mmask16>((uint32_t{1} << std::min<int64_t>(16, ctx - j0)) - 1);
-    const __m512 e = _mm512_maskz_mov_ps(
-        valid, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, p + j0), shift)));
-    _mm512_mask_storeu_ps(p + j0, valid, e);
-    total = _mm512_add_ps(total, e);
+  for (int64_t r = 0; r < heads; ++r) {
+    float* pr = p + r * padded;
+    __m512 top = _mm512_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < ctx; j0 += 16)
+      top = _mm512_mask_max_ps(top, valid_of(j0), top, _mm512_loadu_ps(pr + j0));
+    const __m512 shift = _mm512_set1_ps(lanes_max(top));
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t j0 = 0; j0 < ctx; j0 += 16) {
+      const __mmask16 valid = valid_of(j0);
+      const __m512 e = _mm512_maskz_mov_ps(
+          valid, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, pr + j0), shift)));
+      _mm512_mask_storeu_ps(pr + j0, valid, e);
+      total = _mm512_add_ps(total, e);
+    }
+    // The softmax's denominator, applied to the scores now rather than to the output.
+    const float inv = 1.0f / lanes_sum(total);
+    for (int64_t j0 = 0; j0 < ctx; j0 += 16)
+      _mm512_mask_storeu_ps(pr + j0, valid_of(j0),
+                            _mm512_mul_ps(_mm512_loadu_ps(pr + j0), _mm512_set1_ps(inv)));
   }
-  __m512 acc[kMaxLaneHeadDim / 16];
-  for (int64_t b = 0; b < blocks; ++b) acc[b] = _mm512_setzero_ps();
+  std::fill_n(acc, heads * d, 0.0f);
   for (int64_t j = 0; j < ctx; ++j) {
-    const T* vj = v + j * stride;
-    const __m512 w = _mm512_set1_ps(p[j]);
-    for (int64_t b = 0; b < blocks; ++b) acc[b] = _mm512_fmadd_ps(w, widen16(vj + 16 * b), acc[b]);
+    prefetch_slice(v, j + kPrefetchAhead);
+    for (int64_t r = 0; r < heads; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * padded + j]);
+      const T* vj = v + j * stride + kv_offset(r);
+      for (int64_t b = 0; b < blocks; ++b) {
+        float* a = acc + r * d + 16 * b;
+        _mm512_storeu_ps(a, _mm512_fmadd_ps(w, widen16(vj + 16 * b), _mm512_loadu_ps(a)));
+      }
+    }
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / lanes_sum(total));
-  for (int64_t b = 0; b < blocks; ++b) narrow16(out + 16 * b, _mm512_mul_ps(acc[b], inv));
+  for (int64_t r = 0; r < heads; ++r)
+    for (int64_t b = 0; b < blocks; ++b)
+      narrow16(out + r * d + 16 * b, _mm512_loadu_ps(acc + r * d + 16 * b));
+}
+
+// Floats of attend_heads_lanes' scratch for `heads` heads over ctx positions.
+inline size_t lanes_scratch_floats(int64_t heads, int64_t ctx, int64_t d) {
+  return static_cast<size_t>(heads * (2 * d + (ctx + 15) / 16 * 16 + 16 * 16));
 }
 
 }  // namespace
@@ -197,8 +247,34 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
   const int64_t stride = k_cache.dim(2) * d;  // elements from one position to the next
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   static const bool avx512 = cpu_runs_avx512(false);
-  const bool lanes = avx512 && d % 16 == 0 && d <= kMaxLaneHeadDim;
-#pragma omp parallel if (parallel_worth(batch * heads * t * ctx * d))
+  const bool parallel = parallel_worth(batch * heads * t * ctx * d);
+  if (avx512 && d % 16 == 0 && d <= kMaxLaneHeadDim) {
+    // The query heads of all rows, (b, i, h) flattened, in one contiguous share per thread
+    // that keeps each kv head's group together; a share's heads of one row are one run.
+    const int64_t total = batch * t * heads;
+#pragma omp parallel if (parallel)
+    {
+      const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+      auto edge = [&](int64_t w) { return w == team ? total : total * w / team / group * group; };
+      const int64_t first = edge(me), last = edge(me + 1);
+      // In 64-byte units: the dot products are stored as whole vectors.
+      struct alignas(64) Line {
+        float lanes[16];
+      };
+      std::vector<Line> scratch((lanes_scratch_floats(heads, ctx, d) + 15) / 16);
+      for (int64_t f = first; f < last;) {
+        const int64_t row = f / heads, h = f % heads, run = std::min(last - f, heads - h);
+        const int64_t b = row / t, i = row % t;
+        attend_heads_lanes(out.as<T>() + idx4(out, b, i, h), q.as<T>() + idx4(q, b, i, h),
+                           k_cache.as<T>() + idx4(k_cache, b, 0, h / group),
+                           v_cache.as<T>() + idx4(v_cache, b, 0, h / group), h, run, group, stride,
+                           pos + i + 1, d, scale, scratch.data()->lanes);
+        f += run;
+      }
+    }
+    return;
+  }
+#pragma omp parallel if (parallel)
   {
     std::vector<float> p(static_cast<size_t>(ctx)), acc(static_cast<size_t>(d)),
         qf(static_cast<size_t>(d));
@@ -209,13 +285,10 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
           const int64_t kh = h / group, seen = pos + i + 1;  // causal: positions 0 .. pos + i
           const T* qv = q.as<T>() + idx4(q, b, i, h);
           for (int64_t x = 0; x < d; ++x) qf[static_cast<size_t>(x)] = load(qv + x);
-          const T* k0 = k_cache.as<T>() + idx4(k_cache, b, 0, kh);
-          const T* v0 = v_cache.as<T>() + idx4(v_cache, b, 0, kh);
-          T* o = out.as<T>() + idx4(out, b, i, h);
-          if (lanes)
-            attend_row_lanes(o, qf.data(), k0, v0, stride, seen, d, scale, p.data());
-          else
-            attend_row(o, qf.data(), k0, v0, stride, seen, d, scale, p.data(), acc.data());
+          attend_row(out.as<T>() + idx4(out, b, i, h), qf.data(),
+                     k_cache.as<T>() + idx4(k_cache, b, 0, kh),
+                     v_cache.as<T>() + idx4(v_cache, b, 0, kh), stride, seen, d, scale, p.data(),
+                     acc.data());
         }
   }
 }
