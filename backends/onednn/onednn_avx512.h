@@ -62,11 +62,12 @@ CAPBENCH_AVX512 inline __m512 sums_of_16(const __m512 v[16]) {
                        _mm512_maskz_shuffle_f32x4(kAllLanes, lo, hi, 0xdd));
 }
 
-// e^x per lane for x ≤ 0 (softmax's shifted scores): x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split
-// in two so n·ln2 is exact), e^r by its Taylor series to r⁷ (truncation below 1e-8 relative),
-// scaled by 2ⁿ. Below -87 the result flushes towards 0 as std::exp's does.
+// e^x per lane: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so n·ln2 is exact), e^r by its
+// Taylor series to r⁷ (truncation below 1e-8 relative), scaled by 2ⁿ. Below -87 the result
+// flushes towards 0 as std::exp's does; x is held at 88 and below, so it stays finite.
 CAPBENCH_AVX512 inline __m512 exp16(__m512 x) {
   x = _mm512_maskz_max_ps(kAllLanes, x, _mm512_set1_ps(-104.0f));
+  x = _mm512_maskz_min_ps(kAllLanes, x, _mm512_set1_ps(88.0f));
   const __m512 n =
       _mm512_maskz_roundscale_ps(kAllLanes, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

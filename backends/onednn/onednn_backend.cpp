@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backends/onednn/onednn_attention.h"
+#include "backends/onednn/onednn_avx512.h"
 #include "backends/onednn/onednn_common.h"
 #include "backends/onednn/onednn_primitives.h"
 #include "backends/onednn/onednn_small_product.h"
@@ -34,8 +35,8 @@ class OnednnBackend final : public Backend {
  public:
   explicit OnednnBackend(const BackendOptions& options)
       : native_bf16_(cpu_has_native_bf16()),
-        small_product_f32_(small_product_runs(DType::f32)),
-        small_product_bf16_(small_product_runs(DType::bf16)) {
+        avx512_(cpu_runs_avx512(false)),
+        avx512_bf16_(cpu_runs_avx512(true)) {
     threads_ = options.threads > 0 ? options.threads
                                    : static_cast<int>(std::thread::hardware_concurrency());
     omp_set_num_threads(threads_);
@@ -51,7 +52,7 @@ class OnednnBackend final : public Backend {
     const dnnl_version_t* v = dnnl_version();
     info.library_version = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) +
                            "." + std::to_string(v->patch);
-    if (small_product_f32_) info.library_version += " + own AVX-512 decode kernels";
+    if (avx512_) info.library_version += " + own AVX-512 decode kernels";
     return info;
   }
 
@@ -259,6 +260,10 @@ class OnednnBackend final : public Backend {
       const int64_t n = out.rows(), f = out.cols();
       const T* gu = gate_up.as<T>();
       T* y = out.as<T>();
+      if (avx512_) {  // AVX-512: one pass, no primitive call (decode's 1×d_ff rows)
+        swiglu_rows_lanes(y, gu, n, f);
+        return;
+      }
       // oneDNN's eltwise runs on a contiguous fp32 copy of the gate half: on the strided half it
       // fell to a slow path, and the copy is the conversion from bf16 anyway.
       scratch_a_.resize(static_cast<size_t>(n * f));
@@ -407,10 +412,32 @@ class OnednnBackend final : public Backend {
   bool takes_small_product(const Tensor& c, const Tensor& a, const Tensor& b,
                            const MatmulArgs& args) const {
     const bool runs =
-        a.dtype == DType::f32 ? small_product_f32_ : a.dtype == DType::bf16 && small_product_bf16_;
+        a.dtype == DType::f32 ? avx512_ : a.dtype == DType::bf16 && avx512_bf16_;
     return runs && !args.trans_a && args.trans_b && args.alpha == 1.0f && args.beta == 0.0f &&
            a.rows() <= kSmallProductMaxRows && b.dtype == a.dtype &&
            (c.dtype == a.dtype || c.dtype == DType::f32);
+  }
+
+  // y = silu(gate) · up over [n, f] rows of gate_up = [gate | up], 16 lanes at a time.
+  template <class T>
+  CAPBENCH_AVX512 static void swiglu_rows_lanes(T* y, const T* gu, int64_t n, int64_t f) {
+    const int64_t whole = f / 16 * 16;
+#pragma omp parallel for schedule(static) if (parallel_worth(n * f))
+    for (int64_t r = 0; r < n; ++r) {
+      const T* gate = gu + r * 2 * f;
+      const T* up = gate + f;
+      for (int64_t j = 0; j < whole; j += 16) {
+        const __m512 g = widen16(gate + j);
+        const __m512 sigmoid = _mm512_div_ps(
+            _mm512_set1_ps(1.0f),
+            _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        narrow16(y + r * f + j, _mm512_mul_ps(_mm512_mul_ps(g, sigmoid), widen16(up + j)));
+      }
+      for (int64_t j = whole; j < f; ++j) {
+        const float g = load(gate + j);
+        store(y + r * f + j, g / (1.0f + std::exp(-g)) * load(up + j));
+      }
+    }
   }
 
   template <class T>
@@ -459,7 +486,7 @@ class OnednnBackend final : public Backend {
   // fp32 scratch that SwiGLU and cross-entropy borrow (ops run one at a time).
   std::vector<float> scratch_a_, scratch_b_;
   bool native_bf16_ = false;
-  bool small_product_f32_ = false, small_product_bf16_ = false;
+  bool avx512_ = false, avx512_bf16_ = false;
 };
 
 }  // namespace

@@ -107,10 +107,6 @@ void split_among_team(const Tensor& out, const Tensor& x, const Tensor& w) {
 
 }  // namespace
 
-bool small_product_runs(DType dtype) {
-  return (dtype == DType::f32 || dtype == DType::bf16) && cpu_runs_avx512(dtype == DType::bf16);
-}
-
 void small_product(const Tensor& out, const Tensor& x, const Tensor& w) {
   if (x.rows() < 1 || x.rows() > kSmallProductMaxRows || w.cols() != x.cols() ||
       out.rows() != x.rows() || out.cols() != w.dim(0) || w.dtype != x.dtype)

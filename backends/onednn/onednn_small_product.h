@@ -15,12 +15,10 @@ namespace capbench::onednn {
 // The most rows of x one small product takes; more rows go to oneDNN's GEMM.
 constexpr int64_t kSmallProductMaxRows = 8;
 
-// Whether this CPU runs the kernel at `dtype` (AVX-512; bf16 also needs AVX512_BF16).
-bool small_product_runs(DType dtype);
-
 // out[r, n] = Σ_k x[r, k] · w[n, k], accumulated in fp32.
 //   out: [rows, N] at x's dtype or fp32; x: [rows, K]; w: [N, K] at x's dtype; all contiguous,
-//   rows ≤ kSmallProductMaxRows. The rows of W are split among the OpenMP team.
+//   rows ≤ kSmallProductMaxRows. The rows of W are split among the OpenMP team. Only where
+//   cpu_runs_avx512 (onednn_avx512.h) holds, with AVX512_BF16 for bf16.
 void small_product(const Tensor& out, const Tensor& x, const Tensor& w);
 
 }  // namespace capbench::onednn
