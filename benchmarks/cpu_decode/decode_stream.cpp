@@ -1,12 +1,15 @@
 // How close a CPU backend's decode step comes to the machine's read stream. On a shared machine
 // the memory bandwidth a process gets moves (one 2-core VM read 33 GB/s, then 50 GB/s minutes
 // later), so a decode rate divided by a read stream calibrated at another time says little.
-// This measures both alternately in one process: each round one read-stream measurement
-// (measure_host_read_stream, the backend's thread count, 512 MiB), then a prefill and `steps`
-// timed decode steps. It prints each round and the medians, with the median of the per-round
-// ratios (weight stream / read stream).
+// This measures both alternately in one process, in rounds short enough that the machine's state
+// seldom changes within one: 8 timed decode steps between two read-stream measurements
+// (measure_host_read_stream, the backend's thread count, 512 MiB), the ratio taken against the
+// mean of the two. A round's step time is the median of its 8 (as a run's TPOT is a median of
+// steps; the read stream, like the calibration's, is the best of its repetitions). Each prefill
+// serves four rounds (32 decode steps). It prints each round and the medians, with the median
+// of the per-round ratios (weight stream / read stream).
 //   build/benchmarks/decode_stream [backend] [model] [dtype] [batch] [rounds]
-//   (default: onednn llama-350m bf16 1 9)
+//   (default: onednn llama-350m bf16 1 24)
 #include <fmt/format.h>
 #include <algorithm>
 #include <cstdlib>
@@ -29,7 +32,7 @@ int main(int argc, char** argv) {
   const std::string model_name = argc > 2 ? argv[2] : "llama-350m";
   const std::string dtype_name_arg = argc > 3 ? argv[3] : "bf16";
   const int64_t batch = argc > 4 ? std::atoll(argv[4]) : 1;
-  const int rounds = argc > 5 ? std::atoi(argv[5]) : 9;
+  const int rounds = argc > 5 ? std::atoi(argv[5]) : 24;
   DType dtype;
   const BackendEntry* entry = builtin_registry().find(backend_name);
   if (!entry || !parse_dtype(dtype_name_arg, &dtype) || batch < 1 || rounds < 1) {
@@ -39,10 +42,8 @@ int main(int argc, char** argv) {
   const ModelConfig cfg = load_model_config(model_name, default_config_dir());
   auto backend = entry->make(BackendOptions{});
   const int threads = std::max(backend->device_info().threads, 1);
-  const int64_t prompt = 128, steps = 32;
+  const int64_t prompt = 128, steps = 32, per_round = 8;
   Inference work(*backend, cfg, batch, prompt, steps, 1, dtype);
-  const double bytes =
-      decode_step_min_bytes(cfg, batch, prompt + (steps + 1) / 2, dtype, dtype);
 
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -51,14 +52,25 @@ int main(int argc, char** argv) {
   std::vector<double> read, stream, ratio, step_s;
   work.prefill();  // warm-up: first touches, primitive creation
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
+  double read_before = measure_host_read_stream(threads, size_t{512} << 20);
   for (int round = 0; round < rounds; ++round) {
-    const double r = measure_host_read_stream(threads, size_t{512} << 20);
-    work.prefill();
-    backend->synchronize();
-    const double t0 = host_seconds_now();
-    for (int64_t s = 0; s < steps; ++s) work.decode(s);
-    backend->synchronize();
-    const double step = (host_seconds_now() - t0) / static_cast<double>(steps);
+    const int64_t first = round % (steps / per_round) * per_round;
+    if (first == 0) work.prefill();
+    std::vector<double> steps_here;
+    for (int64_t s = first; s < first + per_round; ++s) {
+      backend->synchronize();
+      const double t0 = host_seconds_now();
+      work.decode(s);
+      backend->synchronize();
+      steps_here.push_back(host_seconds_now() - t0);
+    }
+    const double step = median(steps_here);
+    const double read_after = measure_host_read_stream(threads, size_t{512} << 20);
+    const double r = (read_before + read_after) / 2;
+    read_before = read_after;
+    // Step s reads the cache's prompt + s + 1 positions.
+    const double bytes =
+        decode_step_min_bytes(cfg, batch, prompt + first + (per_round + 1) / 2, dtype, dtype);
     read.push_back(r);
     step_s.push_back(step);
     stream.push_back(bytes / step);
