@@ -133,6 +133,12 @@ void TorchBackend::matmul(const Tensor& c, const Tensor& a, const Tensor& b,
       C.copy_(product.mul_(args.alpha));
     else
       C.copy_(C.to(at::kFloat).mul_(args.beta).add_(product, args.alpha));
+  } else if (args.beta == 0.0f && args.alpha == 1.0f && device_.is_cpu() && c.dtype == DType::f32 &&
+             !args.trans_a && args.trans_b && a.rows() == 1) {
+    // A decode step's one-row product at fp32: ATen 1.13's mv streams W [N, K] at ~28 GB/s on
+    // two cores where mm with a one-row A reached ~9 (benchmarks/cpu_decode/aten_gemv.py).
+    at::Tensor y = C.select(0, 0);
+    at::mv_out(y, wrap2d(b), A.select(0, 0));
   } else if (args.beta == 0.0f) {
     at::mm_out(C, A, B);
     if (args.alpha != 1.0f) C.mul_(args.alpha);
