@@ -418,10 +418,13 @@ class EmulateCli : public ::testing::Test {
     unsetenv("CAPBENCH_CACHE_DIR");
     fs::remove_all(dir_);
   }
+  // CAPBENCH_KEEP_BLAS: the binary keeps the OpenBLAS this test process loaded, so torch's
+  // library string (part of the calibration key) is the one the planted entries were filed under.
   std::pair<int, std::string> run(const std::string& args) {
-    return testing::run_command("CAPBENCH_CACHE_DIR='" + (dir_ / "cache").string() + "' '" +
-                                CAPBENCH_BINARY + "' run '" + suite() + "' --config-dir '" +
-                                dir_.string() + "' --out '" + report_ + "' " + args + " 2>&1");
+    return testing::run_command("CAPBENCH_KEEP_BLAS=1 CAPBENCH_CACHE_DIR='" +
+                                (dir_ / "cache").string() + "' '" + CAPBENCH_BINARY + "' run '" +
+                                suite() + "' --config-dir '" + dir_.string() + "' --out '" +
+                                report_ + "' " + args + " 2>&1");
   }
   std::string suite() {
     const std::string f = (dir_ / "s.json").string();
