@@ -98,11 +98,12 @@ std::vector<ActivationSpec> layer_activation_specs(const ModelConfig& cfg, int64
   const DType f32 = DType::f32;
   return {{&LayerActs::ln1, dt, {n, c}},
           {&LayerActs::rstd1, f32, {n}},
+          // q_lin, k_lin and v side by side: with one row they are one product's output.
           {&LayerActs::q_lin, dt, {n, qd}},
           {&LayerActs::k_lin, dt, {n, kd}},
+          {&LayerActs::v, dt, {n, kd}},
           {&LayerActs::q, dt, {n, qd}},
           {&LayerActs::k, dt, {n, kd}},
-          {&LayerActs::v, dt, {n, kd}},
           {&LayerActs::att, dt, {n, qd}},
           {&LayerActs::lse, f32, {batch, cfg.n_heads, seq}},
           {&LayerActs::o, dt, {n, c}},
@@ -114,11 +115,33 @@ std::vector<ActivationSpec> layer_activation_specs(const ModelConfig& cfg, int64
           {&LayerActs::m, dt, {n, c}}};
 }
 
-double layer_activation_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype) {
-  double total = 0;
-  for (const ActivationSpec& a : layer_activation_specs(cfg, batch, seq, dtype))
-    total += bytes_of(a.dtype, a.dims);
+// Bytes one activation takes in its layer's block: a multiple of 64, so each starts aligned.
+static size_t block_bytes(const ActivationSpec& spec) {
+  return (static_cast<size_t>(bytes_of(spec.dtype, spec.dims)) + 63) / 64 * 64;
+}
+
+LayerActs layer_acts_at(void* block, const std::vector<ActivationSpec>& table) {
+  char* at = static_cast<char*>(block);
+  LayerActs a;
+  for (const ActivationSpec& spec : table) {
+    a.*spec.member = shaped(at, spec.dtype, spec.dims);
+    at += block_bytes(spec);
+  }
+  return a;
+}
+
+size_t layer_block_bytes(const std::vector<ActivationSpec>& table) {
+  size_t total = 0;
+  for (const ActivationSpec& spec : table) total += block_bytes(spec);
   return total;
+}
+
+LayerActs make_layer_acts(TensorStore& store, const std::vector<ActivationSpec>& table) {
+  return layer_acts_at(store.raw(layer_block_bytes(table)), table);
+}
+
+double layer_activation_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype) {
+  return static_cast<double>(layer_block_bytes(layer_activation_specs(cfg, batch, seq, dtype)));
 }
 
 double model_bytes(const ModelConfig& cfg, bool training, DType dtype) {
@@ -324,8 +347,11 @@ void Model::refresh_compute_weights() {
 
 std::vector<std::pair<int64_t, int64_t>> one_row_product_shapes(const ModelConfig& cfg) {
   const int64_t d = cfg.d_model;
-  return {{d, cfg.q_dim()},  {d, cfg.kv_dim()}, {cfg.q_dim(), d},
-          {d, 2 * cfg.d_ff}, {cfg.d_ff, d},     {d, cfg.vocab}};
+  return {{d, cfg.q_dim() + 2 * cfg.kv_dim()},  // Q, K and V as one product (layer_forward)
+          {cfg.q_dim(), d},
+          {d, 2 * cfg.d_ff},
+          {cfg.d_ff, d},
+          {d, cfg.vocab}};
 }
 
 void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a, const Tensor& in,
@@ -339,9 +365,22 @@ void layer_forward(const Model& model, const LayerWeights& w, const LayerActs& a
   const MatmulArgs linear{false, true, 1.0f, 0.0f};  // y = x · Wᵀ
 
   be.rmsnorm_fwd(a.ln1, a.rstd1, in, w.attn_norm, norm);
-  be.matmul(a.q_lin, a.ln1, w.wq, linear);
-  be.matmul(a.k_lin, a.ln1, w.wk, linear);
-  be.matmul(a.v, a.ln1, w.wv, linear);
+  // With one row (batch-1 decode), [wq; wk; wv] (adjacent in the flat parameters) times the row
+  // writes q_lin, k_lin and v (adjacent in the activation block) as one product: one weight
+  // stream instead of three short ones.
+  auto follows = [](const Tensor& first, const Tensor& next) {
+    return static_cast<const char*>(first.data) + first.bytes() == next.data;
+  };
+  if (a.ln1.rows() == 1 && follows(w.wq, w.wk) && follows(w.wk, w.wv) &&
+      follows(a.q_lin, a.k_lin) && follows(a.k_lin, a.v)) {
+    const int64_t outputs = w.wq.dim(0) + w.wk.dim(0) + w.wv.dim(0);
+    be.matmul(shaped(a.q_lin.data, a.q_lin.dtype, {1, outputs}), a.ln1,
+              shaped(w.wq.data, w.wq.dtype, {outputs, w.wq.dim(1)}), linear);
+  } else {
+    be.matmul(a.q_lin, a.ln1, w.wq, linear);
+    be.matmul(a.k_lin, a.ln1, w.wk, linear);
+    be.matmul(a.v, a.ln1, w.wv, linear);
+  }
   const Tensor q4 = a.q.reshaped({batch, seq, cfg.n_heads, hd});
   const Tensor k4 = a.k.reshaped({batch, seq, cfg.n_kv_heads, hd});
   const Tensor v4 = a.v.reshaped({batch, seq, cfg.n_kv_heads, hd});
@@ -385,11 +424,7 @@ TrainingPass::TrainingPass(Model& model, int64_t batch, int64_t seq)
   targets_ = store_.make(DType::i32, {n});
   for (int64_t l = 0; l <= cfg.n_layers; ++l) resid_.push_back(store_.make(dt, {n, c}));
   const std::vector<ActivationSpec> table = layer_activation_specs(cfg, batch, seq, dt);
-  for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    LayerActs a;
-    for (const ActivationSpec& spec : table) a.*spec.member = store_.make(spec.dtype, spec.dims);
-    acts_.push_back(a);
-  }
+  for (int64_t l = 0; l < cfg.n_layers; ++l) acts_.push_back(make_layer_acts(store_, table));
   lnf_ = store_.make(dt, {n, c});
   rstdf_ = store_.make(DType::f32, {n});
   logits_ = store_.make(dt, {n, v});
@@ -542,8 +577,7 @@ InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens
   const ModelConfig& cfg = model.config();
   if (capacity > cfg.max_seq) throw std::invalid_argument("cache longer than the model's max_seq");
   const DType dt = model.dtype();
-  for (const ActivationSpec& spec : layer_activation_specs(cfg, batch, max_new_tokens, dt))
-    scratch_.*spec.member = store_.make(spec.dtype, spec.dims);
+  scratch_ = store_.raw(layer_block_bytes(layer_activation_specs(cfg, batch, max_new_tokens, dt)));
   resid_a_ = store_.make(dt, {max_rows_, cfg.d_model});
   resid_b_ = store_.make(dt, {max_rows_, cfg.d_model});
   lnf_ = store_.make(dt, {max_rows_, cfg.d_model});
@@ -558,12 +592,11 @@ InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens
   }
 }
 
+// The table for these rows laid out from the start of the scratch block (which the largest
+// call's table fills), so that fewer rows keep the table's neighbours adjacent.
 LayerActs InferencePass::views(int64_t rows, int64_t seq) const {
-  LayerActs a;
-  for (const ActivationSpec& spec :
-       layer_activation_specs(model_.config(), rows / seq, seq, model_.dtype()))
-    a.*spec.member = shaped((scratch_.*spec.member).data, spec.dtype, spec.dims);
-  return a;
+  return layer_acts_at(scratch_,
+                       layer_activation_specs(model_.config(), rows / seq, seq, model_.dtype()));
 }
 
 Tensor InferencePass::forward(const Tensor& tokens, int64_t pos) {

@@ -113,6 +113,11 @@ struct ActivationSpec {
 // inference's scratch and its per-call views, and the footprint estimates all read.
 std::vector<ActivationSpec> layer_activation_specs(const ModelConfig& cfg, int64_t batch,
                                                    int64_t seq, DType dtype);
+// One layer's activations as one block in the table's order, each at a 64-byte boundary
+// (layer_block_bytes in all): allocated, or laid out from `block`, which must hold them.
+size_t layer_block_bytes(const std::vector<ActivationSpec>& table);
+LayerActs make_layer_acts(TensorStore& store, const std::vector<ActivationSpec>& table);
+LayerActs layer_acts_at(void* block, const std::vector<ActivationSpec>& table);
 // Bytes of one layer's activations (the table above, summed).
 double layer_activation_bytes(const ModelConfig& cfg, int64_t batch, int64_t seq, DType dtype);
 
@@ -206,8 +211,8 @@ class InferencePass {
   int64_t batch_, max_rows_;
   TensorStore store_;
   KvCache cache_;
-  // Scratch for the largest call, viewed per call with the call's row count.
-  LayerActs scratch_;
+  // One layer's activations for the largest call, laid out per call for the call's row count.
+  void* scratch_ = nullptr;
   Tensor resid_a_, resid_b_, lnf_, rstdf_, logits_;
 };
 
