@@ -584,11 +584,14 @@ InferencePass::InferencePass(Model& model, int64_t batch, int64_t max_new_tokens
   rstdf_ = store_.make(DType::f32, {max_rows_});
   logits_ = store_.make(dt, {max_rows_, cfg.vocab});
   cache_.capacity = capacity;
+  // Every layer's K and V in one block: a CPU backend puts a block of 2 MiB or more on huge
+  // pages, where one layer's cache alone (llama-350m: 160 KiB) would take 4 KiB pages.
+  const std::vector<int64_t> dims{batch, capacity, cfg.n_kv_heads, cfg.head_dim()};
+  const size_t one = static_cast<size_t>(bytes_of(model.dtype(), dims));
+  char* block = static_cast<char*>(store_.raw(one * 2 * static_cast<size_t>(cfg.n_layers)));
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    cache_.k.push_back(
-        store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
-    cache_.v.push_back(
-        store_.make(model.dtype(), {batch, capacity, cfg.n_kv_heads, cfg.head_dim()}));
+    cache_.k.push_back(shaped(block + one * static_cast<size_t>(2 * l), model.dtype(), dims));
+    cache_.v.push_back(shaped(block + one * static_cast<size_t>(2 * l + 1), model.dtype(), dims));
   }
 }
 
