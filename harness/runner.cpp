@@ -592,8 +592,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
             "emulation needs the host's calibrated rates (run without --no-calibrate)");
       // A decode step's matmuls paced by the host's rate on their own shapes, not the nearest
       // calibrated class: a BLAS's rate jumps between neighbouring row counts.
-      if (spec.workload == "inference")
-        add_gemv_classes(*backend, spec.dtype, one_row_product_shapes(spec.model), host.rates.gemv);
+      add_gemv_classes(*backend, spec.dtype, workload->one_row_products(spec.model),
+                       host.rates.gemv);
       plan = plan_emulation(em, host.rates, spec.dtype, time_scale_for(context, spec, host.rates),
                             spec.graphs);
       if (host_memory && context.comm && context.comm->world() > 1 &&

@@ -26,6 +26,22 @@ ModelConfig tiny() {
   return load_model_config("tiny", default_config_dir());
 }
 
+// Emulation measures the host's rate on the products a decode step streams: the inference
+// workload names every weight a forward pass multiplies one row by (Q, K and V as the one product
+// layer_forward issues, then wo, gate/up, down and the head); a training step names none.
+TEST(WorkloadShapes, InferenceNamesTheOneRowProductsItStreams) {
+  const ModelConfig cfg = load_model_config("llama-350m", default_config_dir());
+  const int64_t d = cfg.d_model;
+  const std::vector<std::pair<int64_t, int64_t>> expected = {{d, cfg.q_dim() + 2 * cfg.kv_dim()},
+                                                             {cfg.q_dim(), d},
+                                                             {d, 2 * cfg.d_ff},
+                                                             {cfg.d_ff, d},
+                                                             {d, cfg.vocab}};
+  ASSERT_NE(find_workload("inference"), nullptr);
+  EXPECT_EQ(find_workload("inference")->one_row_products(cfg), expected);
+  EXPECT_TRUE(find_workload("train_step")->one_row_products(cfg).empty());
+}
+
 class Workloads : public BackendFixture {};
 
 TEST_P(Workloads, IncrementalDecodeEqualsFullForward) {

@@ -182,6 +182,10 @@ class InferenceWorkload final : public Workload {
   std::unique_ptr<WorkloadRun> build(Backend& backend, const WorkloadParams& p) const override {
     return std::make_unique<InferenceRun>(backend, p);
   }
+  std::vector<std::pair<int64_t, int64_t>> one_row_products(
+      const ModelConfig& model) const override {
+    return one_row_product_shapes(model);
+  }
   std::string primary_series(const RunShape& shape) const override {
     return shape.decode_steps > 0 ? "decode_step_s" : "prefill_s";
   }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -163,6 +164,12 @@ class Workload {
                                  const std::map<std::string, double>& medians) const = 0;
   // From a run's metrics (a report's, too).
   virtual Headline headline(const std::map<std::string, double>& metrics) const = 0;
+  // The (K, N) of the weights W[N,K] a run multiplies one row by (a decode step's products),
+  // whose host rates emulation measures on their own shapes; none by default.
+  virtual std::vector<std::pair<int64_t, int64_t>> one_row_products(
+      const ModelConfig& /*model*/) const {
+    return {};
+  }
 };
 
 // Every workload capbench has, in the order `capbench list` shows them.
