@@ -17,6 +17,7 @@
 #include "backends/onednn/onednn_common.h"
 #include "backends/onednn/onednn_primitives.h"
 #include "backends/onednn/onednn_small_product.h"
+#include "backends/rope_table.h"
 #include "backends/shape_checks.h"
 
 namespace capbench {
@@ -444,27 +445,22 @@ class OnednnBackend final : public Backend {
   template <class T>
   void rotate(const Tensor& out, const Tensor& in, const RopeArgs& args, float direction) {
     const int64_t batch = in.dim(0), t = in.dim(1), heads = in.dim(2), hd = in.dim(3);
-    std::vector<float> cs(static_cast<size_t>(t * hd / 2)), sn(cs.size());
-    for (int64_t p = 0; p < t; ++p)
-      for (int64_t i = 0; i < hd / 2; ++i) {
-        const double a = static_cast<double>(args.pos_offset + p) *
-                         std::pow(static_cast<double>(args.theta),
-                                  -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-        cs[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(std::cos(a));
-        sn[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(direction * std::sin(a));
-      }
+    rope_.ensure(args.theta, hd, args.pos_offset + t, args.max_positions);
+    const float* cs_all = rope_.cos.data() + args.pos_offset * hd / 2;
+    const float* sn_all = rope_.sin.data() + args.pos_offset * hd / 2;
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth(batch * t * heads * hd))
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t p = 0; p < t; ++p)
         for (int64_t h = 0; h < heads; ++h) {
           const T* x = in.as<T>() + idx4(in, b, p, h);
           T* y = out.as<T>() + idx4(out, b, p, h);
-          const float* c = cs.data() + p * hd / 2;
-          const float* s = sn.data() + p * hd / 2;
+          const float* c = cs_all + p * hd / 2;
+          const float* s = sn_all + p * hd / 2;
           for (int64_t i = 0; i < hd / 2; ++i) {
             const float x0 = load(x + 2 * i), x1 = load(x + 2 * i + 1);
-            store(y + 2 * i, x0 * c[i] - x1 * s[i]);
-            store(y + 2 * i + 1, x0 * s[i] + x1 * c[i]);
+            const float sine = direction * s[i];
+            store(y + 2 * i, x0 * c[i] - x1 * sine);
+            store(y + 2 * i + 1, x0 * sine + x1 * c[i]);
           }
         }
   }
@@ -484,6 +480,7 @@ class OnednnBackend final : public Backend {
   Primitives prims_;
   int threads_ = 1;
   HostPacer pacer_;
+  RopeTable rope_;
   // fp32 scratch that SwiGLU and cross-entropy borrow (ops run one at a time).
   std::vector<float> scratch_a_, scratch_b_;
   bool native_bf16_ = false;

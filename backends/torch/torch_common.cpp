@@ -55,7 +55,7 @@ void TorchBackend::release_memory() {
   std::lock_guard<std::mutex> lock(mutex_);
   allocations_.clear();
   rope_cos_ = rope_sin_ = at::Tensor();
-  rope_positions_ = 0;
+  rope_ = RopeTable{};
 }
 
 void TorchBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
@@ -336,26 +336,13 @@ void TorchBackend::rotate(const Tensor& out, const Tensor& in, const RopeArgs& a
 
 std::pair<at::Tensor, at::Tensor> TorchBackend::rope_tables(int64_t pos, int64_t t, int64_t hd,
                                                             float theta, int64_t positions) {
-  if (!rope_cos_.defined() || rope_hd_ != hd || rope_theta_ != theta || rope_positions_ < pos + t) {
-    // Sized for every position asked for at once (the model's max_seq): built before the first
-    // capture, it never has to grow inside one.
-    const int64_t n = std::max<int64_t>(positions, 2 * rope_positions_);
-    std::vector<float> c(static_cast<size_t>(n * hd / 2)), s(c.size());
-    for (int64_t p = 0; p < n; ++p)
-      for (int64_t i = 0; i < hd / 2; ++i) {
-        const double a = static_cast<double>(p) *
-                         std::pow(static_cast<double>(theta),
-                                  -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-        c[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(std::cos(a));
-        s[static_cast<size_t>(p * hd / 2 + i)] = static_cast<float>(std::sin(a));
-      }
+  // Sized for every position asked for at once (the model's max_seq): built before the first
+  // capture, it never has to grow inside one.
+  if (rope_.ensure(theta, hd, pos + t, positions) || !rope_cos_.defined()) {
     const auto host = at::TensorOptions().dtype(at::kFloat);
-    rope_cos_ = at::from_blob(c.data(), {n, hd / 2}, host).to(device_);
-    rope_sin_ = at::from_blob(s.data(), {n, hd / 2}, host).to(device_);
+    rope_cos_ = at::from_blob(rope_.cos.data(), {rope_.positions, hd / 2}, host).to(device_);
+    rope_sin_ = at::from_blob(rope_.sin.data(), {rope_.positions, hd / 2}, host).to(device_);
     if (device_.is_cpu()) rope_cos_ = rope_cos_.clone(), rope_sin_ = rope_sin_.clone();
-    rope_hd_ = hd;
-    rope_theta_ = theta;
-    rope_positions_ = n;
   }
   return {rope_cos_.narrow(0, pos, t), rope_sin_.narrow(0, pos, t)};
 }

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "backends/backend.h"
+#include "backends/rope_table.h"
 
 namespace capbench {
 
@@ -111,9 +112,8 @@ class TorchBackend : public Backend {
 
   std::mutex mutex_;
   std::unordered_map<void*, at::Tensor> allocations_;
-  at::Tensor rope_cos_, rope_sin_;
-  int64_t rope_hd_ = 0, rope_positions_ = 0;
-  float rope_theta_ = 0;
+  RopeTable rope_;                  // on the host
+  at::Tensor rope_cos_, rope_sin_;  // rope_'s tables on the device
 };
 
 }  // namespace capbench
