@@ -104,8 +104,6 @@ void attention_bwd(Primitives& prims, const Tensor& dq, const Tensor& dk, const 
   from_head_major(dq, dqh);
 }
 
-// The context grows by one every step, so no primitive could be cached for it: direct loops,
-// one (sequence, head, query) per task, dot products over the head dimension.
 namespace {
 
 // One query row against `ctx` cached positions of one kv head: out = softmax(scale · q·Kᵀ)·V in
@@ -239,6 +237,8 @@ inline size_t lanes_scratch_floats(int64_t heads, int64_t ctx, int64_t d) {
 
 }  // namespace
 
+// The context grows by one every step, so no primitive could be cached for it: direct loops over
+// the cache, 16 lanes at a time where the CPU and the head dim allow, else portable ones.
 template <class T>
 void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
                       const Tensor& v_cache, int64_t pos) {
