@@ -5,7 +5,6 @@
 // medians.
 //   build/benchmarks/harness_overhead [backend] [model] [batch]   (default: reference tiny 1)
 #include <fmt/format.h>
-#include <algorithm>
 #include <vector>
 
 #include "backends/op_profiler.h"
@@ -13,6 +12,7 @@
 #include "harness/config_files.h"
 #include "harness/host_info.h"
 #include "harness/runner.h"
+#include "harness/statistics.h"
 #include "harness/suite.h"
 #include "workloads/inference.h"
 
@@ -48,10 +48,6 @@ int main(int argc, char** argv) {
     a.push_back(time_decode(direct, *raw));
     b.push_back(time_decode(through, wrapped));
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   const double ma = median(a), mb = median(b);
   fmt::print(
       "{} {} batch {}: decode step direct {:.2f} us, through the profiler decorator "

@@ -21,6 +21,7 @@
 #include "harness/config_files.h"
 #include "harness/host_info.h"
 #include "harness/runner.h"
+#include "harness/statistics.h"
 #include "workloads/cost_model.h"
 #include "workloads/inference.h"
 
@@ -45,10 +46,6 @@ int main(int argc, char** argv) {
   const int64_t prompt = 128, steps = 32, per_round = 8;
   Inference work(*backend, cfg, batch, prompt, steps, 1, dtype);
 
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   std::vector<double> read, stream, ratio, step_s;
   work.prefill();  // warm-up: first touches, primitive creation
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
