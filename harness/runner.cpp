@@ -614,7 +614,8 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
                                                      em.target.name, plan->time_scale)};
     }
     // The ranks: metered, and paced to the emulated chip's link (slowed by the time scale).
-    std::unique_ptr<ThrottledCommunicator> paced_link;
+    TensorDataGroups groups;  // real tensor x data parallelism's
+    std::unique_ptr<ThrottledCommunicator> paced_link, paced_tp_link;
     std::unique_ptr<Communicator> virtual_dp, virtual_tp;
     std::unique_ptr<MeteredCommunicator> metered, metered_tp;
     std::optional<LinkModel> host_link;
@@ -663,13 +664,25 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
           {"source", spec.emulation ? spec.emulation->target.name + "'s link x time scale"
                                     : std::string("the suite's parallel.link")}};
     } else if (ranks && par.layout != "single") {
-      Communicator* below = ranks;
-      if (plan && plan->link && ranks->world() > 1) {
-        paced_link =
-            std::make_unique<ThrottledCommunicator>(*ranks, plan->link->scaled(plan->time_scale));
-        below = paced_link.get();
+      Communicator* tensor_ranks = par.layout == "tp" ? ranks : nullptr;
+      Communicator* data_ranks = par.layout == "dp" ? ranks : nullptr;
+      if (par.layout == "tp" && par.data_ranks() > 1) {  // tensor x data: a group for each
+        groups = split_tensor_data(*ranks, static_cast<int>(par.tensor_ranks()));
+        tensor_ranks = groups.tensor.get();
+        data_ranks = groups.data.get();
       }
-      (par.layout == "tp" ? metered_tp : metered) = std::make_unique<MeteredCommunicator>(*below);
+      // Each group's collectives paced to the emulated chip's link, as slow as the time scale.
+      const auto paced = [&](Communicator& group,
+                             std::unique_ptr<ThrottledCommunicator>& holder) -> Communicator& {
+        if (!plan || !plan->link || group.world() <= 1) return group;
+        holder =
+            std::make_unique<ThrottledCommunicator>(group, plan->link->scaled(plan->time_scale));
+        return *holder;
+      };
+      if (tensor_ranks)
+        metered_tp = std::make_unique<MeteredCommunicator>(paced(*tensor_ranks, paced_tp_link));
+      if (data_ranks)
+        metered = std::make_unique<MeteredCommunicator>(paced(*data_ranks, paced_link));
       if (host_memory && context.host_link_bytes_per_s > 0) {
         host_link.emplace();
         host_link->link_bytes_per_s = context.host_link_bytes_per_s;

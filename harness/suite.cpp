@@ -165,16 +165,10 @@ ParallelSpec parallel_spec(const JsonView& e, const JsonView& defaults, const Su
   }
   if (const std::string why = tensor_parallel_problem(model, p.tp); !why.empty()) fail("tp", why);
   p.world = p.tp * p.dp;
-  if (!p.virtual_ranks) {
-    if (p.dp > 1)
-      fail("dp",
-           "tensor x data parallelism over real ranks needs process sub-groups, which the "
-           "communicator does not have: run it with \"virtual\": true");
-    if (p.world != ov.launcher_world)
-      fail("tp", fmt::format("tp {} x dp {} is a world of {}, but {} rank(s) were launched (run "
-                             "under capbench launch -n {}, or with \"virtual\": true)",
-                             p.tp, p.dp, p.world, ov.launcher_world, p.world));
-  }
+  if (!p.virtual_ranks && p.world != ov.launcher_world)
+    fail("tp", fmt::format("tp {} x dp {} is a world of {}, but {} rank(s) were launched (run "
+                           "under capbench launch -n {}, or with \"virtual\": true)",
+                           p.tp, p.dp, p.world, ov.launcher_world, p.world));
   return p;
 }
 

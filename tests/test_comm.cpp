@@ -676,6 +676,81 @@ TEST(TensorParallel, TrainingLossesEqualOneDeviceStepByStepOnGloo) {
   EXPECT_TRUE(equals_one_device(train_tensor_parallel(/*gloo=*/true)));
 }
 
+// Four ranks split into tensor groups {0,1} {2,3} and data groups {0,2} {1,3}: each group's
+// all-reduce sums its own members' values alone, and each rank's place in it is in world order.
+TEST(TensorDataGroups, EachGroupReducesItsOwnRanksAlone) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  std::vector<std::array<float, 2>> sums(4);
+  std::vector<std::array<int, 4>> places(4);
+  on_ranks(4, [&](Communicator& comm) {
+    const TensorDataGroups groups = split_tensor_data(comm, 2);
+    const size_t r = static_cast<size_t>(comm.rank());
+    places[r] = {groups.tensor->rank(), groups.tensor->world(), groups.data->rank(),
+                 groups.data->world()};
+    float tensor_value = static_cast<float>(1 << r), data_value = 10.0f * tensor_value;
+    const Tensor t{&tensor_value, DType::f32, {1}}, d{&data_value, DType::f32, {1}};
+    // Both in flight at once, as a training step's are.
+    CommHandle a = groups.tensor->all_reduce(t, ReduceOp::sum);
+    CommHandle b = groups.data->all_reduce(d, ReduceOp::sum);
+    a->wait();
+    b->wait();
+    sums[r] = {tensor_value, data_value};
+  });
+  for (size_t r = 0; r < 4; ++r) {
+    const int replica = static_cast<int>(r) / 2, tensor_rank = static_cast<int>(r) % 2;
+    EXPECT_EQ(places[r], (std::array<int, 4>{tensor_rank, 2, replica, 2})) << "rank " << r;
+    // Tensor group {0,1}: 1 + 2; {2,3}: 4 + 8. Data group {0,2}: 10 + 40; {1,3}: 20 + 80.
+    EXPECT_EQ(sums[r][0], replica == 0 ? 3.0f : 12.0f) << "rank " << r;
+    EXPECT_EQ(sums[r][1], tensor_rank == 0 ? 50.0f : 100.0f) << "rank " << r;
+  }
+}
+
+// Tensor x data parallel training, tp 2 x dp 2 on four Gloo ranks, each replica with batch b:
+// every rank's loss is that of one device with batch 2b, step by step.
+TEST(TensorParallel, TimesDataParallelTrainingLossesEqualOneDeviceOnFourRanks) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const ModelConfig cfg = load_model_config("tiny", default_config_dir());
+  const int64_t b = 2, seq = 8, steps = 3;
+  ReferenceBackend single_backend;
+  TrainStep single(single_backend, cfg, 2 * b, seq, /*seed=*/7);
+  std::vector<double> single_losses;
+  for (int64_t s = 0; s < steps; ++s) {
+    single.run();
+    single_losses.push_back(single.loss());
+  }
+  ASSERT_LT(single_losses.back(), single_losses.front());
+  std::vector<std::vector<double>> losses(4);
+  std::vector<int64_t> heads(4);
+  on_ranks(4, [&](Communicator& comm) {
+    const TensorDataGroups groups = split_tensor_data(comm, 2);
+    ReferenceBackend backend;
+    ParallelSpec par;
+    par.layout = "tp";
+    par.tp = par.dp = 2;
+    par.world = 4;
+    par.first_bucket_bytes = 4096;
+    par.bucket_bytes = 16384;
+    const TensorShard shard{2, groups.tensor->rank(), groups.tensor.get()};
+    TrainStep step(backend, cfg, b, seq, 7, AdamWArgs{}, DType::f32, groups.data.get(), par,
+                   &shard);
+    const size_t r = static_cast<size_t>(comm.rank());
+    heads[r] = step.model().config().n_heads;
+    for (int64_t s = 0; s < steps; ++s) {
+      step.run();
+      losses[r].push_back(step.loss());
+    }
+  });
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_EQ(heads[r], cfg.n_heads / 2) << "rank " << r;
+    ASSERT_EQ(losses[r].size(), single_losses.size()) << "rank " << r;
+    for (size_t s = 0; s < single_losses.size(); ++s)
+      EXPECT_NEAR(losses[r][s], single_losses[s], 1e-5 * std::fabs(single_losses[s]))
+          << "rank " << r << " step " << s;
+  }
+}
+
 // Prefill and decode logits of two tensor-parallel ranks are one device's, with the kv heads
 // split (tiny: 2 of them) and replicated (one kv head, held by both ranks).
 TEST(TensorParallel, PrefillAndDecodeLogitsEqualOneDevice) {
@@ -748,7 +823,8 @@ TEST_F(CommCli, BadTensorParallelLayoutsAreBadInputNamingTheJsonPath) {
       {R"({"layout": "tp", "tp": 3, "virtual": true, "link": {"bytes_per_s": 1e9}})",
        "$.runs[0].parallel.tp", "does not divide the 4 attention heads"},
       {R"({"layout": "tp", "tp": 2})", "$.runs[0].parallel.tp", "1 rank(s) were launched"},
-      {R"({"layout": "tp", "tp": 2, "dp": 2})", "$.runs[0].parallel.dp", "sub-groups"},
+      {R"({"layout": "tp", "tp": 2, "dp": 2})", "$.runs[0].parallel.tp",
+       "a world of 4, but 1 rank(s) were launched"},
       {R"({"layout": "tp", "tp": 2, "virtual": true})", "$.runs[0].parallel", "a link"},
   };
   for (const auto& c : cases) {
@@ -811,6 +887,30 @@ TEST_F(CommCli, LaunchedTensorParallelRunReportsItsCollectives) {
   // Per step: 2 layers, 2 all-reduces forward and 2 backward.
   EXPECT_EQ(r.parallel["tp_collectives"]["all_reduce"]["calls"].get<int64_t>() % 8, 0);
   EXPECT_FALSE(r.parallel.contains("collectives") && !r.parallel["collectives"].empty());
+}
+
+// Four real ranks, tp 2 x dp 2: each replica's tensor all-reduces and the data groups' gradient
+// all-reduces both reach the report, and the loss falls.
+TEST_F(CommCli, LaunchedTensorTimesDataParallelRunReportsBothGroupsCollectives) {
+  std::string why;
+  if (!comm_engine_available(&why)) GTEST_SKIP() << why;
+  const std::string suite =
+      write("tpdp.json",
+            tp_suite(R"({"layout": "tp", "tp": 2, "dp": 2, "bucket_mb": 0.01})", "train_step"));
+  const auto [code, out] = capbench(
+      "", "launch -n 4 -- run '" + suite + "' --reps 2 --no-calibrate --out '" + report_ + "'");
+  ASSERT_EQ(code, 0) << out;
+  const Report rep = read_report(report_);
+  ASSERT_EQ(rep.runs.size(), 1u);
+  const RunRecord& r = rep.runs[0];
+  EXPECT_EQ(r.status, "ok") << r.reason;
+  EXPECT_EQ(r.key.world, 4);
+  EXPECT_EQ(r.key.tp, 2);
+  EXPECT_EQ(r.parallel["dp"], 2);
+  EXPECT_EQ(r.parallel["tp_collectives"]["all_reduce"]["calls"].get<int64_t>() % 8, 0);
+  EXPECT_GT(r.parallel["tp_collectives"]["all_reduce"]["calls"].get<int64_t>(), 0);
+  EXPECT_GT(r.parallel["collectives"]["all_reduce"]["calls"].get<int64_t>(), 0);
+  EXPECT_TRUE(r.canaries.at(0).passed) << r.canaries.at(0).detail;
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 // AVG, and no reduce-scatter; so bf16 all-reduce and every reduce-scatter move their data as
 // bytes with Gloo's all-to-all (each rank receives every rank's copy of its share: the (n−1)/n·S
 // a ring reduce-scatter moves), reduce the share locally in fp32, and (all-reduce) all-gather
-// the reduced shares as bytes. Averages are sums divided by the world.
+// the reduced shares as bytes. Averages are sums divided by the world. A sub-group (split) is a
+// ProcessGroupGloo of its own over the same store under its own key prefix, with its own thread,
+// so that a tensor group's and a data group's collectives run side by side.
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -69,34 +71,36 @@ class GlooCommunicator final : public Communicator {
     store_options.numWorkers = static_cast<std::size_t>(rv.world);
     store_options.waitWorkers = false;
     store_options.timeout = timeout;
-    c10::intrusive_ptr<c10d::Store> store;
-    const std::string where = rv.master_addr + ":" + std::to_string(rv.master_port);
+    where_ = rv.master_addr + ":" + std::to_string(rv.master_port);
     try {
-      store = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
+      store_ = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
     } catch (const std::exception& e) {
       throw CommSetupError(std::string(store_options.isServer
                                            ? "MASTER_PORT " + std::to_string(rv.master_port) +
                                                  ": cannot serve the rendezvous store: "
-                                           : "MASTER_ADDR:MASTER_PORT " + where +
+                                           : "MASTER_ADDR:MASTER_PORT " + where_ +
                                                  ": cannot reach the rendezvous store: ") +
                            first_line(e.what()));
     }
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("capbench", store);
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options_ = c10d::ProcessGroupGloo::Options::create(timeout);
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
-      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      options_->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
     else if (rv.master_addr == "127.0.0.1" || rv.master_addr == "localhost")
-      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      options_->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
     else
-      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    options->threads = 2;
-    try {
-      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rv.rank, rv.world, options);
-    } catch (const std::exception& e) {
-      throw CommSetupError("rendezvous of " + std::to_string(rv.world) + " ranks at " + where +
-                           " failed: " + first_line(e.what()));
-    }
-    thread_ = std::thread([this] { serve(); });
+      options_->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    options_->threads = 2;
+    join("capbench");
+  }
+
+  // A sub-group of `parent`: the same store and devices, its own keys, connections and thread.
+  GlooCommunicator(const GlooCommunicator& parent, SplitPlace place, const std::string& prefix)
+      : rank_(place.rank),
+        world_(place.world),
+        store_(parent.store_),
+        options_(parent.options_),
+        where_(parent.where_) {
+    join(prefix);
   }
 
   ~GlooCommunicator() override {
@@ -111,6 +115,15 @@ class GlooCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int world() const override { return world_; }
   std::string engine() const override { return "gloo"; }
+
+  std::unique_ptr<Communicator> split(int color) override {
+    const SplitPlace place = split_place(*this, color);
+    // Every rank counts its splits alike, so a split's keys are unique in the store.
+    const std::string prefix =
+        "capbench/split" + std::to_string(++splits_) + "/color" + std::to_string(color);
+    if (place.world == 1) return std::make_unique<SingleCommunicator>();
+    return std::make_unique<GlooCommunicator>(*this, place, prefix);
+  }
 
   CommHandle all_reduce(const Tensor& data, ReduceOp op) override {
     return enqueue("all_reduce", [this, data, op] {
@@ -172,6 +185,18 @@ class GlooCommunicator final : public Communicator {
   }
 
  private:
+  // Connects this world's ranks through the store under `prefix`; starts the collectives' thread.
+  void join(const std::string& prefix) {
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store_);
+    try {
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank_, world_, options_);
+    } catch (const std::exception& e) {
+      throw CommSetupError("rendezvous of " + std::to_string(world_) + " ranks at " + where_ +
+                           " failed: " + first_line(e.what()));
+    }
+    thread_ = std::thread([this] { serve(); });
+  }
+
   void check_multiple(const Tensor& whole, const Tensor& share, const char* what) const {
     if (whole.numel() != share.numel() * world_ || whole.dtype != share.dtype)
       throw std::invalid_argument(std::string(what) + ": the whole tensor must hold world (" +
@@ -241,6 +266,10 @@ class GlooCommunicator final : public Communicator {
   }
 
   int rank_, world_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> options_;
+  std::string where_;  // MASTER_ADDR:MASTER_PORT, for messages
+  int splits_ = 0;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
   std::mutex mutex_;
   std::condition_variable ready_;

@@ -234,6 +234,33 @@ std::vector<double> gather_values(Communicator& comm, double mine) {
   return each;
 }
 
+SplitPlace split_place(Communicator& comm, int color) {
+  const std::vector<double> colors = gather_values(comm, static_cast<double>(color));
+  SplitPlace place;
+  place.world = 0;
+  for (int r = 0; r < comm.world(); ++r) {
+    if (colors[static_cast<size_t>(r)] != static_cast<double>(color)) continue;
+    if (r == comm.rank()) place.rank = place.world;
+    ++place.world;
+  }
+  return place;
+}
+
+TensorDataGroups split_tensor_data(Communicator& ranks, int tp) {
+  if (tp < 1 || ranks.world() % tp != 0)
+    throw std::invalid_argument("tensor x data groups: tp " + std::to_string(tp) +
+                                " does not divide the world of " + std::to_string(ranks.world()));
+  TensorDataGroups groups;
+  groups.tensor = ranks.split(ranks.rank() / tp);
+  groups.data = ranks.split(ranks.rank() % tp);
+  return groups;
+}
+
+std::unique_ptr<Communicator> Communicator::split(int) {
+  if (world() <= 1) return std::make_unique<SingleCommunicator>();
+  throw CommSetupError("the " + engine() + " engine has no process sub-groups");
+}
+
 LinkModel LinkModel::scaled(double scale) const {
   LinkModel m = *this;
   m.link_bytes_per_s *= scale;

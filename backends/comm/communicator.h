@@ -80,7 +80,29 @@ class Communicator {
   // Host values reduced over the ranks, at once: how the harness's ranks agree on a sample or a
   // decision. Neither metered nor paced.
   virtual void agree(std::vector<double>& values, ReduceOp op) = 0;
+
+  // The ranks of this world that pass the same `color`, as a world of their own, ranked in this
+  // world's order (MPI_Comm_split without a key): how tensor x data parallelism gets its tensor
+  // groups and its data groups. Every rank calls it, as often and in the same order as the
+  // others. This default serves a world of one; an engine without sub-groups throws
+  // CommSetupError.
+  virtual std::unique_ptr<Communicator> split(int color);
 };
+
+// Where this rank falls in split(color): its rank among the ranks of its color and their count
+// (agreed over `comm`, so every rank of `comm` calls it).
+struct SplitPlace {
+  int rank = 0, world = 1;
+};
+SplitPlace split_place(Communicator& comm, int color);
+
+// Tensor x data parallelism's groups of `ranks` (world = tp · dp): rank = replica · tp + tensor
+// rank, a replica's tensor ranks adjacent (as Megatron places them, so that on a node they share
+// the fast links). `tensor`: this rank's replica; `data`: the ranks holding the same shard.
+struct TensorDataGroups {
+  std::unique_ptr<Communicator> tensor, data;
+};
+TensorDataGroups split_tensor_data(Communicator& ranks, int tp);
 
 // Every rank's `mine`, on every rank, indexed by rank (through agree: a sum of one-hot vectors).
 std::vector<double> gather_values(Communicator& comm, double mine);

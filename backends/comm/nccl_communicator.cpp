@@ -57,16 +57,35 @@ class NcclCommunicator final : public Communicator {
     store_options.port = static_cast<std::uint16_t>(rv.master_port);
     store_options.isServer = false;  // the host communicator serves it
     store_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1e3));
-    auto store = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("capbench-nccl", store);
-    auto options = c10d::ProcessGroupNCCL::Options::create();
-    options->timeout = store_options.timeout;
-    group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rv.rank, rv.world, options);
+    store_ = c10::make_intrusive<c10d::TCPStore>(rv.master_addr, store_options);
+    timeout_ = store_options.timeout;
+    join("capbench-nccl");
+  }
+
+  // A sub-group: the host communicator's split of the same color serves its agreements.
+  NcclCommunicator(const NcclCommunicator& parent, std::unique_ptr<Communicator> host_part,
+                   const std::string& prefix)
+      : owned_host_(std::move(host_part)),
+        host_(*owned_host_),
+        rank_(host_.rank()),
+        world_(host_.world()),
+        device_(parent.device_),
+        store_(parent.store_),
+        timeout_(parent.timeout_) {
+    join(prefix);
   }
 
   int rank() const override { return rank_; }
   int world() const override { return world_; }
   std::string engine() const override { return "nccl"; }
+
+  std::unique_ptr<Communicator> split(int color) override {
+    std::unique_ptr<Communicator> host_part = host_.split(color);
+    const std::string prefix =
+        "capbench-nccl/split" + std::to_string(++splits_) + "/color" + std::to_string(color);
+    if (host_part->world() == 1) return std::make_unique<SingleCommunicator>();
+    return std::make_unique<NcclCommunicator>(*this, std::move(host_part), prefix);
+  }
 
   CommHandle all_reduce(const Tensor& data, ReduceOp op) override {
     std::vector<at::Tensor> tensors{device_tensor(data)};
@@ -103,6 +122,13 @@ class NcclCommunicator final : public Communicator {
   void agree(std::vector<double>& values, ReduceOp op) override { host_.agree(values, op); }
 
  private:
+  void join(const std::string& prefix) {
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store_);
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout_;
+    group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank_, world_, options);
+  }
+
   at::Tensor device_tensor(const Tensor& t) const {
     return at::from_blob(t.data, {t.numel()},
                          at::TensorOptions()
@@ -114,8 +140,12 @@ class NcclCommunicator final : public Communicator {
     return std::make_shared<NcclWork>(std::move(work), what, std::move(after));
   }
 
+  std::unique_ptr<Communicator> owned_host_;  // a sub-group's own host split
   Communicator& host_;
   int rank_, world_, device_ = 0;
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::chrono::milliseconds timeout_{0};
+  int splits_ = 0;
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> group_;
 };
 
