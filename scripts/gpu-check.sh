@@ -11,10 +11,10 @@
 # try on the same machine, or a check of this script where there is no GPU).
 # Each step has its own time limit and log, and the check goes on past a failed step; a step that
 # needs a GPU where none is visible is reported as skipped, with the reason. What comes out, in
-# --out (default: $OUT, else gpu-check-out/), is at most six files: summary.md (every step's
-# outcome and time, and the tables that matter), gpu.json (capbench's report), ref.json (the
-# PyTorch reference's), compare.txt, fidelity.json, and logs.tar.gz (every step's log). Exit 0 when no step
-# failed.
+# --out (default: $OUT, else gpu-check-out/), is at most seven files: summary.md (every step's
+# outcome and time, and the tables that matter), gpu.json (capbench's report), tp.json (virtual
+# tensor parallelism's), ref.json (the PyTorch reference's), compare.txt, fidelity.json, and
+# logs.tar.gz (every step's log). Exit 0 when no step failed.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/gpu-check-out}
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --debs) debs=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --prebuilt) prebuilt=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
@@ -199,6 +199,12 @@ fi
 if gpu_ok gpu-suite; then
   step gpu-suite 170 "$capbench" run "$root/configs/suites/gpu.json" --out "$out/gpu.json"
 fi
+if gpu_ok virtual-tp; then
+  # Virtual tensor parallelism: each decode step with its all-reduces paced on the GPU's stream,
+  # captured and replayed as one CUDA graph (device.graphs.used in tp.json).
+  step virtual-tp 120 "$capbench" run "$root/configs/suites/tp-serving.json" --backend cuda \
+    --emulate h20 --reps 3 --out "$out/tp.json"
+fi
 if gpu_ok pytorch-reference; then
   step pytorch-reference 150 "$python" "$root/benchmarks/pytorch_reference.py" \
     --suite "$root/configs/suites/gpu.json" --device cuda --modes eager,graph,compile \
@@ -234,6 +240,19 @@ fi
     [ -s "$logs/$name.log" ] || continue
     echo; echo "## $name"; echo; echo '```'; tail -n 40 "$logs/$name.log"; echo '```'
   done
+  if [ -s "$out/tp.json" ] && [ -n "$python" ]; then
+    echo; echo "## virtual tensor parallelism (tp.json)"; echo
+    "$python" - "$out/tp.json" << 'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["runs"]:
+    k, g = r["key"], r.get("device", {}).get("graphs", {})
+    ar = r.get("parallel", {}).get("tp_collectives", {}).get("all_reduce", {})
+    step = r.get("stats", {}).get("decode_step_s", {}).get("median")
+    print(f"- {k['model']} tp {k.get('tp')} b{k['batch']}: {r['status']} {r.get('reason', '')}; "
+          f"graphs {g.get('used')} ({g.get('reason')}); all-reduces {ar.get('calls')}; "
+          f"decode step {step * 1e3 if step else float('nan'):.3f} ms")
+PY
+  fi
   if [ -s "$logs/gpu-suite.log" ]; then
     echo; echo "## gpu suite"; echo; echo '```'; grep -v "^\[" "$logs/gpu-suite.log" | tail -n 30; echo '```'
   fi

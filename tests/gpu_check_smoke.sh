@@ -33,7 +33,7 @@ summary=$work/out/summary.md
 reason=$(grep -o "no CUDA device visible[^|]*\|torch:cuda is not available[^|]*\|no Python with PyTorch[^|]*" \
          "$summary" | head -1)
 [ -n "$reason" ] || fail "the summary does not say why there is no GPU: $(cat "$summary")"
-for name in gpu-tests gpu-suite pytorch-reference cuda-pacing-fidelity fidelity; do
+for name in gpu-tests gpu-suite virtual-tp pytorch-reference cuda-pacing-fidelity fidelity; do
   grep -q "^| $name | skipped: .* |" "$summary" || fail "$name is not reported skipped: $(cat "$summary")"
 done
 grep -q "^| compare | skipped: needs both reports" "$summary" || fail "compare: $(cat "$summary")"

@@ -246,6 +246,39 @@ TEST(VirtualRanks, CollectivesLastTheirLinkModelTimeAndMoveNoData) {
   EXPECT_THROW(VirtualCommunicator(1, mesh), std::invalid_argument);
 }
 
+// On a backend's timeline, a virtual collective is a pause queued there (the backend's own
+// pacing), metered at its link-model time; nothing moves. A replayed graph's collectives are
+// added to the meter per pass.
+TEST(VirtualRanks, OnTheBackendTimelineACollectiveIsAPauseThere) {
+  ReferenceBackend backend;
+  ASSERT_GT(backend.pace_slots(), 0);
+  const LinkModel link{"switch", 1e9, 2e-3, 0, 0};
+  VirtualCommunicator ranks(2, link, &backend);
+  EXPECT_TRUE(ranks.on_backend_timeline());
+  MeteredCommunicator metered(ranks);
+  EXPECT_TRUE(metered.on_backend_timeline());
+  std::vector<float> data(1000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = 0.5f * static_cast<float>(i % 9) - 1.0f;
+  const std::vector<float> before = data;
+  const Tensor t(data.data(), DType::f32, {1000});
+  const double modelled = link.seconds(Collective::all_reduce, 4000, 2);  // 2 steps of 2 ms + ...
+  const double t0 = host_seconds_now();
+  metered.all_reduce(t, ReduceOp::sum)->wait();
+  backend.synchronize();
+  EXPECT_GE(host_seconds_now() - t0, modelled);
+  EXPECT_EQ(data, before);
+  MeteredCommunicator::Totals per_pass = metered.totals();
+  const CollectiveTotals& once = per_pass[static_cast<size_t>(Collective::all_reduce)];
+  EXPECT_EQ(once.calls, 1);
+  EXPECT_NEAR(once.seconds, modelled, 1e-9);
+  metered.add(per_pass, 3);
+  const CollectiveTotals four = metered.totals()[static_cast<size_t>(Collective::all_reduce)];
+  EXPECT_EQ(four.calls, 4);
+  EXPECT_NEAR(four.seconds, 4 * modelled, 1e-9);
+  EXPECT_DOUBLE_EQ(four.bytes, 4 * 4000.0);
+  EXPECT_FALSE(VirtualCommunicator(2, link).on_backend_timeline());
+}
+
 TEST(DataParallel, BucketsCoverTheBufferFromItsEndFirstBucketSmall) {
   const auto buckets = gradient_buckets(1'000'003, 4, 1 << 20, 2 << 20);
   ASSERT_GE(buckets.size(), 3u);

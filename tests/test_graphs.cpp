@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "backends/comm/link_model.h"
 #include "backends/forwarding.h"
 #include "harness/config_files.h"
 #include "harness/suite.h"
@@ -61,6 +62,15 @@ class CaptureRecorder final : public ForwardingBackend {
   void synchronize() override {
     refuse_while_capturing("synchronize");
     inner_.synchronize();
+  }
+  // Pacing is on the device's timeline: a CUDA graph captures its kernels with the ops.
+  void stamp(int slot) override {
+    if (capturing_) return recording_.push_back([this, slot] { inner_.stamp(slot); });
+    inner_.stamp(slot);
+  }
+  void pace(int slot, const PaceRule& rule) override {
+    if (capturing_) return recording_.push_back([this, slot, rule] { inner_.pace(slot, rule); });
+    inner_.pace(slot, rule);
   }
 
   size_t graphs() const { return graphs_.size(); }
@@ -123,6 +133,45 @@ TEST_P(Graphs, ReplayedDecodeStepsGiveEagerLogits) {
   }
   EXPECT_EQ(recorder.graphs(), static_cast<size_t>(1 + steps)) << "prefill + one per position";
   EXPECT_EQ(recorder.replays(), 2 * (1 + steps));
+}
+
+// Virtual tensor-parallel ranks queue their collectives on the backend's timeline, so a captured
+// decode step holds them: replayed steps give the eager run's logits and last at least their
+// all-reduces' link-model time. Collectives on the host timeline turn graphs off instead.
+TEST_P(Graphs, VirtualTensorParallelCollectivesAreReplayedWithTheirStep) {
+  if (be_->pace_slots() <= 0) GTEST_SKIP() << "this backend cannot pace";
+  LinkModel link;
+  link.link_bytes_per_s = 1e12;
+  link.latency_s = 5e-4;  // an all-reduce over 2 ranks: 2 ring steps, 1 ms
+  const ModelConfig cfg = tiny();
+  const int64_t batch = 1, prompt = 4, steps = 3;
+  VirtualCommunicator eager_ranks(2, link, be_.get());
+  const TensorShard eager_shard{2, 0, &eager_ranks};
+  Inference eager(*be_, cfg, batch, prompt, steps, 7, DType::f32, &eager_shard);
+  CaptureRecorder recorder(*be_);
+  VirtualCommunicator graphed_ranks(2, link, &recorder);
+  ASSERT_TRUE(graphed_ranks.on_backend_timeline());
+  const TensorShard shard{2, 0, &graphed_ranks};
+  Inference graphed(recorder, cfg, batch, prompt, steps, 7, DType::f32, &shard);
+  ASSERT_TRUE(graphed.use_graphs(true));
+  const double least_step_s = static_cast<double>(cfg.n_layers) * 2 * 1e-3;
+  for (int pass = 0; pass < 3; ++pass) {  // eager, captured, replayed
+    SCOPED_TRACE("pass " + std::to_string(pass));
+    EXPECT_EQ(download_floats(recorder, graphed.prefill()), download_floats(*be_, eager.prefill()));
+    for (int64_t s = 0; s < steps; ++s) {
+      const double t = time_synchronized(recorder, [&] { graphed.decode(s); });
+      EXPECT_GE(t, least_step_s * 0.99) << "decode step " << s;
+      EXPECT_EQ(download_floats(recorder, graphed.decode(s)),
+                download_floats(*be_, eager.decode(s)))
+          << "decode step " << s;
+    }
+  }
+  EXPECT_EQ(recorder.graphs(), static_cast<size_t>(1 + steps));
+
+  VirtualCommunicator host_ranks(2, link);
+  const TensorShard host_shard{2, 0, &host_ranks};
+  Inference on_host(recorder, cfg, batch, prompt, steps, 7, DType::f32, &host_shard);
+  EXPECT_FALSE(on_host.use_graphs(true));
 }
 
 TEST_P(Graphs, OffWhereTheBackendCannotCapture) {

@@ -18,8 +18,9 @@ class Inference {
   // Both replay a graph per step where graphs are on (prefill; each decode position).
   Tensor prefill();             // logits [B·P, V]
   Tensor decode(int64_t step);  // step in [0, decode_steps): logits [B, V]
-  // Graphs on where wanted and the backend can capture; returns whether they are on.
-  bool use_graphs(bool wanted) { return captured_.enable(wanted); }
+  // Graphs on where wanted, the backend can capture and the model's collectives can be
+  // captured (Model::steps_capturable); returns whether they are on.
+  bool use_graphs(bool wanted) { return captured_.enable(wanted && model_.steps_capturable()); }
   // Decode-vs-full-forward canary: prefill, one decode step, then one forward over the prompt
   // plus that token; returns the largest |difference| of the new position's logits, relative
   // to the largest |logit|.

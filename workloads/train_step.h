@@ -29,8 +29,9 @@ class TrainStep {
   // One whole step, queued on the backend with no host synchronisation; a replayed graph where
   // graphs are on.
   void run();
-  // Graphs on where wanted and the backend can capture; returns whether they are on.
-  bool use_graphs(bool wanted) { return captured_.enable(wanted); }
+  // Graphs on where wanted, the backend can capture and the model's collectives can be
+  // captured (Model::steps_capturable); returns whether they are on.
+  bool use_graphs(bool wanted) { return captured_.enable(wanted && model_.steps_capturable()); }
   int64_t steps_taken();  // AdamW's step count, read from the device
   // Of the last step's forward, over the global batch.
   double loss();

@@ -283,7 +283,9 @@ void shard_values(const ModelConfig& cfg, const ModelConfig& part, const TensorS
 
 void Model::sum_over_shards(const Tensor& partial) const {
   if (!tp_ranks_) return;
-  backend_.synchronize();  // the partial result is complete before the ranks read it
+  // The partial result is complete before the ranks read it: on the host, a synchronisation; on
+  // the backend's timeline, the collective is queued after the ops that make it.
+  if (!tp_ranks_->on_backend_timeline()) backend_.synchronize();
   tp_ranks_->all_reduce(partial, ReduceOp::sum)->wait();
 }
 

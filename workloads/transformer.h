@@ -85,6 +85,9 @@ class Model {
   // Sums a partial result over the tensor-parallel ranks, in place; nothing without them.
   void sum_over_shards(const Tensor& partial) const;
   bool sharded() const { return tp_ranks_ != nullptr; }
+  // Whether a device graph can hold a step: no tensor-parallel collectives, or ones queued on
+  // the backend's timeline (the host's cannot be captured, and synchronise mid-step).
+  bool steps_capturable() const { return !tp_ranks_ || tp_ranks_->on_backend_timeline(); }
 
  private:
   Backend& backend_;

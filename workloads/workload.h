@@ -128,7 +128,9 @@ class WorkloadRun {
   virtual std::map<std::string, double> memory() const = 0;
   // Device graphs on where wanted and the backend can capture; returns whether they are on.
   virtual bool use_graphs(bool wanted) = 0;
-  // With graphs on: the untimed passes that capture every graph the repetitions replay.
+  // With graphs on: two untimed repetitions' passes, the first eager and the second captured, so
+  // that every graph the repetitions replay exists (the runner takes half of the collectives
+  // they issue as what one replayed repetition issues).
   virtual void capture() = 0;
   // One repetition, every timed piece through `timed`, its samples appended to `samples`.
   // Returns the seconds spent on purpose outside the samples (a canary's reads).

@@ -1,6 +1,7 @@
 #include "backends/comm/communicator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -103,6 +104,17 @@ void MeteredCommunicator::record(Collective kind, size_t bytes, const CommWork& 
 MeteredCommunicator::Totals MeteredCommunicator::totals() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return totals_;
+}
+
+void MeteredCommunicator::add(const Totals& per_pass, double times) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t k = 0; k < totals_.size(); ++k) {
+    totals_[k].calls +=
+        static_cast<int64_t>(std::llround(static_cast<double>(per_pass[k].calls) * times));
+    totals_[k].bytes += per_pass[k].bytes * times;
+    totals_[k].seconds += per_pass[k].seconds * times;
+    totals_[k].bus_bytes += per_pass[k].bus_bytes * times;
+  }
 }
 
 void MeteredCommunicator::reset() {
@@ -321,13 +333,30 @@ CommHandle ThrottledCommunicator::around(Collective kind, size_t bytes,
 
 // ---- virtual ranks ----------------------------------------------------------------------------
 
-VirtualCommunicator::VirtualCommunicator(int world, LinkModel link)
+VirtualCommunicator::VirtualCommunicator(int world, LinkModel link, Backend* timeline)
     : world_(world), timeline_(std::move(link)) {
   if (world < 2) throw std::invalid_argument("virtual ranks: a world of at least 2");
+  if (timeline && timeline->pace_slots() > 0) {
+    timeline_backend_ = timeline;
+    // Any slot will do: a stamp and its pace are queued back to back, and whatever else stamps
+    // this slot (the throttle cycles through all of them) is ordered before or after the pair on
+    // the same timeline.
+    slot_ = timeline->pace_slots() - 1;
+  }
 }
 
 // Nothing moves: a collective is its time on the modelled link alone.
 CommHandle VirtualCommunicator::modelled(Collective kind, size_t bytes) {
+  if (timeline_backend_) {
+    const double seconds = timeline_.link().seconds(kind, static_cast<double>(bytes), world_);
+    const double now = host_seconds_now();
+    PaceRule rule;
+    rule.floor_s = seconds;
+    timeline_backend_->stamp(slot_);
+    timeline_backend_->pace(slot_, rule);
+    // Its span as the model has it (on a device the pause runs later, when the stream gets there).
+    return std::make_shared<DoneWork>(now, now + seconds);
+  }
   const auto [start, end] = timeline_.occupy(kind, static_cast<double>(bytes), world_);
   return std::make_shared<PacedWork>(std::make_shared<DoneWork>(start, start), start, end);
 }

@@ -81,6 +81,11 @@ class Communicator {
   // decision. Neither metered nor paced.
   virtual void agree(std::vector<double>& values, ReduceOp op) = 0;
 
+  // Whether collectives are queued on the backend's own timeline, in order with its ops (virtual
+  // ranks paced there): the caller need not synchronise before one, and a device graph captures
+  // it. Otherwise a collective runs on the host, outside any graph.
+  virtual bool on_backend_timeline() const { return false; }
+
   // The ranks of this world that pass the same `color`, as a world of their own, ranked in this
   // world's order (MPI_Comm_split without a key): how tensor x data parallelism gets its tensor
   // groups and its data groups. Every rank calls it, as often and in the same order as the
@@ -147,6 +152,7 @@ class ForwardingCommunicator : public Communicator {
     return around(Collective::barrier, 0, [&] { return inner_.barrier(); });
   }
   void agree(std::vector<double>& values, ReduceOp op) override { inner_.agree(values, op); }
+  bool on_backend_timeline() const override { return inner_.on_backend_timeline(); }
 
  protected:
   // `bytes`: the collective's size S as nccl-tests counts it (the whole array: all-gather's
@@ -173,6 +179,9 @@ class MeteredCommunicator final : public ForwardingCommunicator {
   using Totals = std::array<CollectiveTotals, kCollectiveCount>;
   Totals totals() const;
   void reset();
+  // Adds `times` × `per_pass`: collectives issued without passing through (a replayed device
+  // graph's, counted when it was captured).
+  void add(const Totals& per_pass, double times);
 
  protected:
   CommHandle around(Collective kind, size_t bytes,

@@ -76,12 +76,19 @@ class ThrottledCommunicator final : public ForwardingCommunicator {
 // One rank of a world that is not there (virtual ranks): collectives move no data and last
 // their link-model time, one after another on the modelled link, on the host's clock. What the
 // rank computes is its own shard; the others' shares are never read or written.
+// With a `timeline` backend that can pace, a collective is instead a pause of its link-model time
+// queued on that backend's own timeline (stamp + pace: on a GPU, kernels on the op stream), so it
+// sits between the ops around it without a host round trip and a device graph (CUDA graphs)
+// captures and replays it with them; wait() then returns at once. For collectives that are
+// waited on as soon as they are issued (tensor parallelism's); overlapped ones (data parallel
+// gradient buckets) need the host timeline, which lets compute run under them.
 class VirtualCommunicator final : public Communicator {
  public:
-  VirtualCommunicator(int world, LinkModel link);
+  VirtualCommunicator(int world, LinkModel link, Backend* timeline = nullptr);
   int rank() const override { return 0; }
   int world() const override { return world_; }
   std::string engine() const override { return "virtual"; }
+  bool on_backend_timeline() const override { return timeline_backend_ != nullptr; }
   const LinkModel& link() const { return timeline_.link(); }
   CommHandle all_reduce(const Tensor& data, ReduceOp op) override;
   CommHandle all_gather(const Tensor& out, const Tensor& in) override;
@@ -94,6 +101,8 @@ class VirtualCommunicator final : public Communicator {
   CommHandle modelled(Collective kind, size_t bytes);
   int world_;
   LinkTimeline timeline_;
+  Backend* timeline_backend_ = nullptr;  // null: the host timeline
+  int slot_ = 0;
 };
 
 }  // namespace capbench
