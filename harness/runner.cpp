@@ -349,12 +349,26 @@ void record_collectives(RunRecord& r, const RunEnv& env, int64_t reps,
   if (!env.job || env.job->world() <= 1) return;
   // Each rank's own threads: local ranks share a host's cores, hosts may differ.
   const std::vector<double> threads = gather_values(*env.job, static_cast<double>(r.key.threads));
+  // Each rank's time inside collectives: a rank that arrives early waits for the others inside
+  // them, so the least of these is the closest to the link's own cost.
+  const auto busy_seconds = [](const MeteredCommunicator* comm) {
+    double s = 0;
+    if (comm)
+      for (const CollectiveTotals& t : comm->totals()) s += t.seconds;
+    return s;
+  };
+  const std::vector<double> collective_s = gather_values(*env.job, busy_seconds(env.comm));
+  const std::vector<double> tp_collective_s = gather_values(*env.job, busy_seconds(env.tp_comm));
   nlohmann::json per_rank = nlohmann::json::array();
-  for (size_t k = 0; k < rank_samples.size(); ++k)
-    if (!rank_samples[k].empty())
-      per_rank.push_back({{"rank", k},
-                          {"threads", static_cast<int64_t>(threads[k])},
-                          {"median_s", median(rank_samples[k])}});
+  for (size_t k = 0; k < rank_samples.size(); ++k) {
+    if (rank_samples[k].empty()) continue;
+    nlohmann::json rank = {{"rank", k},
+                           {"threads", static_cast<int64_t>(threads[k])},
+                           {"median_s", median(rank_samples[k])}};
+    if (env.comm) rank["collective_seconds"] = collective_s[k];
+    if (env.tp_comm) rank["tp_collective_seconds"] = tp_collective_s[k];
+    per_rank.push_back(rank);
+  }
   if (!per_rank.empty()) r.parallel["ranks"] = per_rank;
 }
 

@@ -517,6 +517,14 @@ TEST_F(CommCli, LaunchedDataParallelRunReportsItsCollectives) {
   for (const auto& rank : r.parallel["ranks"])
     slowest = std::max(slowest, rank["median_s"].get<double>());
   EXPECT_GE(r.stats.at("step_s").median, slowest * 0.999);
+  // Each rank's time inside the collectives; rank 0's is the report's (rank 0 writes it).
+  double in_collectives = 0;
+  for (const auto& kind : r.parallel["collectives"])
+    in_collectives += kind["seconds"].get<double>();
+  EXPECT_NEAR(r.parallel["ranks"][0]["collective_seconds"].get<double>(), in_collectives,
+              1e-9 + 1e-9 * in_collectives);
+  EXPECT_GT(r.parallel["ranks"][1]["collective_seconds"].get<double>(), 0);
+  EXPECT_FALSE(r.parallel["ranks"][1].contains("tp_collective_seconds"));
 }
 
 TEST_F(CommCli, CommBenchChecksEveryResult) {
