@@ -210,6 +210,10 @@ TEST_P(Conformance, AttentionForwardBackward) {
 TEST_P(Conformance, KvAppendAndDecode) {
   std::vector<AttnShape> shapes(std::begin(kAttnShapes), std::end(kAttnShapes));
   shapes.push_back({2, 1, 8, 2, 64});  // a decode step's shape: head dim of several vectors
+  // One row with enough heads that a backend may split its positions among threads, down to
+  // one or two positions (some threads then get none).
+  shapes.push_back({1, 1, 16, 8, 64});
+  shapes.push_back({1, 1, 512, 8, 64});
   for (const AttnShape& s : shapes)
     for (int64_t pos : {0, 1, 6, 41}) {
       const int64_t cap = pos + s.t + 2;
