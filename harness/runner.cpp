@@ -393,21 +393,14 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
   const std::unique_ptr<WorkloadRun> run = w.build(env.be, params);
   for (const auto& [name, bytes] : run->memory()) r.memory[name] = bytes;
   // A replayed graph issues the collectives it captured (virtual ranks paced on the backend's
-  // timeline) without calling the communicator: one repetition's are half the capture's.
-  std::optional<MeteredCommunicator::Totals> replayed_tp;
+  // timeline) without calling the communicator: the capture's two passes issue two
+  // repetitions' worth.
+  std::optional<MeteredCommunicator::Totals> captured_tp;
   if (use_graphs(spec, env, r, *run)) {
     env.progress.update("capturing the graphs");
     if (env.tp_comm) env.tp_comm->reset();
     run->capture();
-    if (env.tp_comm && env.tp_comm->on_backend_timeline()) {
-      replayed_tp = env.tp_comm->totals();
-      for (CollectiveTotals& t : *replayed_tp) {
-        t.calls /= 2;
-        t.bytes /= 2;
-        t.seconds /= 2;
-        t.bus_bytes /= 2;
-      }
-    }
+    if (env.tp_comm && env.tp_comm->on_backend_timeline()) captured_tp = env.tp_comm->totals();
   }
 
   r.primary = w.primary_series(spec.shape);
@@ -450,7 +443,7 @@ void run_workload(const Workload& w, const RunSpec& spec, const RunEnv& env, Run
         return excluded;
       },
       agree_stop);
-  if (replayed_tp) env.tp_comm->add(*replayed_tp, static_cast<double>(loop.reps));
+  if (captured_tp) env.tp_comm->add(*captured_tp, static_cast<double>(loop.reps) / 2);
   if (env.comm || env.tp_comm) record_collectives(r, env, loop.reps, rank_samples);
   for (auto& [name, values] : samples)
     if (!values.empty()) r.samples[name] = values;
