@@ -146,7 +146,7 @@ void attend_row(T* out, const float* q, const T* k, const T* v, int64_t stride, 
 // through, the cache comes from memory. Exponentials 16 lanes at a time.
 //   qf, acc: [heads, d] fp32; top, total: [heads]; kv head c of the run (counted from the kv
 //   head of its first query head h_begin) at position j: k + j·stride + c·d, likewise v.
-//   scratch: lanes_scratch_floats(heads, n, d), 64-byte aligned.
+//   scratch: lanes_scratch_floats(heads, n), 64-byte aligned.
 constexpr int64_t kMaxLaneHeadDim = 256;
 template <class T>
 CAPBENCH_AVX512 void attend_span_lanes(float* acc, float* top, float* total, const float* qf,
@@ -251,10 +251,12 @@ struct alignas(64) Line {
 };
 // At least `floats` of this thread's own scratch, 64-byte aligned, kept from call to call: a
 // decode step calls attention once a layer, and allocating and clearing it each time was a
-// measurable share of a call whose cache is warm.
-float* thread_scratch(size_t floats, int which) {
+// measurable share of a call whose cache is warm. Two buffers: a thread's working scratch, and
+// the spans' partial results that the calling thread holds for the whole team.
+enum class Scratch { own, partials };
+float* thread_scratch(size_t floats, Scratch which) {
   static thread_local std::vector<Line> lines[2];
-  std::vector<Line>& mine = lines[which];
+  std::vector<Line>& mine = lines[static_cast<int>(which)];
   if (mine.size() * 16 < floats) mine.resize((floats + 15) / 16);
   return mine.data()->lanes;
 }
@@ -276,17 +278,17 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   static const bool avx512 = cpu_runs_avx512(false);
   const bool parallel = parallel_worth(batch * heads * t * ctx * d);
+  const bool lanes = avx512 && d % 16 == 0 && d <= kMaxLaneHeadDim;
   const bool split_positions = split == DecodeSplit::positions ||
                                (split == DecodeSplit::automatic && batch < omp_get_max_threads());
-  if (avx512 && d % 16 == 0 && d <= kMaxLaneHeadDim && t == 1 && parallel &&
-      omp_get_max_threads() > 1 && split_positions) {
+  if (lanes && t == 1 && parallel && omp_get_max_threads() > 1 && split_positions) {
     // One new token a row: the threads split the positions, each reading a contiguous span of
     // the cache (every kv head of a position side by side, positions in order: one sequential
     // stream per thread, where splitting the heads gave each thread half of every position's
     // slice), and the spans' partial softmaxes combine per head.
     const int64_t team = omp_get_max_threads(), spans = batch * team * heads;
     // Each span's partial result per (row, head): acc [d], then top and total.
-    float* acc = thread_scratch(static_cast<size_t>(spans * (d + 2)), 1);
+    float* acc = thread_scratch(static_cast<size_t>(spans * (d + 2)), Scratch::partials);
     float* tops = acc + spans * d;
     float* totals = tops + spans;
     auto part = [&](int64_t b, int64_t w) { return (b * team + w) * heads; };
@@ -296,7 +298,7 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
       const int64_t from = ctx * me / n, to = ctx * (me + 1) / n;
       const int64_t at_scratch = (heads * d + 15) / 16 * 16;
       float* qf = thread_scratch(
-          static_cast<size_t>(at_scratch) + lanes_scratch_floats(heads, to - from), 0);
+          static_cast<size_t>(at_scratch) + lanes_scratch_floats(heads, to - from), Scratch::own);
       for (int64_t b = 0; b < batch; ++b) {
         widen_heads(qf, q.as<T>() + idx4(q, b, 0, 0), heads, d);
         attend_span_lanes(acc + part(b, me) * d, tops + part(b, me), totals + part(b, me), qf,
@@ -329,7 +331,7 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
     }
     return;
   }
-  if (avx512 && d % 16 == 0 && d <= kMaxLaneHeadDim) {
+  if (lanes) {
     // The query heads of all rows, (b, i, h) flattened, in one contiguous share per thread
     // that keeps each kv head's group together; a share's heads of one row are one run.
     const int64_t total = batch * t * heads;
@@ -340,8 +342,8 @@ void attention_decode(const Tensor& out, const Tensor& q, const Tensor& k_cache,
       const int64_t first = edge(me), last = edge(me + 1);
       // [heads, d] query and [heads, d] output, [heads] top and total, then the scratch.
       const int64_t at_scratch = (heads * (2 * d + 2) + 15) / 16 * 16;
-      float* qf =
-          thread_scratch(static_cast<size_t>(at_scratch) + lanes_scratch_floats(heads, ctx), 0);
+      float* qf = thread_scratch(static_cast<size_t>(at_scratch) + lanes_scratch_floats(heads, ctx),
+                                 Scratch::own);
       float* acc = qf + heads * d;
       float* top = acc + heads * d;
       float* sums = top + heads;
