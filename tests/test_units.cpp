@@ -1,10 +1,14 @@
 // Small pieces: statistics, the cost model, the parameter layout, host pacing.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "backends/cuda/gemm_layout.h"
+#include "backends/onednn/onednn_chunk_shares.h"
 #include "backends/op_costs.h"
 #include "backends/reference/reference_backend.h"
 #include "harness/statistics.h"
@@ -50,6 +54,56 @@ TEST(GemmLayout, ColumnMajorCallGivesTheRowMajorProduct) {
               << "trans_a " << trans_a << " trans_b " << trans_b << " at " << i << "," << j;
         }
     }
+}
+
+// The one-row products' work split: whoever takes a chunk, every chunk of every share is taken
+// exactly once, also when threads run at different speeds and steal from each other.
+TEST(ChunkShares, EveryChunkIsTakenOnceByItsOwnerOrAThief) {
+  for (int team : {1, 2, 3, 4}) {
+    const std::vector<uint32_t> chunks = {37, 0, 5, 120};
+    onednn::ChunkShares shares(team);
+    std::vector<std::vector<std::atomic<int>>> taken;
+    for (int s = 0; s < team; ++s) {
+      shares.reset(s, chunks[static_cast<size_t>(s)]);
+      taken.emplace_back(chunks[static_cast<size_t>(s)]);
+    }
+    std::vector<std::thread> threads;
+    for (int own = 0; own < team; ++own)
+      threads.emplace_back([&, own] {
+        // Thread 0 is slow at its own chunks, so the others come to steal them.
+        auto work = [&](int share, uint32_t chunk) {
+          taken[static_cast<size_t>(share)][chunk]++;
+          if (own == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        };
+        uint32_t chunk;
+        while (shares.take_front(own, &chunk)) work(own, chunk);
+        for (int i = 1; i < team; ++i)
+          while (shares.take_back((own + i) % team, &chunk)) work((own + i) % team, chunk);
+      });
+    for (std::thread& t : threads) t.join();
+    for (int s = 0; s < team; ++s)
+      for (uint32_t c = 0; c < chunks[static_cast<size_t>(s)]; ++c)
+        EXPECT_EQ(taken[static_cast<size_t>(s)][c].load(), 1)
+            << "team " << team << ", share " << s << ", chunk " << c;
+  }
+}
+
+TEST(ChunkShares, TheOwnerTakesFromTheFrontAThiefFromTheBack) {
+  onednn::ChunkShares shares(2);
+  shares.reset(0, 4);
+  shares.reset(1, 0);
+  uint32_t chunk = 99;
+  ASSERT_TRUE(shares.take_front(0, &chunk));
+  EXPECT_EQ(chunk, 0u);
+  ASSERT_TRUE(shares.take_back(0, &chunk));
+  EXPECT_EQ(chunk, 3u);
+  ASSERT_TRUE(shares.take_back(0, &chunk));
+  EXPECT_EQ(chunk, 2u);
+  ASSERT_TRUE(shares.take_front(0, &chunk));
+  EXPECT_EQ(chunk, 1u);
+  EXPECT_FALSE(shares.take_front(0, &chunk));
+  EXPECT_FALSE(shares.take_back(0, &chunk));
+  EXPECT_FALSE(shares.take_back(1, &chunk));
 }
 
 TEST(Statistics, PercentilesInterpolateLikeNumpy) {

@@ -17,7 +17,8 @@ constexpr int64_t kSmallProductMaxRows = 8;
 
 // out[r, n] = Σ_k x[r, k] · w[n, k], accumulated in fp32.
 //   out: [rows, N] at x's dtype or fp32; x: [rows, K]; w: [N, K] at x's dtype; all contiguous,
-//   rows ≤ kSmallProductMaxRows. The rows of W are split among the OpenMP team. Only where
+//   rows ≤ kSmallProductMaxRows. The rows of W are split among the OpenMP team, a thread done
+//   with its share taking chunks left of another's (onednn_chunk_shares.h). Only where
 //   cpu_runs_avx512 (onednn_avx512.h) holds, with AVX512_BF16 for bf16.
 void small_product(const Tensor& out, const Tensor& x, const Tensor& w);
 
