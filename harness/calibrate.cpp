@@ -115,34 +115,42 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float sum_floats(co
 
 }  // namespace
 
-double measure_host_read_stream(int threads, size_t bytes) {
-  threads = std::max(threads, 1);
-  const size_t n = bytes / sizeof(float);
+HostReadStream::HostReadStream(int threads, size_t bytes)
+    : threads_(std::max(threads, 1)), count_(bytes / sizeof(float)) {
   // In memory as a CPU backend's weights are (host_alloc: huge pages where offered).
-  const std::unique_ptr<float, void (*)(void*)> held(static_cast<float*>(host_alloc(bytes)),
-                                                     host_free);
-  float* const data = held.get();
-  std::fill_n(data, n, 1.0f);
-  std::vector<float> sums(static_cast<size_t>(threads));
+  data_ = static_cast<float*>(host_alloc(count_ * sizeof(float)));
+  std::fill_n(data_, count_, 1.0f);
+}
+
+HostReadStream::~HostReadStream() {
+  host_free(data_);
+}
+
+double HostReadStream::measure(int passes) {
+  std::vector<float> sums(static_cast<size_t>(threads_));
   double best = 1e30;
-  for (int rep = 0; rep < 6; ++rep) {
+  for (int pass = 0; pass < std::max(passes, 1); ++pass) {
     const double t0 = host_seconds_now();
     std::vector<std::thread> team;
-    for (int t = 0; t < threads; ++t)
+    for (int t = 0; t < threads_; ++t)
       team.emplace_back([&, t] {
-        const size_t begin = n * static_cast<size_t>(t) / static_cast<size_t>(threads);
-        const size_t end = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
-        sums[static_cast<size_t>(t)] = sum_floats(data + begin, end - begin);
+        const size_t begin = count_ * static_cast<size_t>(t) / static_cast<size_t>(threads_);
+        const size_t end = count_ * static_cast<size_t>(t + 1) / static_cast<size_t>(threads_);
+        sums[static_cast<size_t>(t)] = sum_floats(data_ + begin, end - begin);
       });
     for (std::thread& worker : team) worker.join();
     best = std::min(best, host_seconds_now() - t0);
+    // Every float is 1: a wrong sum means the loop did not read what it was timed on.
+    double total = 0;
+    for (float s : sums) total += s;
+    if (std::fabs(total - static_cast<double>(count_)) > 1e-3 * static_cast<double>(count_))
+      throw std::runtime_error("read-stream calibration summed the wrong value");
   }
-  // Every float is 1: a wrong sum means the loop did not read what it was timed on.
-  double total = 0;
-  for (float s : sums) total += s;
-  if (std::fabs(total - static_cast<double>(n)) > 1e-3 * static_cast<double>(n))
-    throw std::runtime_error("read-stream calibration summed the wrong value");
-  return static_cast<double>(n * sizeof(float)) / best;
+  return static_cast<double>(count_ * sizeof(float)) / best;
+}
+
+double measure_host_read_stream(int threads, size_t bytes) {
+  return HostReadStream(threads, bytes).measure(6);
 }
 
 // GEMM: grow n until one call takes long enough to time well, then keep the best of several.

@@ -108,6 +108,24 @@ DevicePeaks device_peaks(const Registry& registry, const std::string& device_kin
 // Bytes per second `threads` host threads read from `bytes` of memory (best of several sums).
 double measure_host_read_stream(int threads, size_t bytes);
 
+// The same read stream over one buffer kept between measurements, so that one pass can be timed
+// right beside other work: a fresh buffer's allocation and first touch take several times as
+// long as reading it, and a shared host's memory bandwidth can change within a second.
+class HostReadStream {
+ public:
+  HostReadStream(int threads, size_t bytes);
+  ~HostReadStream();
+  HostReadStream(const HostReadStream&) = delete;
+  HostReadStream& operator=(const HostReadStream&) = delete;
+  // Bytes per second, the best of `passes` reads of the whole buffer.
+  double measure(int passes);
+
+ private:
+  int threads_;
+  size_t count_;  // floats
+  float* data_;
+};
+
 std::string utc_now_iso8601();
 
 }  // namespace capbench

@@ -54,6 +54,19 @@ class SlowMatmul final : public ForwardingBackend {
   }
 };
 
+// The read stream a CPU backend's MBU is stated against, from one kept buffer pass by pass (as
+// decode_stream times it beside each step) or from a fresh one: a rate a memory system can have,
+// the same order of magnitude either way (one pass of 64 MiB reads it all, none is skipped).
+TEST(ReadStream, KeptAndFreshBuffersGiveAPlausibleRate) {
+  HostReadStream kept(2, size_t{64} << 20);
+  const double one_pass = kept.measure(1), best = kept.measure(4);
+  const double fresh = measure_host_read_stream(2, size_t{64} << 20);
+  for (double rate : {one_pass, best, fresh}) {
+    EXPECT_GT(rate, 1e8);   // 100 MB/s: far below any DRAM
+    EXPECT_LT(rate, 1e13);  // 10 TB/s: far above any host's memory (an L3 holds no 64 MiB)
+  }
+}
+
 TEST(Throttle, FloorRuleIsTheTargetRoofline) {
   ReferenceBackend ref;
   ThrottleBackend t(ref, plan_with(EmulationMode::floor, {1e12, 1e11}, {1e9, 2e8}));
