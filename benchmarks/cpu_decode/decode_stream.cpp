@@ -3,8 +3,9 @@
 // between the two within a second, for a buffer kept as for a fresh one), so a decode rate
 // divided by a read stream measured at another time says little. This measures both alternately
 // in one process: one read pass (HostReadStream, the backend's thread count, 256 MiB, a few
-// milliseconds) before every timed decode step and after it, and each step's weight stream
-// (decode_step_min_bytes / its time) is divided by the mean of the two passes. Each prefill
+// milliseconds, started 20 ms after the step's threads went idle) before every timed decode step
+// and after it, and each step's weight stream (decode_step_min_bytes / its time) is divided by
+// the mean of the two passes. Each prefill
 // serves four rounds of 8 steps (32 decode steps). It prints each round's medians and the
 // medians over all steps, and, as a calibration would state the read stream, the ratio of each
 // round's median weight stream to the best of its passes.
@@ -12,6 +13,7 @@
 //   (default: onednn llama-350m bf16 1 24)
 #include <fmt/format.h>
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 #include <vector>
@@ -52,11 +54,16 @@ int main(int argc, char** argv) {
   std::vector<double> read, stream, ratio, step_s, ratio_to_best;
   work.prefill();  // warm-up: first touches, primitive creation
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
+  // libgomp's threads spin for some milliseconds after each parallel region, and a read pass
+  // started beside them shares their cores: right after a step the passes read 23-24 GB/s while
+  // the step had streamed 29 (a ratio above 1), 33-46 GB/s 20 ms later.
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
   double read_before = read_stream.measure(1);
   for (int round = 0; round < rounds; ++round) {
     const int64_t first = round % (steps / per_round) * per_round;
     if (first == 0) {
       work.prefill();
+      settle();
       read_before = read_stream.measure(1);
     }
     std::vector<double> round_read, round_step, round_ratio, round_stream;
@@ -67,6 +74,7 @@ int main(int argc, char** argv) {
       work.decode(s);
       backend->synchronize();
       const double step = host_seconds_now() - t0;
+      settle();
       const double read_after = read_stream.measure(1);
       round_best = std::max(round_best, read_after);
       const double r = (read_before + read_after) / 2;
