@@ -9,15 +9,18 @@
 // serves four rounds of 8 steps (32 decode steps). It prints each round's medians and the
 // medians over all steps, and, as a calibration would state the read stream, the ratio of each
 // round's median weight stream to the best of its passes.
-//   build/benchmarks/decode_stream [backend] [model] [dtype] [batch] [rounds]
+// With `ops`, it first prints each op kind's share of a decode step, timed op by op.
+//   build/benchmarks/decode_stream [backend] [model] [dtype] [batch] [rounds] [ops]
 //   (default: onednn llama-350m bf16 1 24)
 #include <fmt/format.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <thread>
 #include <vector>
 
+#include "backends/forwarding.h"
 #include "backends/registry.h"
 #include "harness/calibrate.h"
 #include "harness/config_files.h"
@@ -29,6 +32,29 @@
 
 using namespace capbench;
 
+namespace {
+
+// Host time per op kind while timing is on. A CPU backend runs each op to its end before it
+// returns, so the host clock around an op is the op's time (not so on a GPU).
+class OpTimer final : public ForwardingBackend {
+ public:
+  explicit OpTimer(Backend& inner) : ForwardingBackend(inner) { intercept_ = false; }
+  void set_timing(bool on) { intercept_ = on; }
+  const std::map<std::string, double>& seconds() const { return seconds_; }
+
+ protected:
+  void around_op(OpId op, const OpCost&, const std::function<void()>& call) override {
+    const double t0 = host_seconds_now();
+    call();
+    seconds_[op_name(op)] += host_seconds_now() - t0;
+  }
+
+ private:
+  std::map<std::string, double> seconds_;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   prefer_openmp_openblas(argv);
   const std::string backend_name = argc > 1 ? argv[1] : "onednn";
@@ -36,14 +62,19 @@ int main(int argc, char** argv) {
   const std::string dtype_name_arg = argc > 3 ? argv[3] : "bf16";
   const int64_t batch = argc > 4 ? std::atoll(argv[4]) : 1;
   const int rounds = argc > 5 ? std::atoi(argv[5]) : 24;
+  const bool time_ops = argc > 6 && std::string(argv[6]) == "ops";
   DType dtype;
   const BackendEntry* entry = builtin_registry().find(backend_name);
-  if (!entry || !parse_dtype(dtype_name_arg, &dtype) || batch < 1 || rounds < 1) {
-    fmt::print(stderr, "usage: decode_stream [backend] [model] [fp32|bf16] [batch] [rounds]\n");
+  if (!entry || !parse_dtype(dtype_name_arg, &dtype) || batch < 1 || rounds < 1 ||
+      (argc > 6 && !time_ops)) {
+    fmt::print(stderr,
+               "usage: decode_stream [backend] [model] [fp32|bf16] [batch] [rounds] [ops]\n");
     return 2;
   }
   const ModelConfig cfg = load_model_config(model_name, default_config_dir());
-  auto backend = entry->make(BackendOptions{});
+  auto inner = entry->make(BackendOptions{});
+  OpTimer timer(*inner);  // forwards untouched while timing is off
+  Backend* backend = &timer;
   const int threads = std::max(backend->device_info().threads, 1);
   const int64_t prompt = 128, steps = 32, per_round = 8;
   Inference work(*backend, cfg, batch, prompt, steps, 1, dtype);
@@ -54,6 +85,22 @@ int main(int argc, char** argv) {
   std::vector<double> read, stream, ratio, step_s, ratio_to_best;
   work.prefill();  // warm-up: first touches, primitive creation
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
+  if (time_ops) {  // one more pass of the decode steps, op by op
+    work.prefill();
+    timer.set_timing(true);
+    const double t0 = host_seconds_now();
+    for (int64_t s = 0; s < steps; ++s) work.decode(s);
+    const double step = (host_seconds_now() - t0) / steps;
+    timer.set_timing(false);
+    double in_ops = 0;
+    for (const auto& [op, seconds] : timer.seconds()) {
+      fmt::print("  {:<18} {:8.3f} ms a step ({:5.1f}%)\n", op, seconds / steps * 1e3,
+                 100 * seconds / steps / step);
+      in_ops += seconds / steps;
+    }
+    fmt::print("  {:<18} {:8.3f} ms a step ({:5.1f}%)\n  decode step {:.3f} ms, timed op by op\n",
+               "between ops", (step - in_ops) * 1e3, 100 * (step - in_ops) / step, step * 1e3);
+  }
   // libgomp's threads spin for some milliseconds after each parallel region, and a read pass
   // started beside them shares their cores: right after a step the passes read 23-24 GB/s while
   // the step had streamed 29 (a ratio above 1), 33-46 GB/s 20 ms later.
