@@ -38,43 +38,33 @@ struct F32Lanes {
 
 // out[r, n] for r < Rows and n in [n_begin, n_end): one row of W at a time, read front to back,
 // so each thread reads one sequential stream (two rows read side by side streamed at two thirds
-// of the rate on the machine this was tuned on). Each dot product keeps `chains` independent
-// accumulators so the multiply-adds' latency stays hidden with one or two rows of x.
+// of the rate on the machine this was tuned on). One accumulator per row of x: splitting each
+// dot product over independent accumulators, to hide the multiply-adds' latency, made decode
+// steps slower, not faster (2-core EPYC, llama-350m, steps alternating between the two kernels:
+// one row, 4 accumulators against 1, 4-5% slower at bf16 and fp32; two rows, 2 against 1,
+// 2-3%): the loop waits on memory, not on the multiply-adds, and the rows of W in flight
+// overlap their chains anyway.
 //   out: [Rows, n_total]; x: [Rows, k]; w: [n_total, k]
 template <class L, class Out, int Rows>
 CAPBENCH_AVX512 void product_rows(Out* out, const typename L::Element* x,
                                   const typename L::Element* w, int64_t n_begin, int64_t n_end,
                                   int64_t n_total, int64_t k) {
-  constexpr int chains = Rows == 1 ? 4 : Rows < 4 ? 2 : 1;
   constexpr int64_t per = L::kPerLoad;
   const int64_t whole = k / per * per;
   for (int64_t n = n_begin; n < n_end; ++n) {
     const typename L::Element* wn = w + n * k;
-    __m512 acc[Rows][chains];
-    for (int r = 0; r < Rows; ++r)
-      for (int c = 0; c < chains; ++c) acc[r][c] = _mm512_setzero_ps();
-    int64_t j = 0;
-    for (; j + chains * per <= whole; j += chains * per)
-      for (int c = 0; c < chains; ++c) {
-        const typename L::Vec wv = L::load(wn + j + c * per);
-        for (int r = 0; r < Rows; ++r)
-          acc[r][c] = L::multiply_add(acc[r][c], L::load(x + r * k + j + c * per), wv);
-      }
-    for (; j < whole; j += per) {
+    __m512 acc[Rows];
+    for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < whole; j += per) {
       const typename L::Vec wv = L::load(wn + j);
-      for (int r = 0; r < Rows; ++r)
-        acc[r][0] = L::multiply_add(acc[r][0], L::load(x + r * k + j), wv);
+      for (int r = 0; r < Rows; ++r) acc[r] = L::multiply_add(acc[r], L::load(x + r * k + j), wv);
     }
     if (whole < k) {
       const typename L::Vec wv = L::load_first(wn + whole, k - whole);
       for (int r = 0; r < Rows; ++r)
-        acc[r][0] = L::multiply_add(acc[r][0], L::load_first(x + r * k + whole, k - whole), wv);
+        acc[r] = L::multiply_add(acc[r], L::load_first(x + r * k + whole, k - whole), wv);
     }
-    for (int r = 0; r < Rows; ++r) {
-      __m512 sum = acc[r][0];
-      for (int c = 1; c < chains; ++c) sum = _mm512_add_ps(sum, acc[r][c]);
-      store(out + r * n_total + n, lanes_sum(sum));
-    }
+    for (int r = 0; r < Rows; ++r) store(out + r * n_total + n, lanes_sum(acc[r]));
   }
 }
 
