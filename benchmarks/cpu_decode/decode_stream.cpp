@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   Inference work(*backend, cfg, batch, prompt, steps, 1, dtype);
 
   // One read pass before the first step and after each: step i is paired with the mean of the
-  // passes either side of it, a few milliseconds away.
+  // passes either side of it, each about 20 ms away.
   HostReadStream read_stream(threads, size_t{256} << 20);
   std::vector<double> read, stream, ratio, step_s, ratio_to_best;
   work.prefill();  // warm-up: first touches, primitive creation
@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   // started beside them shares their cores: right after a step the passes read 23-24 GB/s while
   // the step had streamed 29 (a ratio above 1), 33-46 GB/s 20 ms later.
   auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
+  settle();
   double read_before = read_stream.measure(1);
   for (int round = 0; round < rounds; ++round) {
     const int64_t first = round % (steps / per_round) * per_round;
