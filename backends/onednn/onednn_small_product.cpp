@@ -41,7 +41,7 @@ struct F32Lanes {
 // of the rate on the machine this was tuned on). One accumulator per row of x: splitting each
 // dot product over independent accumulators, to hide the multiply-adds' latency, made decode
 // steps slower, not faster (2-core EPYC, llama-350m, steps alternating between the two kernels:
-// one row, 4 accumulators against 1, 4-5% slower at bf16 and fp32; two rows, 2 against 1,
+// one row, 4 accumulators against 1, 3-5% slower at bf16 and fp32; two rows, 2 against 1,
 // 2-3%): the loop waits on memory, not on the multiply-adds, and the rows of W in flight
 // overlap their chains anyway.
 //   out: [Rows, n_total]; x: [Rows, k]; w: [n_total, k]
