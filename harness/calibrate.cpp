@@ -115,8 +115,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float sum_floats(co
 
 }  // namespace
 
-HostReadStream::HostReadStream(int threads, size_t bytes)
-    : threads_(std::max(threads, 1)), count_(bytes / sizeof(float)) {
+HostReadStream::HostReadStream(size_t bytes) : count_(bytes / sizeof(float)) {
   // In memory as a CPU backend's weights are (host_alloc: huge pages where offered).
   data_ = static_cast<float*>(host_alloc(count_ * sizeof(float)));
   std::fill_n(data_, count_, 1.0f);
@@ -126,16 +125,17 @@ HostReadStream::~HostReadStream() {
   host_free(data_);
 }
 
-double HostReadStream::measure(int passes) {
-  std::vector<float> sums(static_cast<size_t>(threads_));
+double HostReadStream::measure(int threads, int passes) {
+  threads = std::max(threads, 1);
+  std::vector<float> sums(static_cast<size_t>(threads));
   double best = 1e30;
   for (int pass = 0; pass < std::max(passes, 1); ++pass) {
     const double t0 = host_seconds_now();
     std::vector<std::thread> team;
-    for (int t = 0; t < threads_; ++t)
+    for (int t = 0; t < threads; ++t)
       team.emplace_back([&, t] {
-        const size_t begin = count_ * static_cast<size_t>(t) / static_cast<size_t>(threads_);
-        const size_t end = count_ * static_cast<size_t>(t + 1) / static_cast<size_t>(threads_);
+        const size_t begin = count_ * static_cast<size_t>(t) / static_cast<size_t>(threads);
+        const size_t end = count_ * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
         sums[static_cast<size_t>(t)] = sum_floats(data_ + begin, end - begin);
       });
     for (std::thread& worker : team) worker.join();
@@ -147,10 +147,6 @@ double HostReadStream::measure(int passes) {
       throw std::runtime_error("read-stream calibration summed the wrong value");
   }
   return static_cast<double>(count_ * sizeof(float)) / best;
-}
-
-double measure_host_read_stream(int threads, size_t bytes) {
-  return HostReadStream(threads, bytes).measure(6);
 }
 
 // GEMM: grow n until one call takes long enough to time well, then keep the best of several.
@@ -307,10 +303,10 @@ Calibration measure_calibration(Backend& be,
   if (!gpu) {
     if (progress) progress("calibrate: read stream");
     const int64_t threads = std::max<int64_t>(info.threads, 1);
+    HostReadStream stream(size_t{512} << 20);
     for (int64_t t = 1; t < threads; t *= 2)
-      c.read_by_threads.push_back(
-          {t, measure_host_read_stream(static_cast<int>(t), size_t{512} << 20)});
-    c.read_bytes_per_s = measure_host_read_stream(static_cast<int>(threads), size_t{512} << 20);
+      c.read_by_threads.push_back({t, stream.measure(static_cast<int>(t), 6)});
+    c.read_bytes_per_s = stream.measure(static_cast<int>(threads), 6);
     c.read_by_threads.push_back({threads, c.read_bytes_per_s});
   }
 

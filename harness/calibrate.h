@@ -105,23 +105,21 @@ DevicePeaks device_peaks(const Registry& registry, const std::string& device_kin
                          const BackendOptions& options, bool force,
                          const std::function<void(const std::string&)>& progress = {});
 
-// Bytes per second `threads` host threads read from `bytes` of memory (best of several sums).
-double measure_host_read_stream(int threads, size_t bytes);
-
-// The same read stream over one buffer kept between measurements, so that one pass can be timed
-// right beside other work: a fresh buffer's allocation and first touch take several times as
-// long as reading it, and a shared host's memory bandwidth can change within a second.
+// The host's read stream: host threads summing a buffer far larger than the caches, kept between
+// measurements (in memory as a CPU backend's weights are), so that one buffer serves every thread
+// count of a calibration and one pass can be timed right beside other work: a fresh buffer's
+// allocation and first touch take several times as long as reading it, and a shared host's
+// memory bandwidth can change within a second.
 class HostReadStream {
  public:
-  HostReadStream(int threads, size_t bytes);
+  explicit HostReadStream(size_t bytes);
   ~HostReadStream();
   HostReadStream(const HostReadStream&) = delete;
   HostReadStream& operator=(const HostReadStream&) = delete;
-  // Bytes per second, the best of `passes` reads of the whole buffer.
-  double measure(int passes);
+  // Bytes per second `threads` threads read, the best of `passes` reads of the whole buffer.
+  double measure(int threads, int passes);
 
  private:
-  int threads_;
   size_t count_;  // floats
   float* data_;
 };

@@ -58,9 +58,9 @@ class SlowMatmul final : public ForwardingBackend {
 // decode_stream times it beside each step) or from a fresh one: a rate a memory system can have,
 // the same order of magnitude either way (one pass of 64 MiB reads it all, none is skipped).
 TEST(ReadStream, KeptAndFreshBuffersGiveAPlausibleRate) {
-  HostReadStream kept(2, size_t{64} << 20);
-  const double one_pass = kept.measure(1), best = kept.measure(4);
-  const double fresh = measure_host_read_stream(2, size_t{64} << 20);
+  HostReadStream kept(size_t{64} << 20);
+  const double one_pass = kept.measure(2, 1), best = kept.measure(2, 4);
+  const double fresh = HostReadStream(size_t{64} << 20).measure(2, 6);
   for (double rate : {one_pass, best, fresh}) {
     EXPECT_GT(rate, 1e8);   // 100 MB/s: far below any DRAM
     EXPECT_LT(rate, 1e13);  // 10 TB/s: far above any host's memory (an L3 holds no 64 MiB)

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
 
   // One read pass before the first step and after each: step i is paired with the mean of the
   // passes either side of it, each about 20 ms away.
-  HostReadStream read_stream(threads, size_t{256} << 20);
+  HostReadStream read_stream(size_t{256} << 20);
   std::vector<double> read, stream, ratio, step_s, ratio_to_best;
   work.prefill();  // warm-up: first touches, primitive creation
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
@@ -106,13 +106,13 @@ int main(int argc, char** argv) {
   // the step had streamed 29 (a ratio above 1), 33-46 GB/s 20 ms later.
   auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
   settle();
-  double read_before = read_stream.measure(1);
+  double read_before = read_stream.measure(threads, 1);
   for (int round = 0; round < rounds; ++round) {
     const int64_t first = round % (steps / per_round) * per_round;
     if (first == 0) {
       work.prefill();
       settle();
-      read_before = read_stream.measure(1);
+      read_before = read_stream.measure(threads, 1);
     }
     std::vector<double> round_read, round_step, round_ratio, round_stream;
     double round_best = read_before;
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
       backend->synchronize();
       const double step = host_seconds_now() - t0;
       settle();
-      const double read_after = read_stream.measure(1);
+      const double read_after = read_stream.measure(threads, 1);
       round_best = std::max(round_best, read_after);
       const double r = (read_before + read_after) / 2;
       read_before = read_after;
