@@ -2,9 +2,11 @@
 // (and type-checked without one by tests/torch_cuda_syntax/check.sh). It joins the rendezvous
 // the host communicator serves (a TCPStore client under its own prefix) and leaves the host's
 // agreements to that communicator. Each rank drives the GPU of its local rank. A handle's wait()
-// blocks the host until the collective is complete, so that its times are known.
+// blocks the host until the collective is complete, so that its times are known: c10d queues it
+// after the work on the thread's current stream (the torch:cuda backend's own while it is alive).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -17,17 +19,22 @@ namespace {
 
 class NcclWork final : public CommWork {
  public:
-  NcclWork(c10::intrusive_ptr<c10d::Work> work, std::string what, std::function<void()> after)
+  NcclWork(c10::intrusive_ptr<c10d::Work> work, std::string what, std::function<void()> after,
+           c10::DeviceIndex device)
       : work_(std::move(work)),
         what_(std::move(what)),
         after_(std::move(after)),
+        device_(device),
         started_(host_seconds_now()) {}
   void wait() override {
     if (done_) return;
     try {
+      // c10d's wait() only orders the thread's current stream after the collective (unless
+      // TORCH_NCCL_BLOCKING_WAIT is set); the host waits for that stream, so that the collective,
+      // and the division of an average queued after it, are complete when the time is taken.
       work_->wait();
-      work_->synchronize();
       if (after_) after_();
+      c10::cuda::getCurrentCUDAStream(device_).synchronize();
     } catch (const std::exception& e) {
       throw collective_failure(what_, first_line(e.what()));
     }
@@ -41,6 +48,7 @@ class NcclWork final : public CommWork {
   c10::intrusive_ptr<c10d::Work> work_;
   std::string what_;
   std::function<void()> after_;
+  c10::DeviceIndex device_;
   double started_, finished_ = 0;
   bool done_ = false;
 };
@@ -137,7 +145,8 @@ class NcclCommunicator final : public Communicator {
   }
   CommHandle handle(c10::intrusive_ptr<c10d::Work> work, const char* what,
                     std::function<void()> after) {
-    return std::make_shared<NcclWork>(std::move(work), what, std::move(after));
+    return std::make_shared<NcclWork>(std::move(work), what, std::move(after),
+                                      static_cast<c10::DeviceIndex>(device_));
   }
 
   std::unique_ptr<Communicator> owned_host_;  // a sub-group's own host split
