@@ -17,6 +17,10 @@ struct BackendOptions {
   // CUDA backends: run every kernel on this many SMs through a green context (rounded up to the
   // GPU's granularity); 0 = the whole GPU. CPU backends reject it.
   int sm_count = 0;
+  // Accelerator backends: which of the visible devices to drive, modulo their count. A rank
+  // passes its local rank, so the ranks of a host take one device each, the one its device
+  // communicator (NCCL) uses. CPU backends ignore it.
+  int device_ordinal = 0;
 };
 
 struct BackendEntry {

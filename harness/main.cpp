@@ -109,8 +109,8 @@ int cmd_run(RunOptions o) {
   const bool calibrates_first = job.rendezvous.local_rank == 0;
   const auto calibrate = [&] {
     return calibrate_for_suite(
-        suite, registry, static_cast<int>(o.ov.threads.value_or(0)), !o.no_calibrate,
-        [&](const std::string& what) { progress.begin(0, 1, what); },
+        suite, registry, static_cast<int>(o.ov.threads.value_or(0)), job.rendezvous.local_rank,
+        !o.no_calibrate, [&](const std::string& what) { progress.begin(0, 1, what); },
         [&](const std::string& status) {
           check_interrupted();
           progress.update(status);

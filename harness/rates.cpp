@@ -10,13 +10,21 @@ std::string backend_rates_key(const std::string& backend, int64_t threads) {
   return backend + "|threads=" + std::to_string(threads);
 }
 
+BackendOptions SuiteContext::backend_options(int64_t threads) const {
+  BackendOptions o;
+  o.threads = static_cast<int>(threads);
+  o.device_ordinal = device_ordinal;
+  return o;
+}
+
 SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, int threads,
-                                 bool calibrate,
+                                 int device_ordinal, bool calibrate,
                                  const std::function<void(const std::string&)>& begin,
                                  const std::function<void(const std::string&)>& update,
                                  const std::function<void(const std::string&)>& end) {
   SuiteContext context;
   context.registry = &registry;
+  context.device_ordinal = device_ordinal;
   if (!calibrate) return context;
   std::set<std::string> kinds;
   for (const RunSpec& s : suite.runs)
@@ -24,7 +32,7 @@ SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, i
   for (const std::string& kind : kinds) {
     begin("calibrating " + kind);
     const DevicePeaks& p = context.peaks[kind] =
-        device_peaks(registry, kind, BackendOptions{threads}, false, update);
+        device_peaks(registry, kind, context.backend_options(threads), false, update);
     end(fmt::format("GEMM {:.1f} GFLOP/s, memory {:.1f} GB/s", p.fp32_flops / 1e9,
                     p.bytes_per_s / 1e9));
   }
@@ -35,7 +43,7 @@ SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, i
       if (context.backend_rates.count(key)) continue;
       begin("calibrating " + s.backend);
       context.backend_rates[key] = backend_calibration(
-          *registry.find(s.backend), BackendOptions{static_cast<int>(s.threads)}, false, update);
+          *registry.find(s.backend), context.backend_options(s.threads), false, update);
       end("ok");
     }
   for (const RunSpec& s : suite.runs)

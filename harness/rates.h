@@ -35,6 +35,11 @@ struct SuiteContext {
   double host_link_bytes_per_s = 0;
   double host_link_latency_s = 0;
   std::string host_link_source;
+  // Which of the host's accelerators this process drives (BackendOptions::device_ordinal): its
+  // local rank.
+  int device_ordinal = 0;
+  // The options every backend of a run is made with.
+  BackendOptions backend_options(int64_t threads) const;
 };
 
 std::string backend_rates_key(const std::string& backend, int64_t threads);
@@ -42,7 +47,7 @@ std::string backend_rates_key(const std::string& backend, int64_t threads);
 // Measures (or reads from the cache) what the suite's runs need: the peaks of every device kind
 // they use, and the rates of every backend that emulates. Nothing when !calibrate.
 SuiteContext calibrate_for_suite(const Suite& suite, const Registry& registry, int threads,
-                                 bool calibrate,
+                                 int device_ordinal, bool calibrate,
                                  const std::function<void(const std::string& what)>& begin,
                                  const std::function<void(const std::string& status)>& update,
                                  const std::function<void(const std::string& outcome)>& end);

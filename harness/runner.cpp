@@ -559,7 +559,7 @@ RunRecord execute_run(const RunSpec& spec, const SuiteContext& context, Progress
     if (!workload) throw std::runtime_error("no workload " + spec.workload);
     const BackendEntry* entry = context.registry->find(spec.backend);
     if (!entry) throw std::runtime_error("backend " + spec.backend + " is not in this build");
-    auto backend = entry->make(BackendOptions{static_cast<int>(spec.threads)});
+    auto backend = entry->make(context.backend_options(spec.threads));
     const DeviceInfo info = backend->device_info();
     r.key.device = info.name;
     r.key.threads = info.threads;

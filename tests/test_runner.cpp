@@ -13,6 +13,7 @@
 #include "backends/reference/reference_backend.h"
 #include "harness/config_files.h"
 #include "harness/interrupt.h"
+#include "harness/rates.h"
 #include "harness/runner.h"
 #include "workloads/model_config.h"
 
@@ -159,6 +160,36 @@ TEST(Interrupt, SuiteKeepsTheRunsThatFinished) {
   EXPECT_EQ(report.interrupted["runs_not_run"], 2);
   EXPECT_NE(report.interrupted["during"].get<std::string>().find("run on interrupting"),
             std::string::npos);
+}
+
+// A rank drives the accelerator of its local rank: the ordinal the suite was calibrated for
+// reaches every backend the run makes (each rank of a host on its own GPU, the one its NCCL
+// communicator uses).
+TEST(Ranks, EveryBackendOfARunGetsTheRanksDeviceOrdinal) {
+  std::vector<int> ordinals;
+  Registry registry;
+  registry.add({"recording", "cpu", "reference that records its options", false,
+                [&](const BackendOptions& o) -> std::unique_ptr<Backend> {
+                  ordinals.push_back(o.device_ordinal);
+                  return std::make_unique<ReferenceBackend>();
+                }});
+  Suite suite;
+  suite.name = "ordinal";
+  RunSpec spec = train_spec("recording");
+  spec.runner.min_time_s = 0;
+  spec.runner.max_reps = 5;
+  suite.runs.push_back(spec);
+  const auto quiet_call = [](const std::string&) {};
+  SuiteContext context =
+      calibrate_for_suite(suite, registry, 0, /*device_ordinal=*/3,
+                          /*calibrate=*/false, quiet_call, quiet_call, quiet_call);
+  EXPECT_EQ(context.device_ordinal, 3);
+  EXPECT_EQ(context.backend_options(2).threads, 2);
+  Progress quiet(Progress::Style::silent);
+  const RunRecord r = execute_run(spec, context, quiet);
+  ASSERT_EQ(r.status, "ok") << r.reason;
+  ASSERT_FALSE(ordinals.empty());
+  for (int ordinal : ordinals) EXPECT_EQ(ordinal, 3);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -44,7 +45,7 @@ namespace {
 class TorchCudaBackend final : public TorchBackend {
  public:
   explicit TorchCudaBackend(const BackendOptions& options)
-      : TorchBackend(at::Device(at::kCUDA, 0)) {
+      : TorchBackend(make_current(options.device_ordinal)) {
     // Every op, the eager first run of a step and every capture run on one stream of the
     // backend's own (a green context's when confined): resources a stream creates lazily (cuBLAS
     // workspaces) are made once, before any capture, and captures never need a side stream.
@@ -62,6 +63,7 @@ class TorchCudaBackend final : public TorchBackend {
   // With two backends alive (the fidelity check's whole GPU and k SMs), the one in use makes
   // its stream, and so its green context, the thread's current one again.
   void activate() override {
+    c10::cuda::set_device(device_.index());
     at::cuda::setCurrentCUDAStream(*stream_);
   }
   ~TorchCudaBackend() override {
@@ -82,7 +84,7 @@ class TorchCudaBackend final : public TorchBackend {
     info.backend = "torch:cuda";
     info.device_kind = "cuda";
     info.library_version = std::string("libtorch ") + TORCH_VERSION;
-    const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
+    const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device_.index());
     info.name = prop->name;
     info.memory_bytes = prop->totalGlobalMem;
 #ifdef CAPBENCH_HAVE_CUDA_PACING
@@ -267,6 +269,16 @@ class TorchCudaBackend final : public TorchBackend {
   }
 
  private:
+  // The device of `ordinal` (modulo the visible count), made the thread's current one: cuBLAS
+  // handles, the pacer's memory and a green context are the current device's.
+  static at::Device make_current(int ordinal) {
+    const int devices = static_cast<int>(c10::cuda::device_count());
+    if (devices < 1) throw std::runtime_error("torch:cuda: no CUDA device is visible");
+    const auto index = static_cast<c10::DeviceIndex>((ordinal % devices + devices) % devices);
+    c10::cuda::set_device(index);
+    return at::Device(at::kCUDA, index);
+  }
+
 #ifdef CAPBENCH_TORCH_FUSED_KERNELS
   bool flash_applies(const Tensor& q, const AttentionArgs& args) const {
     return (q.dtype == DType::bf16 || q.dtype == DType::f16) && args.causal && q.dim(3) % 8 == 0 &&
