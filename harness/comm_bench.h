@@ -79,11 +79,10 @@ nlohmann::json to_json(const std::vector<CommBenchRow>& rows, const Communicator
 // The nccl-tests-style table of a report's comm_bench block.
 void print_comm_bench(std::FILE* out, const nlohmann::json& block);
 
-// The host's link between the job's ranks: the bus bandwidth of a 16 MiB fp32 all-reduce
-// (median of 5, after one warm-up). Measured at the start of every run over several ranks, not
-// cached: the link depends on how the job was placed, not on the machine alone.
-// The link between the job's ranks as the link model sees it: bandwidth from a 16 MiB all-reduce's
-// busbw, latency per ring step from the mean of 16 KiB ones, each after a spell of work.
+// The host's link between the job's ranks as the link model sees it: bandwidth from a 16 MiB
+// fp32 all-reduce's busbw (median of 5, after one warm-up), latency per ring step from the mean
+// of 16 KiB ones, each after a spell of work. Measured at the start of every run over several
+// ranks, not cached: the link depends on how the job was placed, not on the machine alone.
 struct HostLink {
   double bytes_per_s = 0;
   double latency_s = 0;
