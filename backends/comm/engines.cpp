@@ -9,7 +9,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const Rendezvous& rv, doubl
 
 #ifdef CAPBENCH_HAVE_NCCL
 std::unique_ptr<Communicator> make_nccl_communicator(const Rendezvous& rv, double timeout_s,
-                                                     Communicator& host);
+                                                     Communicator& host, std::string* why);
 #endif
 
 std::unique_ptr<Communicator> make_device_communicator(const Rendezvous& rv, double timeout_s,
@@ -17,7 +17,7 @@ std::unique_ptr<Communicator> make_device_communicator(const Rendezvous& rv, dou
                                                        Communicator& host, std::string* why) {
   if (device_kind == "cuda") {
 #ifdef CAPBENCH_HAVE_NCCL
-    return make_nccl_communicator(rv, timeout_s, host);
+    return make_nccl_communicator(rv, timeout_s, host, why);
 #else
     if (why) *why = "this build's libtorch has no CUDA, so no c10d NCCL";
     return nullptr;

@@ -161,7 +161,18 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator(const Rendezvous& rv, double timeout_s,
-                                                     Communicator& host) {
+                                                     Communicator& host, std::string* why) {
+  // NCCL takes one GPU per rank: more local ranks than devices would put two on one GPU, which
+  // NCCL refuses only at the first collective, in the middle of a run; those runs are skipped
+  // with this reason instead.
+  const int devices = static_cast<int>(c10::cuda::device_count());
+  if (rv.local_world > devices) {
+    if (why)
+      *why = std::to_string(rv.local_world) + " ranks on this host, " + std::to_string(devices) +
+             " CUDA device(s) visible: NCCL needs one GPU per rank (more ranks than GPUs run as "
+             "virtual ranks, in one process: \"parallel\": {\"virtual\": true})";
+    return nullptr;
+  }
   return std::make_unique<NcclCommunicator>(rv, timeout_s, host);
 }
 
