@@ -34,14 +34,16 @@ nlohmann::json threading_env() {
 
 }  // namespace
 
-nlohmann::json host_info(const Registry& registry) {
+nlohmann::json host_info(const Registry& registry, int device_ordinal) {
   utsname u{};
   uname(&u);
   nlohmann::json backends = nlohmann::json::array();
   for (const BackendEntry& e : registry.entries()) {
     nlohmann::json b = {{"name", e.name}, {"device_kind", e.device_kind}};
     try {
-      const DeviceInfo info = e.make(BackendOptions{})->device_info();
+      BackendOptions options;
+      options.device_ordinal = device_ordinal;  // a rank asks after its own device only
+      const DeviceInfo info = e.make(options)->device_info();
       b["device"] = info.name;
       b["library"] = info.library_version;
     } catch (const std::exception& err) {

@@ -7,8 +7,9 @@
 namespace capbench {
 
 // The machine and the software a report was measured with: CPU, cores, OS, kernel, compiler,
-// and each built backend's device and library version.
-nlohmann::json host_info(const Registry& registry);
+// and each built backend's device and library version (accelerators: the one of
+// `device_ordinal`, a rank's local rank, as BackendOptions::device_ordinal).
+nlohmann::json host_info(const Registry& registry, int device_ordinal = 0);
 
 // The machine's physical memory in bytes (what a CPU backend's footprint must fit in).
 double host_memory_bytes();

@@ -759,7 +759,7 @@ Report run_suite(const Suite& suite, const SuiteContext& context, Progress& prog
   report.git_revision = CAPBENCH_GIT_REVISION;
   report.created_utc = utc_now_iso8601();
   report.suite = suite.name;
-  report.host = host_info(*context.registry);
+  report.host = host_info(*context.registry, context.device_ordinal);
   for (const auto& [kind, p] : context.peaks) report.calibration[kind] = to_json(p);
   for (size_t i = 0; i < suite.runs.size(); ++i) {
     const RunSpec& spec = suite.runs[i];

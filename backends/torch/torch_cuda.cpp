@@ -45,7 +45,11 @@ namespace {
 class TorchCudaBackend final : public TorchBackend {
  public:
   explicit TorchCudaBackend(const BackendOptions& options)
-      : TorchBackend(make_current(options.device_ordinal)) {
+      : TorchBackend(device_of(options.device_ordinal)) {
+    // The thread's current device becomes ours while the backend lives: cuBLAS handles, the
+    // pacer's memory and a green context are the current device's.
+    previous_device_ = c10::cuda::current_device();
+    c10::cuda::set_device(device_.index());
     // Every op, the eager first run of a step and every capture run on one stream of the
     // backend's own (a green context's when confined): resources a stream creates lazily (cuBLAS
     // workspaces) are made once, before any capture, and captures never need a side stream.
@@ -75,8 +79,10 @@ class TorchCudaBackend final : public TorchBackend {
     }
     graphs_.clear();
     release_memory();
-    // The current stream is per thread and outlives the backend: give the old one back.
+    // The current stream and device are per thread and outlive the backend: give the old ones
+    // back.
     at::cuda::setCurrentCUDAStream(*previous_stream_);
+    c10::cuda::set_device(previous_device_);
   }
 
   DeviceInfo device_info() const override {
@@ -269,14 +275,12 @@ class TorchCudaBackend final : public TorchBackend {
   }
 
  private:
-  // The device of `ordinal` (modulo the visible count), made the thread's current one: cuBLAS
-  // handles, the pacer's memory and a green context are the current device's.
-  static at::Device make_current(int ordinal) {
+  // The device of `ordinal`, modulo the visible count.
+  static at::Device device_of(int ordinal) {
     const int devices = static_cast<int>(c10::cuda::device_count());
     if (devices < 1) throw std::runtime_error("torch:cuda: no CUDA device is visible");
-    const auto index = static_cast<c10::DeviceIndex>((ordinal % devices + devices) % devices);
-    c10::cuda::set_device(index);
-    return at::Device(at::kCUDA, index);
+    return at::Device(at::kCUDA,
+                      static_cast<c10::DeviceIndex>((ordinal % devices + devices) % devices));
   }
 
 #ifdef CAPBENCH_TORCH_FUSED_KERNELS
@@ -351,6 +355,7 @@ class TorchCudaBackend final : public TorchBackend {
   std::vector<std::unique_ptr<at::cuda::CUDAGraph>> graphs_;
   std::unique_ptr<at::cuda::CUDAGraph> capturing_;
   at::cuda::MempoolId_t graph_pool_{0, 0};
+  c10::DeviceIndex previous_device_ = 0;                 // the thread's device before ours
   std::optional<at::cuda::CUDAStream> previous_stream_;  // the thread's stream before ours
   std::optional<at::cuda::CUDAStream> stream_;           // ours
 };
