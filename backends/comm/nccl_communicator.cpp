@@ -4,6 +4,9 @@
 // agreements to that communicator. Each rank drives the GPU of its local rank. A handle's wait()
 // blocks the host until the collective is complete, so that its times are known: c10d queues it
 // after the work on the thread's current stream (the torch:cuda backend's own while it is alive).
+// Its span starts when it was issued, so one issued while compute is still queued ahead of it
+// (a data-parallel bucket) counts the rest of that compute too: an upper bound, never a span
+// shorter than the collective (which would make its busbw impossible).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
