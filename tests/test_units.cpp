@@ -71,14 +71,10 @@ TEST(ChunkShares, EveryChunkIsTakenOnceByItsOwnerOrAThief) {
     for (int own = 0; own < team; ++own)
       threads.emplace_back([&, own] {
         // Thread 0 is slow at its own chunks, so the others come to steal them.
-        auto work = [&](int share, uint32_t chunk) {
+        shares.run(own, [&](int share, uint32_t chunk) {
           taken[static_cast<size_t>(share)][chunk]++;
           if (own == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
-        };
-        uint32_t chunk;
-        while (shares.take_front(own, &chunk)) work(own, chunk);
-        for (int i = 1; i < team; ++i)
-          while (shares.take_back((own + i) % team, &chunk)) work((own + i) % team, chunk);
+        });
       });
     for (std::thread& t : threads) t.join();
     for (int s = 0; s < team; ++s)
@@ -86,6 +82,35 @@ TEST(ChunkShares, EveryChunkIsTakenOnceByItsOwnerOrAThief) {
         EXPECT_EQ(taken[static_cast<size_t>(s)][c].load(), 1)
             << "team " << team << ", share " << s << ", chunk " << c;
   }
+}
+
+// A team the runtime started short (fewer threads than shares): the threads that did start take
+// the shares of those that did not, whichever of them is missing.
+TEST(ChunkShares, SharesOfThreadsNeverStartedAreTakenByTheOthers) {
+  const std::vector<uint32_t> chunks = {37, 0, 5, 120};
+  for (int team : {2, 4})
+    for (int missing = 0; missing < team; ++missing) {
+      onednn::ChunkShares shares(team);
+      std::vector<std::vector<std::atomic<int>>> taken;
+      for (int s = 0; s < team; ++s) {
+        shares.reset(s, chunks[static_cast<size_t>(s)]);
+        taken.emplace_back(chunks[static_cast<size_t>(s)]);
+      }
+      std::vector<std::thread> threads;
+      for (int own = 0; own < team; ++own)
+        if (own != missing)
+          threads.emplace_back([&, own] {
+            shares.run(own, [&](int share, uint32_t chunk) {
+              taken[static_cast<size_t>(share)][chunk]++;
+            });
+          });
+      for (std::thread& t : threads) t.join();
+      for (int s = 0; s < team; ++s)
+        for (uint32_t c = 0; c < chunks[static_cast<size_t>(s)]; ++c)
+          EXPECT_EQ(taken[static_cast<size_t>(s)][c].load(), 1)
+              << "team " << team << ", thread " << missing << " never started, share " << s
+              << ", chunk " << c;
+    }
 }
 
 TEST(ChunkShares, TheOwnerTakesFromTheFrontAThiefFromTheBack) {

@@ -20,6 +20,17 @@ class ChunkShares {
   // The next chunk of `share` from its front (owner) or its back (thief); false when none left.
   bool take_front(int share, uint32_t* chunk) { return take(share, chunk, true); }
   bool take_back(int share, uint32_t* chunk) { return take(share, chunk, false); }
+  // What thread `own` of the team does: work(share, chunk) on each chunk of its own share front
+  // to back, then on the chunks left of every other share, from their backs (also the shares of
+  // threads the runtime did not start).
+  template <class Work>
+  void run(int own, Work&& work) {
+    const int team = static_cast<int>(shares_.size());
+    uint32_t chunk;
+    while (take_front(own, &chunk)) work(own, chunk);
+    for (int i = 1; i < team; ++i)
+      while (take_back((own + i) % team, &chunk)) work((own + i) % team, chunk);
+  }
 
  private:
   struct alignas(64) Share {

@@ -101,20 +101,12 @@ void split_among_team(const Tensor& out, const Tensor& x, const Tensor& w) {
     shares.reset(t, static_cast<uint32_t>((share_edge(t + 1) - share_edge(t) + chunk_rows - 1) /
                                           chunk_rows));
 #pragma omp parallel num_threads(teams)
-  {
-    const int own = omp_get_thread_num();
-    auto run_chunk = [&](int share, uint32_t chunk) {
-      const int64_t begin = share_edge(share) + int64_t{chunk} * chunk_rows;
-      product_rows_of<L, Out>(rows, out.as<Out>(), x.as<typename L::Element>(),
-                              w.as<typename L::Element>(), begin,
-                              std::min(begin + chunk_rows, share_edge(share + 1)), n, k);
-    };
-    uint32_t chunk;
-    while (shares.take_front(own, &chunk)) run_chunk(own, chunk);
-    // Every share, also those of threads the runtime did not start.
-    for (int i = 1; i < teams; ++i)
-      while (shares.take_back((own + i) % teams, &chunk)) run_chunk((own + i) % teams, chunk);
-  }
+  shares.run(omp_get_thread_num(), [&](int share, uint32_t chunk) {
+    const int64_t begin = share_edge(share) + int64_t{chunk} * chunk_rows;
+    product_rows_of<L, Out>(rows, out.as<Out>(), x.as<typename L::Element>(),
+                            w.as<typename L::Element>(), begin,
+                            std::min(begin + chunk_rows, share_edge(share + 1)), n, k);
+  });
 }
 
 }  // namespace
