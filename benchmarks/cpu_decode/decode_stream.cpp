@@ -16,11 +16,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <map>
 #include <thread>
 #include <vector>
 
-#include "backends/forwarding.h"
+#include "backends/op_profiler.h"
 #include "backends/registry.h"
 #include "harness/calibrate.h"
 #include "harness/config_files.h"
@@ -31,29 +30,6 @@
 #include "workloads/inference.h"
 
 using namespace capbench;
-
-namespace {
-
-// Host time per op kind while timing is on. A CPU backend runs each op to its end before it
-// returns, so the host clock around an op is the op's time (not so on a GPU).
-class OpTimer final : public ForwardingBackend {
- public:
-  explicit OpTimer(Backend& inner) : ForwardingBackend(inner) { intercept_ = false; }
-  void set_timing(bool on) { intercept_ = on; }
-  const std::map<std::string, double>& seconds() const { return seconds_; }
-
- protected:
-  void around_op(OpId op, const OpCost&, const std::function<void()>& call) override {
-    const double t0 = host_seconds_now();
-    call();
-    seconds_[op_name(op)] += host_seconds_now() - t0;
-  }
-
- private:
-  std::map<std::string, double> seconds_;
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   prefer_openmp_openblas(argv);
@@ -73,8 +49,8 @@ int main(int argc, char** argv) {
   }
   const ModelConfig cfg = load_model_config(model_name, default_config_dir());
   auto inner = entry->make(BackendOptions{});
-  OpTimer timer(*inner);  // forwards untouched while timing is off
-  Backend* backend = &timer;
+  OpProfiler profiler(*inner);  // forwards untouched while not started
+  Backend* backend = &profiler;
   const int threads = std::max(backend->device_info().threads, 1);
   const int64_t prompt = 128, steps = 32, per_round = 8;
   Inference work(*backend, cfg, batch, prompt, steps, 1, dtype);
@@ -87,15 +63,17 @@ int main(int argc, char** argv) {
   for (int64_t s = 0; s < steps; ++s) work.decode(s);
   if (time_ops) {  // one more pass of the decode steps, op by op
     work.prefill();
-    timer.set_timing(true);
+    profiler.start(Rates{}, Rates{});  // times only: no rooflines
     const double t0 = host_seconds_now();
     for (int64_t s = 0; s < steps; ++s) work.decode(s);
     const double step = (host_seconds_now() - t0) / steps;
-    timer.set_timing(false);
+    profiler.stop();
     double in_ops = 0;
-    for (const auto& [op, seconds] : timer.seconds()) {
-      fmt::print("  {:<18} {:8.3f} ms a step ({:5.1f}%)\n", op, seconds / steps * 1e3,
-                 100 * seconds / steps / step);
+    for (int op = 0; op < kOpCount; ++op) {
+      const double seconds = profiler.entries()[static_cast<size_t>(op)].seconds;
+      if (seconds == 0) continue;
+      fmt::print("  {:<18} {:8.3f} ms a step ({:5.1f}%)\n", op_name(static_cast<OpId>(op)),
+                 seconds / steps * 1e3, 100 * seconds / steps / step);
       in_ops += seconds / steps;
     }
     fmt::print("  {:<18} {:8.3f} ms a step ({:5.1f}%)\n  decode step {:.3f} ms, timed op by op\n",
