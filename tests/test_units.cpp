@@ -56,61 +56,50 @@ TEST(GemmLayout, ColumnMajorCallGivesTheRowMajorProduct) {
     }
 }
 
-// The one-row products' work split: whoever takes a chunk, every chunk of every share is taken
-// exactly once, also when threads run at different speeds and steal from each other.
-TEST(ChunkShares, EveryChunkIsTakenOnceByItsOwnerOrAThief) {
-  for (int team : {1, 2, 3, 4}) {
-    const std::vector<uint32_t> chunks = {37, 0, 5, 120};
-    onednn::ChunkShares shares(team);
-    std::vector<std::vector<std::atomic<int>>> taken;
-    for (int s = 0; s < team; ++s) {
-      shares.reset(s, chunks[static_cast<size_t>(s)]);
-      taken.emplace_back(chunks[static_cast<size_t>(s)]);
-    }
-    std::vector<std::thread> threads;
-    for (int own = 0; own < team; ++own)
+// Shares of 37, 0, 5 and 120 chunks (as many as `team`), worked through by a thread per share
+// but `missing` (-1: none), thread 0 sleeping at every chunk when `slow_first`: "" when every
+// chunk was taken exactly once, else the first that was not.
+std::string chunks_not_taken_once(int team, int missing, bool slow_first) {
+  const std::vector<uint32_t> chunks = {37, 0, 5, 120};
+  onednn::ChunkShares shares(team);
+  std::vector<std::vector<std::atomic<int>>> taken;
+  for (int s = 0; s < team; ++s) {
+    shares.reset(s, chunks[static_cast<size_t>(s)]);
+    taken.emplace_back(chunks[static_cast<size_t>(s)]);
+  }
+  std::vector<std::thread> threads;
+  for (int own = 0; own < team; ++own)
+    if (own != missing)
       threads.emplace_back([&, own] {
-        // Thread 0 is slow at its own chunks, so the others come to steal them.
         shares.run(own, [&](int share, uint32_t chunk) {
           taken[static_cast<size_t>(share)][chunk]++;
-          if (own == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+          if (slow_first && own == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
         });
       });
-    for (std::thread& t : threads) t.join();
-    for (int s = 0; s < team; ++s)
-      for (uint32_t c = 0; c < chunks[static_cast<size_t>(s)]; ++c)
-        EXPECT_EQ(taken[static_cast<size_t>(s)][c].load(), 1)
-            << "team " << team << ", share " << s << ", chunk " << c;
-  }
+  for (std::thread& t : threads) t.join();
+  for (int s = 0; s < team; ++s)
+    for (uint32_t c = 0; c < chunks[static_cast<size_t>(s)]; ++c)
+      if (const int n = taken[static_cast<size_t>(s)][c].load(); n != 1)
+        return "share " + std::to_string(s) + ", chunk " + std::to_string(c) + " taken " +
+               std::to_string(n) + " times";
+  return "";
+}
+
+// The one-row products' work split: whoever takes a chunk, every chunk of every share is taken
+// exactly once, also when threads run at different speeds and steal from each other (thread 0
+// slow, so the others come to steal its chunks).
+TEST(ChunkShares, EveryChunkIsTakenOnceByItsOwnerOrAThief) {
+  for (int team : {1, 2, 3, 4})
+    EXPECT_EQ(chunks_not_taken_once(team, -1, true), "") << "team " << team;
 }
 
 // A team the runtime started short (fewer threads than shares): the threads that did start take
 // the shares of those that did not, whichever of them is missing.
 TEST(ChunkShares, SharesOfThreadsNeverStartedAreTakenByTheOthers) {
-  const std::vector<uint32_t> chunks = {37, 0, 5, 120};
   for (int team : {2, 4})
-    for (int missing = 0; missing < team; ++missing) {
-      onednn::ChunkShares shares(team);
-      std::vector<std::vector<std::atomic<int>>> taken;
-      for (int s = 0; s < team; ++s) {
-        shares.reset(s, chunks[static_cast<size_t>(s)]);
-        taken.emplace_back(chunks[static_cast<size_t>(s)]);
-      }
-      std::vector<std::thread> threads;
-      for (int own = 0; own < team; ++own)
-        if (own != missing)
-          threads.emplace_back([&, own] {
-            shares.run(own, [&](int share, uint32_t chunk) {
-              taken[static_cast<size_t>(share)][chunk]++;
-            });
-          });
-      for (std::thread& t : threads) t.join();
-      for (int s = 0; s < team; ++s)
-        for (uint32_t c = 0; c < chunks[static_cast<size_t>(s)]; ++c)
-          EXPECT_EQ(taken[static_cast<size_t>(s)][c].load(), 1)
-              << "team " << team << ", thread " << missing << " never started, share " << s
-              << ", chunk " << c;
-    }
+    for (int missing = 0; missing < team; ++missing)
+      EXPECT_EQ(chunks_not_taken_once(team, missing, false), "")
+          << "team " << team << ", thread " << missing << " never started";
 }
 
 TEST(ChunkShares, TheOwnerTakesFromTheFrontAThiefFromTheBack) {
